@@ -1,0 +1,34 @@
+# Both commands bootstrap .venv from the pinned dependencies first (pyproject.toml, requirements-nodeps.txt).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.gansurvey-installed
+PROFILE ?= quick
+
+.PHONY: test regenerate lint unit notebooks bench clean-results
+
+$(STAMP): pyproject.toml requirements-nodeps.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	touch $(STAMP)
+
+test: $(STAMP) lint unit notebooks
+
+lint: $(STAMP)
+	$(PY) -m ruff check gansurvey tests benchmarks
+
+unit: $(STAMP)
+	$(PY) -m pytest tests
+
+# nbval re-executes every notebook (quick profile, as committed) and compares the cells marked NBVAL_CHECK_OUTPUT.
+notebooks: $(STAMP)
+	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+
+regenerate: $(STAMP)
+	$(PY) -m gansurvey regenerate --profile $(PROFILE)
+	$(PY) -m gansurvey tables --profile $(PROFILE)
+
+bench: $(STAMP)
+	$(PY) -m gansurvey bench --profile $(PROFILE)

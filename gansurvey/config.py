@@ -1,0 +1,68 @@
+"""Profiles, devices, seeds and the project's folders."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gansurvey.checks import GanSurveyError, check_choice, check_number
+
+PROFILES = ("quick", "full")
+DEVICES = ("auto", "cpu", "cuda")
+
+#: Bump when a change alters what a cached teacher, classifier or statistic would contain.
+CODE_VERSION = "1"
+
+
+def project_root() -> Path:
+    """The checkout's root (the folder holding ``pyproject.toml``); overridable with ``GANSURVEY_ROOT``."""
+    env = os.environ.get("GANSURVEY_ROOT")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def artifacts_dir() -> Path:
+    """Where trained teachers, classifiers and feature statistics are cached (``GANSURVEY_ARTIFACTS``)."""
+    return Path(os.environ.get("GANSURVEY_ARTIFACTS", project_root() / "artifacts"))
+
+
+def results_dir(profile: str) -> Path:
+    """Where one profile's records, tables and executed notebooks go (``GANSURVEY_RESULTS``)."""
+    check_profile(profile)
+    return Path(os.environ.get("GANSURVEY_RESULTS", project_root() / "results")) / profile
+
+
+def data_dir() -> Path:
+    """The committed ``data/`` folder (literature table, energy table)."""
+    return project_root() / "data"
+
+
+def check_profile(profile: str) -> str:
+    return check_choice("profile", profile, PROFILES)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when present; asking for CUDA on a machine without it is an error."""
+    if isinstance(device, torch.device):
+        device = device.type
+    check_choice("device", device, DEVICES)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise GanSurveyError("device 'cuda' was asked for but no CUDA GPU is visible; allowed here: 'auto', 'cpu'")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a torch generator seeded the same way."""
+    check_number("seed", seed, minimum=0, integer=True)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)

@@ -1,0 +1,84 @@
+"""Atomic writes and checksummed files: a reader never sees half a file, and a damaged one is detected."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class CorruptFileError(RuntimeError):
+    """A cached or stored file does not match its checksum or cannot be read."""
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_checked(path: str | os.PathLike, obj: Any, meta: dict | None = None) -> Path:
+    """``torch.save`` ``obj`` atomically, with a ``.json`` sidecar holding its SHA-256 and ``meta``.
+
+    The sidecar is written last, so a file without a matching sidecar is never trusted.
+    """
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getvalue()
+    atomic_write_bytes(path, data)
+    sidecar = {"sha256": sha256_bytes(data), "bytes": len(data), "meta": meta or {}}
+    atomic_write_text(_sidecar(path), json.dumps(sidecar, indent=2, sort_keys=True))
+    return path
+
+
+def load_checked(path: str | os.PathLike, meta: dict | None = None) -> Any:
+    """Load a file written by :func:`save_checked`.
+
+    Raises :class:`CorruptFileError` if the file or its sidecar is missing, damaged, or was written with
+    different ``meta`` (a stale cache entry).
+    """
+    path = Path(path)
+    side = _sidecar(path)
+    if not path.exists() or not side.exists():
+        raise CorruptFileError(f"{path}: file or checksum sidecar {side.name} is missing")
+    try:
+        sidecar = json.loads(side.read_text())
+        expected = sidecar["sha256"]
+    except (ValueError, KeyError) as exc:
+        raise CorruptFileError(f"{side}: unreadable checksum sidecar ({exc})") from exc
+    data = path.read_bytes()
+    if sha256_bytes(data) != expected:
+        raise CorruptFileError(f"{path}: SHA-256 does not match {side.name} (file damaged or replaced)")
+    if meta is not None and sidecar.get("meta") != json.loads(json.dumps(meta)):
+        raise CorruptFileError(f"{path}: written for {sidecar.get('meta')}, not for {meta} (stale)")
+    return torch.load(io.BytesIO(data), weights_only=False)
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")

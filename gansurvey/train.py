@@ -1,0 +1,169 @@
+"""One GAN training loop for every benchmark, teachers and compressed students alike.
+
+A *task* says where real data come from and what the discriminator sees; the loop does the rest: the
+non-saturating adversarial loss, an optional L1 term for paired tasks, optional extra terms (distillation plugs in
+here), an optional exponential moving average of the generator, seeded batches and a tqdm progress bar.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from gansurvey.checks import check_number
+
+
+class UnconditionalTask:
+    """Noise in, samples out; the discriminator judges samples alone."""
+
+    paired = False
+
+    def __init__(self, real: torch.Tensor) -> None:
+        self.real = real
+
+    def batch(self, generator: nn.Module, size: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(len(self.real), (size,), generator=rng)
+        return generator.sample_inputs(size, rng), self.real[idx]
+
+    @staticmethod
+    def judge(discriminator: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        return discriminator(outputs)
+
+
+class PairedTask:
+    """Image in, image out; the discriminator judges the (input, output) pair, as in pix2pix."""
+
+    paired = True
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        if len(inputs) != len(targets):
+            raise ValueError(f"paired task needs as many inputs as targets, got {len(inputs)} and {len(targets)}")
+        self.inputs, self.real = inputs, targets
+
+    def batch(self, generator: nn.Module, size: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(len(self.real), (size,), generator=rng)
+        return self.inputs[idx], self.real[idx]
+
+    @staticmethod
+    def judge(discriminator: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        return discriminator(torch.cat([inputs, outputs], 1))
+
+
+#: An extra generator loss: (generator, generator inputs, generated batch) -> scalar. Distillation plugs in here.
+ExtraLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    adversarial_weight: float = 1.0
+    l1_weight: float = 0.0
+    ema_decay: float | None = None
+    log_every: int = 50
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_number("steps", self.steps, minimum=0, integer=True)
+        check_number("batch_size", self.batch_size, minimum=1, integer=True)
+        check_number("lr_g", self.lr_g, minimum=0)
+        check_number("lr_d", self.lr_d, minimum=0)
+        check_number("adversarial_weight", self.adversarial_weight, minimum=0)
+        check_number("l1_weight", self.l1_weight, minimum=0)
+        check_number("log_every", self.log_every, minimum=1, integer=True)
+        check_number("seed", self.seed, minimum=0, integer=True)
+        if self.ema_decay is not None:
+            check_number("ema_decay", self.ema_decay, minimum=0, below=1)
+
+
+def train_gan(
+    generator: nn.Module,
+    discriminator: nn.Module | None,
+    task: UnconditionalTask | PairedTask,
+    config: TrainConfig,
+    extra_losses: dict[str, ExtraLoss] | None = None,
+    parameters: list[nn.Parameter] | None = None,
+    device: torch.device | str = "cpu",
+) -> list[dict[str, float]]:
+    """Train ``generator`` (and ``discriminator``) in place for ``config.steps`` steps; return the loss log.
+
+    ``extra_losses`` are added to the generator loss with weight one (scale them yourself). ``parameters``
+    are extra trainable tensors optimised with the generator (distillation adapters). With
+    ``adversarial_weight=0`` or no discriminator the loop is plain supervised training. With ``ema_decay`` the
+    generator ends holding the moving average of its weights.
+    """
+    device = torch.device(device)
+    adversarial = discriminator is not None and config.adversarial_weight > 0
+    rng = torch.Generator().manual_seed(config.seed)
+    generator.to(device).train()
+    g_params = list(generator.parameters()) + list(parameters or [])
+    opt_g = torch.optim.Adam(g_params, lr=config.lr_g, betas=(config.beta1, 0.999))
+    if adversarial:
+        discriminator.to(device).train()
+        opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=(config.beta1, 0.999))
+    ema = copy.deepcopy(generator).eval() if config.ema_decay is not None else None
+    log: list[dict[str, float]] = []
+    running: dict[str, float] = {}
+    bar = tqdm(range(config.steps), disable=not config.progress, leave=False, mininterval=2.0, desc="train")
+    for step in bar:
+        inputs, real = (t.to(device) for t in task.batch(generator, config.batch_size, rng))
+        fake = generator(inputs)
+        losses: dict[str, torch.Tensor] = {}
+        if adversarial:
+            losses["d"] = _discriminator_step(discriminator, opt_d, task, inputs, real, fake.detach())
+            logits = task.judge(discriminator, inputs, fake)
+            losses["g_adv"] = config.adversarial_weight * F.binary_cross_entropy_with_logits(
+                logits, torch.ones_like(logits)
+            )
+        if config.l1_weight > 0:
+            losses["g_l1"] = config.l1_weight * F.l1_loss(fake, real)
+        for name, term in (extra_losses or {}).items():
+            losses[name] = term(generator, inputs, fake)
+        g_loss = sum(v for k, v in losses.items() if k != "d")
+        if isinstance(g_loss, torch.Tensor) and g_loss.requires_grad:
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+        if ema is not None:
+            _ema_update(ema, generator, config.ema_decay)
+        for k, v in losses.items():
+            running[k] = running.get(k, 0.0) + float(v.detach())
+        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
+            count = (step % config.log_every) + 1
+            log.append({"step": step + 1, **{k: v / count for k, v in running.items()}})
+            running = {}
+            bar.set_postfix({k: f"{v:.3f}" for k, v in log[-1].items() if k != "step"})
+    if ema is not None:
+        generator.load_state_dict(ema.state_dict())
+    generator.eval()
+    return log
+
+
+def _discriminator_step(discriminator, opt, task, inputs, real, fake) -> torch.Tensor:
+    real_logits = task.judge(discriminator, inputs, real)
+    fake_logits = task.judge(discriminator, inputs, fake)
+    loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + \
+        F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+@torch.no_grad()
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for e, p in zip(ema.state_dict().values(), model.state_dict().values()):
+        if e.dtype.is_floating_point:
+            e.mul_(decay).add_(p, alpha=1 - decay)
+        else:
+            e.copy_(p)
