@@ -138,13 +138,19 @@ class GaussiansBenchmark(Benchmark):
         return TrainConfig(steps=steps, batch_size=256, lr_g=1e-3, lr_d=1e-3, seed=seed, progress=progress)
 
     def quality(self, generator, profile="quick", seed=0, device="cpu", inception_samples=None) -> dict:
-        n = profile_settings(profile).eval_samples
-        fake = self.generate(generator, n, seed, device)
-        real = data.gaussian_mixture(self.mixture, n, seed=2)
+        return self.score(self.generate(generator, profile_settings(profile).eval_samples, seed, device), profile)
+
+    def real_floor(self, profile: str = "quick", seed: int = 0, inception_samples: int | None = None) -> dict:
+        """The scores of fresh real samples: the best a generator could reach."""
+        return self.score(data.gaussian_mixture(self.mixture, profile_settings(profile).eval_samples, 3 + seed),
+                          profile)
+
+    def score(self, fake: torch.Tensor, profile: str = "quick") -> dict:
+        real = data.gaussian_mixture(self.mixture, profile_settings(profile).eval_samples, seed=2)
         covered, hq = mode_coverage(fake, data.mixture_centers(self.mixture), data.mixture_std(self.mixture))
         precision, recall = precision_recall(real.numpy(), fake.numpy())
-        return dict(domain_fid=frechet_distance(real.numpy(), fake.numpy()), precision=precision, recall=recall,
-                    modes_covered=covered, high_quality_fraction=hq)
+        return dict(domain_fid=float(frechet_distance(real.numpy(), fake.numpy())), precision=float(precision),
+                    recall=float(recall), modes_covered=float(covered), high_quality_fraction=float(hq))
 
 
 class DigitsBenchmark(Benchmark):
@@ -158,10 +164,21 @@ class DigitsBenchmark(Benchmark):
         return self.generate(generator, n, seed, device), {}
 
     def quality(self, generator, profile="quick", seed=0, device="cpu", inception_samples=None) -> dict:
+        fake, extra = self.fakes(generator, profile_settings(profile).eval_samples, seed, device)
+        return {**self.score(fake, profile, seed, inception_samples), **extra}
+
+    def real_floor(self, profile: str = "quick", seed: int = 0, inception_samples: int | None = None) -> dict:
+        """The scores of real training digits: the best a generator could reach (the real-vs-real floor)."""
+        n = profile_settings(profile).eval_samples
+        train = data.mnist().train
+        idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
+        return self.score(train[idx], profile, seed, inception_samples)
+
+    def score(self, fake: torch.Tensor, profile: str = "quick", seed: int = 0,
+              inception_samples: int | None = None) -> dict:
+        """Distribution metrics of ``fake`` digits against the held-out ones."""
         settings = profile_settings(profile)
-        n = settings.eval_samples
         classifier = digit_classifier(profile)
-        fake, extra = self.fakes(generator, n, seed, device)
         real, _ = self.real_test()
         real_feats, _ = clf.classify(classifier, real)
         fake_feats, probs = clf.classify(classifier, fake)
@@ -169,15 +186,16 @@ class DigitsBenchmark(Benchmark):
         precision, recall = precision_recall(real_feats.numpy(), fake_feats.numpy())
         kid_mean, _ = kid(real_feats.numpy(), fake_feats.numpy(), seed=seed)
         out = dict(domain_fid=frechet_from_stats(*gaussian_stats(fake_feats.numpy()), mu, sigma), kid=kid_mean,
-                   precision=precision, recall=recall, classifier_score=classifier_score(probs.numpy()), **extra)
+                   precision=precision, recall=recall, classifier_score=classifier_score(probs.numpy()))
         k = settings.inception_samples if inception_samples is None else inception_samples
         check_number("inception_samples", k, minimum=0, integer=True)
+        k = min(k, len(fake), len(real))
         if k:
             from gansurvey.metrics.inception import inception_features
 
-            out["fid"] = frechet_distance(inception_features(real[:k]), inception_features(fake[:k]))
-            out["fid_samples"] = min(k, len(fake), len(real))
-        return out
+            out["fid"] = frechet_from_stats(*gaussian_stats(inception_features(fake[:k])), *inception_statistics(k))
+            out["fid_samples"] = k
+        return {key: float(v) if key != "fid_samples" else v for key, v in out.items()}
 
 
 class MnistBenchmark(DigitsBenchmark):
@@ -236,6 +254,19 @@ def _digit_classifier(steps: int) -> clf.DigitClassifier:
     model = clf.DigitClassifier()
     model.load_state_dict(zoo.cached("classifiers", key, build))
     return model.eval()
+
+
+@lru_cache(maxsize=8)
+def inception_statistics(samples: int) -> tuple:
+    """Mean and covariance of the first ``samples`` held-out digits in Inception feature space (cached)."""
+    key = zoo.cache_key(kind="inception-stats", samples=samples, split_seed=data.SPLIT_SEED)
+
+    def build() -> tuple:
+        from gansurvey.metrics.inception import inception_features
+
+        return gaussian_stats(inception_features(data.mnist().test[:samples]))
+
+    return zoo.cached("stats", key, build)
 
 
 @lru_cache(maxsize=4)

@@ -78,7 +78,8 @@ def mnist() -> ImageSplit:
     )
     test_mask = np.zeros(len(labels), dtype=bool)
     test_mask[test_idx] = True
-    train_idx, test_idx = np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
+    # Shuffled once, so that any prefix of either part (e.g. the first 500 held-out images) mixes all digits.
+    train_idx, test_idx = rng.permutation(np.flatnonzero(~test_mask)), rng.permutation(np.flatnonzero(test_mask))
     return ImageSplit(images[train_idx], labels[train_idx], images[test_idx], labels[test_idx])
 
 

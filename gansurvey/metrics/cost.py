@@ -3,13 +3,13 @@
 Counting rules (the same for dense and compressed models):
 
 * **params** count stored weight elements: every parameter plus every persistent buffer, except the running
-  statistics of normalization layers (``running_mean``, ``running_var``, ``num_batches_tracked``). Packed codes,
-  codebooks and sparse values a compressed module registers as buffers are counted element by element (a
-  sparse tensor counts its stored values). A module whose storage is not one element per weight (say 4-bit codes
-  packed two to a byte) defines ``gansurvey_params(self) -> int``, and that number replaces the count of its
-  whole subtree.
-* **MACs** are read from the aten ops the forward runs (``torch.utils.flop_counter``, MACs = FLOPs / 2). Kernels
-  launched outside torch's dispatcher (eager Triton launches) are invisible to it: count on CPU, where
+  statistics of normalization layers (``running_mean``, ``running_var``, ``num_batches_tracked``). Packed
+  codes, codebooks and sparse values a compressed module registers as buffers are counted element by element
+  (a sparse tensor counts its stored values). A module whose storage is not one element per weight (say 4-bit
+  codes packed two to a byte) defines ``gansurvey_params(self) -> int``, and that number replaces the count of
+  its whole subtree.
+* **MACs** are read from the aten ops the forward runs (``torch.utils.flop_counter``, MACs = FLOPs / 2).
+  Kernels launched outside torch's dispatcher (eager Triton launches) are invisible to it: count on CPU, where
   gansurvey's kernels run their plain-torch reference.
 * **stored bytes** are the length of ``torch.save(model.state_dict())``: what is really serialized.
 * **weight traffic** is the raw bytes of all stored state, each read once from DRAM per forward;
@@ -70,7 +70,7 @@ def _tensor_key(t: torch.Tensor) -> tuple:
 
 
 def _own_state(module: nn.Module, recurse: bool) -> dict[str, torch.Tensor]:
-    """The tensors ``module.state_dict()`` holds, or only those not inside a child when ``recurse`` is False."""
+    """The tensors of ``module.state_dict()``; only those outside its children when ``recurse`` is False."""
     state = module.state_dict(keep_vars=True)
     children = {name for name, _ in module.named_children()}
     out = {}
@@ -117,8 +117,8 @@ def weight_traffic_bytes(model: nn.Module) -> int:
 def _direct_weight_elements(module: nn.Module, seen: set) -> int:
     total = 0
     tensors = [t for t in module._parameters.values() if t is not None]
-    tensors += [t for name, t in module._buffers.items()
-                if t is not None and name not in RUNNING_STATS and name not in module._non_persistent_buffers_set]
+    skipped = RUNNING_STATS | module._non_persistent_buffers_set
+    tensors += [t for name, t in module._buffers.items() if t is not None and name not in skipped]
     for t in tensors:
         key = _tensor_key(t)
         if key not in seen:
@@ -153,11 +153,11 @@ def _torchprofile_conv_flops(x_shape, w_shape, _bias, _stride, _padding, _dilati
                              out_shape=None, **kwargs) -> int:
     """FLOPs (2 x MACs) of a convolution under torchprofile's rule.
 
-    torchprofile multiplies the *output* size by the kernel size and by one channel dimension of the weight: the
-    second one when the output's channels equal the weight's first dimension (always for a plain convolution,
-    giving the true count), otherwise the first. A transposed weight is (in, out / groups, k...), so a transposed
-    convolution is charged output elements x in_channels x kernel: about stride^2 times its true cost (for
-    grouped ones with in != out also x groups).
+    torchprofile multiplies the *output* size by the kernel size and by one channel dimension of the weight:
+    the second one when the output's channels equal the weight's first dimension (always for a plain
+    convolution, giving the true count), otherwise the first. A transposed weight is (in, out / groups, k...),
+    so a transposed convolution is charged output elements x in_channels x kernel: about stride^2 times its
+    true cost (for grouped ones with in != out also x groups).
     """
     in_channels = w_shape[1] if out_shape[1] == w_shape[0] else w_shape[0]
     return 2 * math.prod(out_shape) * in_channels * math.prod(w_shape[2:])
@@ -233,19 +233,19 @@ def _trace(model: nn.Module, example_input: Any, convention: str = "true") -> _T
 def count_macs(model: nn.Module, example_input: Any, convention: str = "true") -> int:
     """Multiply-accumulates of one forward of ``example_input`` (a tensor, or a tuple of positional inputs).
 
-    ``convention="true"`` counts what is computed (a transposed convolution costs input elements x out_channels /
-    groups x kernel). ``"torchprofile"`` charges transposed convolutions the way torchprofile does (output
-    elements x in_channels x kernel, see :func:`_torchprofile_conv_flops`), the MACs most GAN-compression papers
-    report; everything else is counted as in ``"true"``. torchprofile's small elementwise charges for
-    instance/layer norm and leaky ReLU are not reproduced (well under 1% of a conv generator).
-    Runs in eval mode under ``torch.no_grad`` and restores each submodule's training mode.
+    ``convention="true"`` counts what is computed (a transposed convolution costs input elements x
+    out_channels / groups x kernel). ``"torchprofile"`` charges transposed convolutions the way torchprofile
+    does (output elements x in_channels x kernel, see :func:`_torchprofile_conv_flops`), the MACs most
+    GAN-compression papers report; everything else is counted as in ``"true"``. torchprofile's small
+    elementwise charges for instance/layer norm and leaky ReLU are not reproduced (well under 1% of a conv
+    generator). Runs in eval mode under ``torch.no_grad`` and restores each submodule's training mode.
     """
     return _trace(model, example_input, convention).total_flops // 2
 
 
 def activation_traffic_bytes(model: nn.Module, example_input: Any) -> int:
-    """Bytes of activations moved per forward: every leaf layer's inputs read once and outputs written once."""
-    return int(cost_breakdown(model, example_input)[["input_bytes", "output_bytes"]].to_numpy().sum())
+    """Activation bytes moved per forward: every leaf layer's inputs read once and outputs written once."""
+    return sum(row["input_bytes"] + row["output_bytes"] for row in _layer_costs(model, example_input))
 
 
 # ---------------------------------------------------------------- per-layer breakdown and energy
@@ -275,8 +275,10 @@ def _rows(model: nn.Module) -> Iterator[tuple[str, nn.Module, list[nn.Module], b
     yield from visit("", model)
 
 
-def _row_precision(module: nn.Module, state: dict[str, torch.Tensor], output_dtype: torch.dtype | None) -> str:
-    """The precision a layer's MACs are charged at: ``module.compute_dtype`` if set, else its largest tensor's."""
+def _row_precision(module: nn.Module, state: dict[str, torch.Tensor],
+                   output_dtype: torch.dtype | None) -> str:
+    """The precision a layer's MACs are charged at: ``module.compute_dtype`` if set, else its largest
+    tensor's, else its output's."""
     declared = getattr(module, "compute_dtype", None)
     if declared is not None:
         return precision_of(declared)
@@ -286,26 +288,15 @@ def _row_precision(module: nn.Module, state: dict[str, torch.Tensor], output_dty
     return precision_of(output_dtype) if output_dtype is not None else "fp32"
 
 
-def cost_breakdown(model: nn.Module, example_input: Any, energy: EnergyTable | None = None,
-                   activations_in: str = "sram") -> pd.DataFrame:
-    """One row per layer doing work in a forward of ``example_input``, with its cost and 45 nm energy.
+_BREAKDOWN_COLUMNS = (
+    "layer", "type", "calls", "macs", "params", "weight_bytes", "input_bytes", "output_bytes", "precision",
+    "compute_uj", "weight_dram_uj", "activation_uj", "total_uj", "energy_verified",
+)
 
-    Columns: layer, type, calls, macs (true), params, weight_bytes (raw bytes of its state), input_bytes,
-    output_bytes (activations), precision, and energies in microjoules: compute_uj (MACs x one mult + one add at
-    the layer's precision), weight_dram_uj (each weight byte read once from DRAM), activation_uj (inputs read and
-    outputs written once, in SRAM or DRAM per ``activations_in``), total_uj, and energy_verified (False when an
-    UNVERIFIED reduced-precision row was used).
 
-    Assumptions: the 45 nm table of Horowitz (ISSCC 2014) as printed in Han et al. (NIPS 2015, Fig. 1); a 32-bit
-    memory access's energy is spread evenly over its 4 bytes; no weight or activation reuse beyond that (no
-    re-fetch, no cache hits for weights); bias adds, norms and activations cost no arithmetic energy. Leaf layers
-    that hold no state and ran no ops still get a row (they move activations). Ops a container runs inline in
-    its own forward are charged to its row as MACs, without activation bytes.
-    """
-    check_choice("activation memory", activations_in, ACTIVATION_MEMORIES)
-    energy = energy or load_energy_table()
+def _layer_costs(model: nn.Module, example_input: Any) -> list[dict[str, Any]]:
+    """The breakdown's rows without energy: name, type, calls, MACs, params, bytes, precision."""
     trace = _trace(model, example_input)
-    act_pj = energy.sram_pj_per_byte() if activations_in == "sram" else energy.dram_pj_per_byte()
     records = []
     seen_params: set = set()
     for name, module, own_children, folded in _rows(model):
@@ -314,31 +305,47 @@ def cost_breakdown(model: nn.Module, example_input: Any, energy: EnergyTable | N
         flops = trace.flops.get(key, 0) - sum(trace.flops.get(id(c), 0) for c in own_children)
         params = (_subtree_params(module, seen_params, set()) if folded
                   else _direct_weight_elements(module, seen_params))
-        ran = trace.calls.get(key, 0) > 0
-        if not folded and flops == 0 and not state:
+        calls = trace.calls.get(key, 0)
+        if not state and (flops == 0 if not folded else calls == 0):
             continue
-        if folded and not ran and not state:
-            continue
-        precision = _row_precision(module, state, trace.output_dtype.get(key))
-        macs = flops // 2
-        weight_bytes = _raw_bytes(state)
-        in_bytes = trace.input_bytes.get(key, 0) if folded else 0
-        out_bytes = trace.output_bytes.get(key, 0) if folded else 0
-        compute = macs * energy.mac_pj(precision) * 1e-6
-        weights = weight_bytes * energy.dram_pj_per_byte() * 1e-6
-        acts = (in_bytes + out_bytes) * act_pj * 1e-6
         records.append({
-            "layer": name or "(model)", "type": type(module).__name__, "calls": trace.calls.get(key, 0),
-            "macs": macs, "params": params, "weight_bytes": weight_bytes, "input_bytes": in_bytes,
-            "output_bytes": out_bytes, "precision": precision, "compute_uj": compute, "weight_dram_uj": weights,
-            "activation_uj": acts, "total_uj": compute + weights + acts,
-            "energy_verified": energy.mac_verified(precision) if macs else True,
+            "layer": name or "(model)", "type": type(module).__name__, "calls": calls, "macs": flops // 2,
+            "params": params, "weight_bytes": _raw_bytes(state),
+            "input_bytes": trace.input_bytes.get(key, 0) if folded else 0,
+            "output_bytes": trace.output_bytes.get(key, 0) if folded else 0,
+            "precision": _row_precision(module, state, trace.output_dtype.get(key)),
         })
+    return records
+
+
+def cost_breakdown(model: nn.Module, example_input: Any, energy: EnergyTable | None = None,
+                   activations_in: str = "sram") -> pd.DataFrame:
+    """One row per layer doing work in a forward of ``example_input``, with its cost and 45 nm energy.
+
+    Columns: layer, type, calls, macs (true), params, weight_bytes (raw bytes of its state), input_bytes,
+    output_bytes (activations), precision, and energies in microjoules: compute_uj (MACs x one mult + one add
+    at the layer's precision), weight_dram_uj (each weight byte read once from DRAM), activation_uj (inputs
+    read and outputs written once, in SRAM or DRAM per ``activations_in``), total_uj, and energy_verified
+    (False when an UNVERIFIED reduced-precision row was used).
+
+    Assumptions: the 45 nm table of Horowitz (ISSCC 2014) as printed in Han et al. (NIPS 2015, Fig. 1); a
+    32-bit memory access's energy is spread evenly over its 4 bytes; no weight or activation reuse beyond that
+    (no re-fetch, no cache hits for weights); bias adds, norms and activations cost no arithmetic energy. Leaf
+    layers that hold no state and ran no ops still get a row (they move activations). Ops a container runs
+    inline in its own forward are charged to its row as MACs, without activation bytes.
+    """
+    check_choice("activation memory", activations_in, ACTIVATION_MEMORIES)
+    energy = energy if energy is not None else load_energy_table()
+    act_pj = energy.sram_pj_per_byte() if activations_in == "sram" else energy.dram_pj_per_byte()
+    records = _layer_costs(model, example_input)
+    for row in records:
+        compute = row["macs"] * energy.mac_pj(row["precision"]) * 1e-6
+        weights = row["weight_bytes"] * energy.dram_pj_per_byte() * 1e-6
+        acts = (row["input_bytes"] + row["output_bytes"]) * act_pj * 1e-6
+        row.update(compute_uj=compute, weight_dram_uj=weights, activation_uj=acts,
+                   total_uj=compute + weights + acts,
+                   energy_verified=energy.mac_verified(row["precision"]) if row["macs"] else True)
     return pd.DataFrame.from_records(records, columns=list(_BREAKDOWN_COLUMNS))
-
-
-_BREAKDOWN_COLUMNS = ("layer", "type", "calls", "macs", "params", "weight_bytes", "input_bytes", "output_bytes",
-                      "precision", "compute_uj", "weight_dram_uj", "activation_uj", "total_uj", "energy_verified")
 
 
 def energy_estimate(model: nn.Module, example_input: Any, energy: EnergyTable | None = None,
@@ -346,8 +353,8 @@ def energy_estimate(model: nn.Module, example_input: Any, energy: EnergyTable | 
     """Energy of one forward of ``example_input`` under the cost model of :func:`cost_breakdown`.
 
     Returns compute_uj, weight_dram_uj, activation_uj, total_uj, memory_share (the memory part of the total),
-    macs, weight_bytes, activation_bytes, activations_in, and verified (False when an UNVERIFIED row was used).
-    Weight traffic does not grow with the batch, so energy per sample falls as the batch grows.
+    macs, weight_bytes, activation_bytes, activations_in, and verified (False when an UNVERIFIED row was
+    used). Weight traffic does not grow with the batch, so energy per sample falls as the batch grows.
     """
     table = cost_breakdown(model, example_input, energy, activations_in)
     total = float(table["total_uj"].sum())

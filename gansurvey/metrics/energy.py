@@ -1,8 +1,9 @@
 """The 45 nm energy-per-operation table (Horowitz, ISSCC 2014, as printed in Han et al., NIPS 2015, Fig. 1).
 
-``data/energy_45nm.csv`` holds one row per (operation, bits) with its energy in picojoules, a mark (``V``: seen
-and cross-checked; ``UNVERIFIED``: the reduced-precision rows, quoted from memory of the same table) and a source.
-The 32-bit memory rows are per *access* of one 32-bit word; per-byte figures divide them by four.
+``data/energy_45nm.csv`` holds one row per (operation, bits) with its energy in picojoules, a mark
+(``V``: read and cross-checked; ``UNVERIFIED``: the reduced-precision rows of the same table, not seen by
+this project) and a source. The 32-bit memory rows are per *access* of one 32-bit word; per-byte figures
+divide them by four.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import csv
 import functools
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import pandas as pd
 import torch
@@ -31,7 +34,7 @@ MAC_ROWS = {
     "int8": (("int_add", 8), ("int_mult", 8)),
 }
 
-# The table has no 64-bit, bfloat16 or 16-bit-integer rows; these map to the nearest row (documented rounding).
+# The table has no 64-bit, bfloat16 or 16-bit-integer rows; these map to the nearest row.
 _TORCH_TO_PRECISION = {
     torch.float32: "fp32", torch.float64: "fp32",
     torch.float16: "fp16", torch.bfloat16: "fp16",
@@ -52,7 +55,8 @@ def precision_of(dtype: torch.dtype | str) -> str:
     # Sub-byte and other packed integer dtypes compute like int8 at best.
     if not dtype.is_floating_point and dtype != torch.bool:
         return "int8"
-    raise GanSurveyError(f"no energy row for dtype {dtype}; allowed: {', '.join(map(str, _TORCH_TO_PRECISION))}")
+    allowed = ", ".join(map(str, _TORCH_TO_PRECISION))
+    raise GanSurveyError(f"no energy row for dtype {dtype}; allowed: {allowed}")
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class EnergyRow:
 class EnergyTable:
     """Validated energy rows keyed by (operation, bits), with the lookups the cost model needs."""
 
-    rows: dict[tuple[str, int], EnergyRow]
+    rows: Mapping[tuple[str, int], EnergyRow]
     path: Path
 
     def row(self, operation: str, bits: int) -> EnergyRow:
@@ -136,7 +140,8 @@ def _load(path: Path, _mtime: int) -> EnergyTable:
             rows[key] = row
     if not rows:
         raise GanSurveyError(f"{path}: no data rows")
-    return EnergyTable(rows=rows, path=path)
+    # Read-only: the table is cached and shared by every caller.
+    return EnergyTable(rows=MappingProxyType(rows), path=path)
 
 
 def _parse_row(path: Path, line: int, record: dict) -> EnergyRow:
