@@ -1,0 +1,41 @@
+"""The survey's comparison tables as data: load and validate the literature, render tables, draw figures,
+and check the survey's findings against the numbers.
+
+Submodules: ``literature`` (load, validate, derive), ``tables`` (Markdown/LaTeX/CSV and the technique matrix),
+``findings`` (F1-F8), ``figures`` (trade-off plots and the coverage heat map), ``output`` (``write_tables``).
+"""
+
+from gansurvey.survey.findings import VERDICTS, Finding, check_all, findings_frame
+from gansurvey.survey.literature import (
+    FAMILIES,
+    LOSSY_FAMILIES,
+    LiteratureDataError,
+    load_energy,
+    load_literature,
+)
+from gansurvey.survey.output import write_tables
+from gansurvey.survey.tables import (
+    benchmarks,
+    display_frame,
+    render,
+    reproduction_rows,
+    technique_matrix,
+)
+
+__all__ = [
+    "FAMILIES",
+    "LOSSY_FAMILIES",
+    "VERDICTS",
+    "Finding",
+    "LiteratureDataError",
+    "benchmarks",
+    "check_all",
+    "display_frame",
+    "findings_frame",
+    "load_energy",
+    "load_literature",
+    "render",
+    "reproduction_rows",
+    "technique_matrix",
+    "write_tables",
+]

@@ -1,0 +1,105 @@
+"""Write every table, the technique matrix, the findings and the figures to ``results/<profile>/tables/``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from gansurvey.config import check_profile, results_dir
+from gansurvey.io import atomic_write_bytes, atomic_write_text
+from gansurvey.results import ResultsStore
+from gansurvey.survey import figures, tables
+from gansurvey.survey.findings import Finding, check_all, findings_frame
+from gansurvey.survey.literature import load_energy, load_literature
+
+
+def findings_markdown(findings: list[Finding]) -> str:
+    """Every finding with its verdict, summary, parameters and evidence table."""
+    parts = ["# The survey's findings checked against the data", ""]
+    parts.append(tables.to_markdown(findings_frame(findings)[["id", "claim", "verdict"]].astype(str)))
+    for f in findings:
+        parts += [
+            f"## {f.id}: {f.claim}",
+            "",
+            f"**Verdict: {f.verdict}.** {f.summary}",
+            "",
+            f"Parameters: `{json.dumps(f.parameters)}`",
+            "",
+        ]
+        if not f.evidence.empty:
+            parts.append(tables.to_markdown(_strings(f.evidence)))
+    return "\n".join(parts)
+
+
+def _strings(frame: pd.DataFrame) -> pd.DataFrame:
+    return (
+        frame.astype(object).where(frame.notna(), "").map(lambda v: f"{v:.4g}" if isinstance(v, float) else v)
+    )
+
+
+def write_tables(profile: str, out_dir: Path | None = None) -> list[Path]:
+    """Write ``<benchmark>.md/.tex/.csv`` for the literature (and for our measured records, when any), the
+    technique matrix, the findings and the PNG figures, each file atomically; returns the paths."""
+    check_profile(profile)
+    out = Path(out_dir) if out_dir is not None else results_dir(profile) / "tables"
+    lit = load_literature()
+    written: list[Path] = []
+
+    def text(name: str, content: str) -> None:
+        written.append(atomic_write_text(out / name, content))
+
+    text("literature.csv", lit.drop(columns=["value_text", "baseline_value_text"]).to_csv(index=False))
+    combined = []
+    for bench in tables.benchmarks(lit):
+        for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
+            text(f"{bench}.{ext}", content := tables.render(lit, bench, fmt))
+            if fmt == "markdown":
+                combined.append(content)
+    text(
+        "all_tables.md",
+        "# The survey's comparison tables, regenerated from data/literature.csv\n\n" + "\n".join(combined),
+    )
+
+    matrix = tables.technique_matrix(lit)
+    shown = tables.matrix_display(matrix)
+    text("technique_matrix.csv", matrix.to_csv())
+    text(
+        "technique_matrix.tex",
+        tables.to_latex(shown.astype(str), "Works by compression family", "technique-matrix"),
+    )
+    coverage = tables.family_coverage(matrix).reset_index()
+    combos = tables.combination_counts(matrix).reset_index()
+    text(
+        "technique_matrix.md",
+        "\n".join(
+            [
+                tables.to_markdown(shown.astype(str), "Works by compression family"),
+                tables.to_markdown(coverage.astype(str), "Works per family"),
+                tables.to_markdown(combos.astype(str), "Works by number of lossy families combined"),
+            ]
+        ),
+    )
+
+    findings = check_all(lit, load_energy())
+    text("findings.md", findings_markdown(findings))
+    text("findings.csv", findings_frame(findings).to_csv(index=False))
+
+    measured = tables.reproduction_rows(ResultsStore(profile).load_all())
+    if not measured.empty:
+        for bench in tables.benchmarks(measured):
+            text(f"reproduction_{bench}.md", tables.render(measured, bench, "markdown"))
+            text(f"reproduction_{bench}.tex", tables.render(measured, bench, "latex"))
+            text(f"reproduction_{bench}.csv", tables.render(measured, bench, "csv"))
+
+    for bench in figures.plotted_benchmarks(lit):
+        written.append(
+            atomic_write_bytes(
+                out / f"tradeoff_{bench}.png", figures.png_bytes(figures.tradeoff_figure(lit, bench))
+            )
+        )
+    written.append(
+        atomic_write_bytes(out / "technique_matrix.png", figures.png_bytes(figures.matrix_heatmap(matrix)))
+    )
+    return written
