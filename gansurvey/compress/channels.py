@@ -1,0 +1,202 @@
+"""Structured channel pruning: whole output channels are removed, so the model really gets smaller.
+
+Torch-Pruning's dependency graph finds which tensors share a channel dimension (a conv's outputs, the next
+BatchNorm, the next layer's inputs, every branch of a residual sum) and removes channels from all of them
+together; ConvTranspose2d (weight laid out (in, out, k, k)) is handled there. Everything else is ours: which
+layers are kept whole, how many channels go, and the importance score, so the rule is exactly the one
+documented here (Torch-Pruning's own MAC counter is not used: it overcounts transposed convolutions).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.conv import _ConvNd
+
+from gansurvey.checks import GanSurveyError, check_choice, check_number
+from gansurvey.compress.sparse import is_sparse_storage, mask_of
+from gansurvey.models import LatentGenerator
+
+CRITERIA = ("l1", "l2", "bn_scale")
+_ROOT_TYPES = (_ConvNd, nn.Linear)
+
+
+@dataclass(frozen=True)
+class ChannelPruneConfig:
+    """Remove ``ratio`` of the output channels of every prunable layer (structured pruning).
+
+    - ``ratio``: fraction of channels removed per layer, in [0, 1); a layer of C channels keeps
+      ``max(1, round(C * (1 - ratio)))``, rounded up to a multiple of ``round_to`` (at most C).
+    - ``criterion``: channel importance. ``"l1"`` / ``"l2"``: the L1 / L2 norm of the channel's weights in the
+      layer(s) producing it (summed over producers when a residual sum ties several). ``"bn_scale"``: |gamma|
+      of the BatchNorm(s) normalizing it (network slimming); channels with no BatchNorm are then kept whole.
+    - ``ignore``: module names whose outputs keep all channels (with everything tied to them). The model's
+      output layer is always kept whole, so output shapes never change.
+    """
+
+    ratio: float
+    criterion: str = "l1"
+    ignore: tuple[str, ...] = ()
+    round_to: int = 1
+
+    def __post_init__(self) -> None:
+        check_number("channel pruning ratio", self.ratio, minimum=0, below=1)
+        check_choice("channel importance criterion", self.criterion, CRITERIA)
+        check_number("round_to", self.round_to, minimum=1, integer=True)
+        if isinstance(self.ignore, str) or not all(isinstance(n, str) for n in self.ignore):
+            raise GanSurveyError(f"ignore must be a tuple of module names, got {self.ignore!r}")
+        object.__setattr__(self, "ignore", tuple(self.ignore))
+
+
+def kept_channels(channels: int, config: ChannelPruneConfig) -> int:
+    """How many of ``channels`` output channels a layer keeps under ``config``."""
+    kept = max(1, int(round(channels * (1 - config.ratio))))
+    kept = -(-kept // config.round_to) * config.round_to
+    return min(kept, channels)
+
+
+def default_example_input(model: nn.Module) -> torch.Tensor:
+    """A small input for tracing ``model``: noise for latent generators, else shaped after its first layer."""
+    if isinstance(model, LatentGenerator):
+        return model.sample_inputs(2, torch.Generator().manual_seed(0))
+    first = next((m for m in model.modules() if isinstance(m, _ROOT_TYPES)), None)
+    if isinstance(first, nn.Linear):
+        return torch.zeros(2, first.in_features)
+    if isinstance(first, nn.Conv2d):
+        return torch.zeros(2, first.in_channels, 32, 32)
+    raise GanSurveyError(f"cannot guess an input for {type(model).__name__}; pass example_input")
+
+
+def _channel_importance(graph: tp.DependencyGraph, group, criterion: str) -> torch.Tensor | None:
+    """One score per channel of the group's root (higher = more important); None if nothing scores it."""
+    scores = torch.zeros(len(group[0].idxs))
+    found = False
+    for item in group:
+        layer, idxs = item.dep.target.module, item.idxs
+        if not graph.is_out_channel_pruning_fn(item.dep.handler):
+            continue
+        if criterion == "bn_scale":
+            if not (isinstance(layer, _BatchNorm) and layer.affine):
+                continue
+            local = layer.weight.detach()[idxs].abs()
+        else:
+            if not isinstance(layer, _ROOT_TYPES) or getattr(layer, "groups", 1) != 1:
+                continue
+            weight = layer.weight.detach()
+            if getattr(layer, "transposed", False):
+                weight = weight.transpose(0, 1)  # ConvTranspose weights are (in, out, k, k)
+            rows = weight[idxs].flatten(1)
+            local = rows.abs().sum(1) if criterion == "l1" else rows.pow(2).sum(1).sqrt()
+        scores.index_add_(0, torch.as_tensor(item.root_idxs, dtype=torch.long), local.float().cpu())
+        found = True
+    return scores if found else None
+
+
+def _execution_order(model: nn.Module, example_input: Any) -> list[nn.Module]:
+    """Prunable layers in the order the forward runs them."""
+    order: list[nn.Module] = []
+    handles = [m.register_forward_hook(lambda mod, i, o: order.append(mod))
+               for m in model.modules() if isinstance(m, _ROOT_TYPES)]
+    try:
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for h in handles:
+            h.remove()
+    return order
+
+
+def prune_channels(model: nn.Module, config: ChannelPruneConfig, example_input: Any = None) -> nn.Module:
+    """A smaller copy of ``model`` with ``config.ratio`` of each layer's output channels removed.
+
+    Works on generators and discriminators alike (any network of Linear / Conv2d / ConvTranspose2d /
+    BatchNorm2d and elementwise ops). ``example_input`` is traced to find channel dependencies (default:
+    :func:`default_example_input`). The copy has the same input and output shapes. A generator's ``hparams``
+    get ``width = width * (1 - ratio)`` when that rebuilds exactly the pruned architecture (uniform ratio,
+    ``round_to=1``, nothing ignored); ``model.pruning`` records what was done either way.
+    """
+    for name, module in model.named_modules():
+        if mask_of(module) is not None or is_sparse_storage(module):
+            raise GanSurveyError(f"layer {name!r} is masked or sparse; channel pruning needs plain layers "
+                                 "(bake_masks first, or prune channels before unstructured pruning)")
+    out = copy.deepcopy(model)
+    named = dict(out.named_modules())
+    for name in config.ignore:
+        if name not in named:
+            raise GanSurveyError(f"ignore names {name!r}, which is not a module of {type(model).__name__}; "
+                                 f"allowed: {', '.join(repr(n) for n in named if n)}")
+    device = next(out.parameters()).device
+    x = default_example_input(out) if example_input is None else example_input
+    x = x.to(device)
+    modes = {m: m.training for m in out.modules()}
+    out.eval()  # batch statistics of a tiny tracing batch would be meaningless (and fail at batch 1)
+    try:
+        order = _execution_order(out, x)
+        with torch.no_grad():
+            output_shape = tuple(out(x).shape)
+        ignored = [named[n] for n in config.ignore] + order[-1:]
+        if config.ratio > 0:
+            _prune_groups(out, x, ignored, config)
+        with torch.no_grad():
+            new_shape = tuple(out(x).shape)
+        if new_shape != output_shape:  # a dependency the graph missed would show here
+            raise GanSurveyError(f"channel pruning changed the output shape from {output_shape} to "
+                                 f"{new_shape}")
+    finally:
+        for m, training in modes.items():
+            m.train(training)
+    _record(model, out, config)
+    return out
+
+
+def _prune_groups(model: nn.Module, x: torch.Tensor, ignored: list[nn.Module],
+                  config: ChannelPruneConfig) -> None:
+    with torch.enable_grad():  # the graph is traced through autograd
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=x)
+    scored = 0
+    for group in graph.get_all_groups(ignored_layers=ignored, root_module_types=_ROOT_TYPES):
+        scores = _channel_importance(graph, group, config.criterion)
+        if scores is None:
+            continue
+        scored += 1
+        channels = len(scores)
+        n_removed = channels - kept_channels(channels, config)
+        if n_removed <= 0:
+            continue
+        # Stable sort: equal scores fall to the lower channel index, so pruning is deterministic.
+        removed = torch.argsort(scores, stable=True)[:n_removed].sort().values.tolist()
+        root = group[0].dep.target.module
+        graph.get_pruning_group(root, group[0].dep.handler, removed).prune()
+    if scored == 0 and config.criterion == "bn_scale":
+        raise GanSurveyError(f"criterion 'bn_scale' needs BatchNorm layers after the pruned layers, and "
+                             f"{type(model).__name__} has none; allowed here: 'l1', 'l2'")
+
+
+def _record(original: nn.Module, pruned: nn.Module, config: ChannelPruneConfig) -> None:
+    """Update ``hparams`` (when they can rebuild the pruned model) and record ``pruning`` on the copy."""
+    channels = {n: (m.out_channels if isinstance(m, _ConvNd) else m.out_features)
+                for n, m in pruned.named_modules() if isinstance(m, _ROOT_TYPES)}
+    rebuilds = False
+    hparams = getattr(original, "hparams", None)
+    if isinstance(hparams, dict) and "width" in hparams:
+        slim = {**hparams, "width": hparams["width"] * (1 - config.ratio)}
+        try:
+            candidate = type(original)(**slim)
+        except (TypeError, ValueError):
+            candidate = None
+        if candidate is not None and _same_shapes(candidate, pruned):
+            pruned.hparams, rebuilds = slim, True
+    pruned.pruning = dict(method="channel", ratio=config.ratio, criterion=config.criterion,
+                          ignore=config.ignore, round_to=config.round_to, channels=channels,
+                          rebuilds_from_hparams=rebuilds)
+
+
+def _same_shapes(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape for k in sa)
