@@ -1,4 +1,4 @@
-"""Latency of the benchmarks' teachers over batch sizes, beside their theoretical cost (``python -m gansurvey bench``)."""
+"""Teacher latency over batch sizes beside their theoretical cost (`python -m gansurvey bench`)."""
 
 from __future__ import annotations
 

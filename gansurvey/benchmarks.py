@@ -39,6 +39,7 @@ class ProfileSettings:
     """How much work a profile buys: teacher training steps, evaluation samples, latency repeats."""
 
     teacher_steps: dict[str, int]
+    finetune_steps: int
     eval_samples: int
     inception_samples: int
     classifier_steps: int
@@ -49,11 +50,13 @@ class ProfileSettings:
 PROFILE_SETTINGS = {
     "quick": ProfileSettings(
         teacher_steps={"gaussians-mlp": 1500, "mnist-dcgan": 300, "edges2digits-resnet": 200},
-        eval_samples=500, inception_samples=0, classifier_steps=400, latency_warmup=2, latency_repeats=5,
+        finetune_steps=40, eval_samples=500, inception_samples=0, classifier_steps=400,
+        latency_warmup=2, latency_repeats=5,
     ),
     "full": ProfileSettings(
         teacher_steps={"gaussians-mlp": 5000, "mnist-dcgan": 3000, "edges2digits-resnet": 2000},
-        eval_samples=1000, inception_samples=1000, classifier_steps=2000, latency_warmup=5, latency_repeats=30,
+        finetune_steps=1000, eval_samples=1000, inception_samples=1000, classifier_steps=2000,
+        latency_warmup=5, latency_repeats=30,
     ),
 }
 

@@ -15,7 +15,7 @@ PROFILES = ("quick", "full")
 DEVICES = ("auto", "cpu", "cuda")
 
 #: Bump when a change alters what a cached teacher, classifier or statistic would contain.
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 
 
 def project_root() -> Path:

@@ -1,14 +1,27 @@
-"""Glue shared by the family notebooks: fine-tune a compressed generator on its benchmark with the shared trainer."""
+"""Experiment steps shared by the family notebooks: fine-tuning with the shared trainer, pruned-and-fine-tuned
+models, distilled students, and MAC-matched pruning for cost-matched comparisons."""
 
 from __future__ import annotations
 
 import copy
 
+import torch
 from torch import nn
 
-from gansurvey.benchmarks import Benchmark, get_benchmark
-from gansurvey.checks import check_number
+from gansurvey.benchmarks import Benchmark, get_benchmark, profile_settings
+from gansurvey.checks import GanSurveyError, check_choice, check_number
+from gansurvey.compress import (
+    ChannelPruneConfig,
+    DistillConfig,
+    MagnitudePruneConfig,
+    PruneConfig,
+    distill,
+    make_student,
+    prune,
+    to_sparse_storage,
+)
 from gansurvey.config import resolve_device
+from gansurvey.metrics.cost import count_macs
 from gansurvey.train import ExtraLoss, train_gan
 
 
@@ -40,3 +53,81 @@ def finetune(
     log = train_gan(model, disc, bench.task(), config, extra_losses=extra_losses, parameters=parameters,
                     device=resolve_device(device))
     return model.cpu().eval(), log
+
+
+# --------------------------------------------------------------------------- pruning and distillation runs
+
+DISTILL_VARIANTS = ("scratch", "output", "feature", "feature+adv")
+#: Output-distillation weight per benchmark: the L1 between student and teacher images is ~0.1-0.5 per pixel,
+#: so it is scaled to weigh like the benchmark's other terms (pix2pix uses 100 for its L1 to the target).
+OUTPUT_WEIGHTS = {"gaussians-mlp": 10.0, "mnist-dcgan": 10.0, "edges2digits-resnet": 100.0}
+
+
+def finetune_steps(profile: str, steps: int | None = None) -> int:
+    """``steps`` if given, else the profile's fine-tuning budget (the same for every technique)."""
+    if steps is not None:
+        return check_number("fine-tuning steps", steps, minimum=0, integer=True)
+    return profile_settings(profile).finetune_steps
+
+
+def match_channel_ratio(model: nn.Module, target_macs: int, example_input: torch.Tensor,
+                        tolerance: float = 0.10) -> tuple[float, nn.Module]:
+    """The channel-pruning ratio whose pruned ``model`` has MACs closest to ``target_macs`` (bisection).
+
+    Raises when no ratio gets within ``tolerance`` (relative), so matched-cost comparisons stay honest.
+    """
+    check_number("target_macs", target_macs, minimum=1)
+    low, high, best = 0.0, 0.95, None
+    for _ in range(12):
+        ratio = round((low + high) / 2, 4)
+        pruned = prune(model, ChannelPruneConfig(ratio=ratio), example_input)
+        macs = count_macs(pruned, example_input)
+        if best is None or abs(macs - target_macs) < abs(best[2] - target_macs):
+            best = (ratio, pruned, macs)
+        if macs > target_macs:
+            low = ratio
+        else:
+            high = ratio
+    ratio, pruned, macs = best
+    if abs(macs - target_macs) > tolerance * target_macs:
+        raise GanSurveyError(f"no channel ratio reaches {target_macs} MACs within {tolerance:.0%} (closest: "
+                             f"{macs} at ratio {ratio})")
+    return ratio, pruned
+
+
+def pruned_and_finetuned(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, config: PruneConfig,
+                         steps: int, seed: int = 0, device: str = "auto") -> nn.Module:
+    """Prune the teacher, fine-tune it against a copy of its discriminator, and store sparse layers packed."""
+    pruned = prune(teacher, config, bench.example_input(2))
+    tuned, _ = finetune(pruned, bench, steps, discriminator, seed=seed, device=device)
+    return to_sparse_storage(tuned) if isinstance(config, MagnitudePruneConfig) else tuned
+
+
+def distill_config(bench: Benchmark, variant: str) -> DistillConfig | None:
+    """The :data:`DISTILL_VARIANTS`: ``scratch`` (no teacher: ``None``), output L1, output + intermediate
+    features through 1x1 adapters, and the latter plus the adversarial term (the teacher's discriminator)."""
+    check_choice("distillation variant", variant, DISTILL_VARIANTS)
+    weight = OUTPUT_WEIGHTS[bench.name]
+    return {
+        "scratch": None,
+        "output": DistillConfig(output_loss="l1", output_weight=weight),
+        "feature": DistillConfig(output_loss="l1", output_weight=weight, feature_weight=1.0),
+        "feature+adv": DistillConfig(output_loss="l1", output_weight=weight, feature_weight=1.0,
+                                     adversarial_weight=1.0),
+    }[variant]
+
+
+def distilled_student(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, variant: str,
+                      student: nn.Module | float, steps: int, seed: int = 0, device: str = "auto") -> nn.Module:
+    """Train a student (a width fraction of the teacher, or a given module) with one distillation variant.
+
+    ``scratch`` trains the student alone with the benchmark's adversarial recipe and a fresh discriminator.
+    """
+    config = distill_config(bench, variant)
+    if not isinstance(student, nn.Module):
+        torch.manual_seed(seed)
+        student = make_student(teacher, student)
+    if config is None:
+        return finetune(student, bench, steps, None, seed=seed, device=device)[0]
+    return distill(teacher, student, bench.task(), config, bench.train_config(steps, seed, progress=False),
+                   discriminator=discriminator, device=resolve_device(device))[0]

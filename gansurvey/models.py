@@ -105,7 +105,10 @@ class DCGANGenerator(LatentGenerator):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, base: int = 64, width: float = 1.0, channels: int = 1) -> None:
+    """32x32 image -> one logit. Half the generator's base width: a full-width critic overpowers the generator
+    within a few hundred steps on 4000 digits (measured: domain FID 1685 against 418 after 300 steps)."""
+
+    def __init__(self, base: int = 32, width: float = 1.0, channels: int = 1) -> None:
         super().__init__()
         c1, c2, c3 = (scaled(base * m, width) for m in (1, 2, 4))
         self.net = nn.Sequential(
@@ -167,7 +170,7 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         chans = [scaled(ndf * 2**i, width) for i in range(layers + 1)]
         mods: list[nn.Module] = [nn.Conv2d(in_channels, chans[0], 4, 2, 1), nn.LeakyReLU(0.2)]
-        for cin, cout in zip(chans, chans[1:]):
+        for cin, cout in zip(chans, chans[1:], strict=False):
             mods += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2)]
         mods.append(nn.Conv2d(chans[-1], 1, 3, 1, 1))
         self.net = nn.Sequential(*mods)

@@ -75,7 +75,7 @@ def environment() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "commit": commit,
+    return {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "commit": commit,
             "device": cuda or f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
             "python": platform.python_version(), "versions": versions}
 

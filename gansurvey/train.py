@@ -162,7 +162,7 @@ def _discriminator_step(discriminator, opt, task, inputs, real, fake) -> torch.T
 
 @torch.no_grad()
 def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    for e, p in zip(ema.state_dict().values(), model.state_dict().values()):
+    for e, p in zip(ema.state_dict().values(), model.state_dict().values(), strict=True):
         if e.dtype.is_floating_point:
             e.mul_(decay).add_(p, alpha=1 - decay)
         else:

@@ -40,10 +40,10 @@ def test_teacher_is_cached_and_a_corrupt_file_is_rebuilt(tiny_profile, artifacts
     stamp = files[0].stat().st_mtime_ns
     g2, _ = bench.teacher("quick", seed=0, progress=False)
     assert files[0].stat().st_mtime_ns == stamp
-    assert all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g2.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g2.state_dict().values(), strict=True))
     files[0].write_bytes(b"\0" * 100)
     g3, _ = bench.teacher("quick", seed=0, progress=False)
-    assert all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g3.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g3.state_dict().values(), strict=True))
     assert zoo.cache_path("teachers", {"x": 1}).parent == artifacts / "teachers"
 
 

@@ -24,8 +24,10 @@ def test_width_scales_parameters():
     assert sizes[0] < sizes[1] < sizes[2]
 
 
-@pytest.mark.parametrize(("kind", "shape", "out"), [("dcgan", (2, 1, 32, 32), (2,)), ("resnet", (2, 2, 32, 32), (2, 16)),
-                                                    ("mlp", (2, 2), (2,))])
+@pytest.mark.parametrize(
+    ("kind", "shape", "out"),
+    [("dcgan", (2, 1, 32, 32), (2,)), ("resnet", (2, 2, 32, 32), (2, 16)), ("mlp", (2, 2), (2,))],
+)
 def test_discriminator_shapes(kind, shape, out):
     d = models.build_discriminator(kind, **({"in_channels": 2} if kind == "resnet" else {}))
     assert d(torch.randn(shape)).shape == out

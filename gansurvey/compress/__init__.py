@@ -1,0 +1,48 @@
+"""Compression techniques, one module per family of the survey; each verb returns a new module.
+
+Pruning: ``pruning`` (the ``prune`` verb, magnitude pruning, lottery ticket), ``channels`` (structured channel
+pruning) and ``sparse`` (masks and the sparse storage format). Distillation: ``distillation`` (the ``distill``
+verb, students, output/feature/adversarial/perceptual terms).
+"""
+
+from gansurvey.compress.channels import ChannelPruneConfig, kept_channels, prune_channels
+from gansurvey.compress.distillation import (
+    DistillConfig,
+    auto_feature_layers,
+    distill,
+    distillation_losses,
+    feature_pairs,
+    make_student,
+    remove_feature_hooks,
+)
+from gansurvey.compress.pruning import (
+    LotteryResult,
+    MagnitudePruneConfig,
+    PruneConfig,
+    lottery_ticket,
+    magnitude_prune,
+    prune,
+    random_reinit,
+    rewind,
+)
+from gansurvey.compress.sparse import (
+    SparseConv2d,
+    SparseConvTranspose2d,
+    SparseLinear,
+    WeightMask,
+    apply_masks,
+    bake_masks,
+    masks,
+    prunable_layers,
+    sparsity,
+    sparsity_report,
+    to_sparse_storage,
+)
+
+__all__ = [
+    "ChannelPruneConfig", "DistillConfig", "LotteryResult", "MagnitudePruneConfig", "PruneConfig", "SparseConv2d",
+    "SparseConvTranspose2d", "SparseLinear", "WeightMask", "apply_masks", "auto_feature_layers", "bake_masks",
+    "distill", "distillation_losses", "feature_pairs", "kept_channels", "lottery_ticket", "magnitude_prune",
+    "make_student", "masks", "prunable_layers", "prune", "prune_channels", "random_reinit",
+    "remove_feature_hooks", "rewind", "sparsity", "sparsity_report", "to_sparse_storage",
+]

@@ -1,0 +1,141 @@
+"""Claim checks over measured records: the verdicts follow the numbers."""
+
+import pandas as pd
+import pytest
+
+from gansurvey.checks import GanSurveyError
+from gansurvey.claims import (
+    CONTRADICTED,
+    MIXED,
+    SUPPORTED,
+    UNTESTABLE,
+    distillation_vs_pruning,
+    premise_memory_dominates,
+)
+from gansurvey.results import Measurement, ResultsStore
+
+
+def record(technique, family, seed, macs, value, benchmark="mnist-dcgan", metric="domain_fid", higher=False,
+           settings="{}"):
+    return dict(benchmark=benchmark, technique=technique, family=family, settings=settings, seed=seed,
+                macs=macs, primary_metric=metric, primary_value=value, higher_is_better=higher)
+
+
+def duel(kd_values, pruned_values, kd_macs=1.0e6, pruned_macs=1.04e6, **kw) -> pd.DataFrame:
+    """Records of one distilled and one pruned configuration over seeds, plus a teacher baseline."""
+    rows = [record("distill w0.5", "distillation", s, kd_macs, v, **kw) for s, v in enumerate(kd_values)]
+    rows += [record("prune 50% + finetune", "pruning", s, pruned_macs, v, **kw)
+             for s, v in enumerate(pruned_values)]
+    rows.append(record("teacher", "baseline", 0, 4e6, 1.0, **kw))
+    return pd.DataFrame(rows)
+
+
+def test_f1_supported_when_distillation_is_better_beyond_the_spread():
+    check = distillation_vs_pruning(duel([10.0, 11.0, 12.0], [20.0, 21.0, 22.0]))
+    assert check.verdict == SUPPORTED
+    assert check.verdicts == {"mnist-dcgan": SUPPORTED}
+    row = check.table.iloc[0]
+    assert row["distilled"] == "distill w0.5" and row["pruned"] == "prune 50% + finetune"
+    assert row["distilled_mean"] == pytest.approx(11.0) and row["pruned_mean"] == pytest.approx(21.0)
+    assert row["distilled_spread"] == pytest.approx(1.0) and row["distilled_seeds"] == 3
+    assert row["margin"] == pytest.approx(10.0)  # lower FID is better: positive means distillation wins
+    text = check.summary()
+    assert "supported" in text and "11" in text and "21" in text and "+10" in text
+
+
+def test_f1_contradicted_when_pruning_is_better():
+    check = distillation_vs_pruning(duel([20.0, 21.0, 22.0], [10.0, 11.0, 12.0]))
+    assert check.verdict == CONTRADICTED
+    assert check.table.iloc[0]["margin"] == pytest.approx(-10.0)
+
+
+def test_f1_respects_higher_is_better():
+    # The same numbers as the supported case, but now higher is better: pruning wins.
+    check = distillation_vs_pruning(duel([10.0, 11.0, 12.0], [20.0, 21.0, 22.0], metric="psnr", higher=True))
+    assert check.verdict == CONTRADICTED
+    flipped = distillation_vs_pruning(duel([20.0, 21.0], [10.0, 11.0], metric="psnr", higher=True))
+    assert flipped.verdict == SUPPORTED
+
+
+def test_f1_not_testable_when_macs_differ_by_more_than_the_tolerance():
+    records = duel([10.0, 11.0], [20.0, 21.0], kd_macs=1.0e6, pruned_macs=1.15e6)
+    check = distillation_vs_pruning(records)
+    assert check.verdict == UNTESTABLE and check.table.empty
+    assert "no MAC budget" in check.summary()
+    assert distillation_vs_pruning(records, mac_tolerance=0.2).verdict == SUPPORTED
+
+
+def test_f1_inconclusive_when_spreads_overlap():
+    check = distillation_vs_pruning(duel([10.0, 14.0, 18.0], [12.0, 15.0, 18.0]))
+    assert check.verdict == MIXED
+    assert check.table.iloc[0]["outcome"] == "within seed spread"
+
+
+def test_f1_takes_the_best_of_each_family_per_budget_and_combines_benchmarks():
+    rows = duel([10.0, 11.0], [20.0, 21.0]).to_dict("records")
+    # A better pruned configuration in the same budget overturns the win on this benchmark...
+    rows += [record("prune 50% + longer finetune", "pruning", s, 0.98e6, v) for s, v in enumerate([5.0, 5.5])]
+    # ...while a second benchmark still supports the claim, so the overall verdict is mixed.
+    toy = duel([0.9, 0.91], [0.5, 0.52], metric="modes", higher=True, benchmark="gaussians-mlp")
+    rows += toy.to_dict("records")
+    check = distillation_vs_pruning(pd.DataFrame(rows))
+    assert check.verdicts == {"mnist-dcgan": CONTRADICTED, "gaussians-mlp": SUPPORTED}
+    assert check.verdict == MIXED
+    assert set(check.table["pruned"]) == {"prune 50% + longer finetune", "prune 50% + finetune"}
+
+
+def test_f1_reads_records_written_by_the_results_store(tmp_path):
+    def measured(technique, family, seed, macs, value, settings):
+        return Measurement(notebook="02_distillation", benchmark="edges2digits-resnet", technique=technique,
+                           family=family, settings=settings, seed=seed, macs=macs, primary_metric="psnr",
+                           primary_value=value, higher_is_better=True)
+
+    records = [measured("distill", "distillation", s, 1000, 20.0 + 0.1 * s, {"width": 0.5}) for s in range(2)]
+    records += [measured("prune", "pruning", s, 1050, v, {"ratio": 0.5, "finetune": True})
+                for s, v in enumerate([15.0, 15.2])]
+    records += [measured("prune", "pruning", s, 1050, v, {"ratio": 0.5, "finetune": False})
+                for s, v in enumerate([9.0, 9.5])]
+    records.append(Measurement(notebook="02_distillation", benchmark="edges2digits-resnet",
+                               technique="teacher", family="baseline"))
+    store = ResultsStore("quick", root=tmp_path)
+    store.write("02_distillation", records)
+    check = distillation_vs_pruning(store.load_all())
+    assert check.verdict == SUPPORTED
+    row = check.table.iloc[0]
+    # The fine-tuned pruned model is the one distillation must beat, told apart by its settings.
+    assert "true" in row["pruned"] and row["pruned_mean"] == pytest.approx(15.1)
+    assert row["margin"] == pytest.approx(20.05 - 15.1)
+
+
+def test_f1_bad_records_are_named():
+    with pytest.raises(GanSurveyError, match="macs"):
+        distillation_vs_pruning(duel([1.0], [2.0]).drop(columns="macs"))
+    mixed = duel([1.0, 2.0], [3.0, 4.0])
+    mixed.loc[0, "higher_is_better"] = True
+    with pytest.raises(GanSurveyError, match="higher_is_better"):
+        distillation_vs_pruning(mixed)
+    with pytest.raises(GanSurveyError, match="mac_tolerance"):
+        distillation_vs_pruning(duel([1.0], [2.0]), mac_tolerance=-0.1)
+
+
+def test_f4_flips_with_the_memory_share():
+    memory_heavy = {"mnist-dcgan": dict(compute_uj=1.0, weight_dram_uj=3.0, activation_uj=1.0)}
+    check = premise_memory_dominates(memory_heavy)
+    assert check.verdict == SUPPORTED
+    assert check.table.iloc[0]["memory_share"] == pytest.approx(0.8)
+    assert "80%" in check.summary()
+    compute_heavy = pd.DataFrame([dict(benchmark="mnist-dcgan", compute_uj=5.0, weight_dram_uj=1.0,
+                                       activation_uj=1.0)])
+    assert premise_memory_dominates(compute_heavy).verdict == CONTRADICTED
+    both = {**memory_heavy, "gaussians-mlp": dict(compute_uj=5.0, weight_dram_uj=1.0, activation_uj=0.0)}
+    assert premise_memory_dominates(both).verdict == MIXED
+    assert premise_memory_dominates(memory_heavy, threshold=0.9).verdict == CONTRADICTED
+
+
+def test_f4_bad_totals_are_named():
+    with pytest.raises(GanSurveyError, match="activation_uj"):
+        premise_memory_dominates({"m": dict(compute_uj=1.0, weight_dram_uj=1.0)})
+    with pytest.raises(GanSurveyError, match="-2"):
+        premise_memory_dominates({"m": dict(compute_uj=1.0, weight_dram_uj=-2.0, activation_uj=0.0)})
+    zero = premise_memory_dominates({"m": dict(compute_uj=0.0, weight_dram_uj=0.0, activation_uj=0.0)})
+    assert zero.verdict == UNTESTABLE
