@@ -50,12 +50,12 @@ class ProfileSettings:
 PROFILE_SETTINGS = {
     "quick": ProfileSettings(
         teacher_steps={"gaussians-mlp": 1500, "mnist-dcgan": 300, "edges2digits-resnet": 200},
-        finetune_steps=40, eval_samples=500, inception_samples=0, classifier_steps=400,
+        finetune_steps=40, eval_samples=500, inception_samples=32, classifier_steps=400,
         latency_warmup=2, latency_repeats=5,
     ),
     "full": ProfileSettings(
         teacher_steps={"gaussians-mlp": 5000, "mnist-dcgan": 3000, "edges2digits-resnet": 2000},
-        finetune_steps=1000, eval_samples=1000, inception_samples=1000, classifier_steps=2000,
+        finetune_steps=500, eval_samples=1000, inception_samples=1000, classifier_steps=2000,
         latency_warmup=5, latency_repeats=30,
     ),
 }
@@ -171,11 +171,9 @@ class DigitsBenchmark(Benchmark):
         return {**self.score(fake, profile, seed, inception_samples), **extra}
 
     def real_floor(self, profile: str = "quick", seed: int = 0, inception_samples: int | None = None) -> dict:
-        """The scores of real training digits: the best a generator could reach (the real-vs-real floor)."""
-        n = profile_settings(profile).eval_samples
-        train = data.mnist().train
-        idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
-        return self.score(train[idx], profile, seed, inception_samples)
+        """The scores of real training digits: the best a generator could reach (the real-vs-real floor).
+        Both digit benchmarks share it (computed once per process)."""
+        return dict(_digits_floor(profile, seed, inception_samples))
 
     def score(self, fake: torch.Tensor, profile: str = "quick", seed: int = 0,
               inception_samples: int | None = None) -> dict:
@@ -199,6 +197,14 @@ class DigitsBenchmark(Benchmark):
             out["fid"] = frechet_from_stats(*gaussian_stats(inception_features(fake[:k])), *inception_statistics(k))
             out["fid_samples"] = k
         return {key: float(v) if key != "fid_samples" else v for key, v in out.items()}
+
+
+@lru_cache(maxsize=8)
+def _digits_floor(profile: str, seed: int, inception_samples: int | None) -> tuple:
+    n = profile_settings(profile).eval_samples
+    train = data.mnist().train
+    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
+    return tuple(MnistBenchmark().score(train[idx], profile, seed, inception_samples).items())
 
 
 class MnistBenchmark(DigitsBenchmark):

@@ -339,7 +339,7 @@ def winning_ticket(records: pd.DataFrame, ticket: str = "lottery ticket", contro
         if not {ticket, control, dense} <= set(means.index):
             verdicts[bench] = UNTESTABLE
             continue
-        higher = _direction(group, bench, str(group["primary_metric"].iloc[0]))
+        higher = _direction(_configurations(group), bench, str(group["primary_metric"].iloc[0]))
         sign = 1.0 if higher else -1.0
         gap_dense = sign * (means[ticket] - means[dense]) / max(abs(means[dense]), 1e-12)
         beats_control = sign * (means[ticket] - means[control]) > 0

@@ -34,13 +34,14 @@ def measure(
     seed: int = 0,
     device: str = "auto",
     latency_batch: int = 1,
-    inception_samples: int | None = None,
+    inception_samples: int | None = 0,
 ) -> Measurement:
     """Cost (params, MACs, stored bytes, traffic, energy, latency) and quality of ``generator`` on ``benchmark``.
 
     Costs are per generated sample (batch of one); latency is the median over the profile's repeats at
     ``latency_batch`` on ``device``. Quality metrics follow the benchmark (see :mod:`gansurvey.benchmarks`);
-    the Inception FID is computed on ``inception_samples`` images (the profile's default when ``None``).
+    the standard Inception FID is computed on ``inception_samples`` images: none by default, because it is slow on
+    a CPU; ``None`` asks for the profile's sample count (quick: a few dozen, full: 1000).
     The generator is not modified.
     """
     bench = benchmark if isinstance(benchmark, Benchmark) else get_benchmark(benchmark)

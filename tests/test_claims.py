@@ -139,3 +139,21 @@ def test_f4_bad_totals_are_named():
         premise_memory_dominates({"m": dict(compute_uj=1.0, weight_dram_uj=-2.0, activation_uj=0.0)})
     zero = premise_memory_dominates({"m": dict(compute_uj=0.0, weight_dram_uj=0.0, activation_uj=0.0)})
     assert zero.verdict == UNTESTABLE
+
+
+def _lottery_rows(ticket, control, dense, higher=False):
+    return pd.DataFrame([
+        dict(benchmark="toy", technique=t, family="pruning", seed=0, macs=10, primary_metric="m",
+             primary_value=v, higher_is_better=higher)
+        for t, v in (("lottery ticket", ticket), ("random re-init", control), ("dense", dense))
+    ])
+
+
+def test_winning_ticket_verdict_follows_the_numbers():
+    from gansurvey.claims import winning_ticket
+
+    assert winning_ticket(_lottery_rows(1.0, 2.0, 1.0)).verdict == "supported"
+    assert winning_ticket(_lottery_rows(3.0, 2.0, 1.0)).verdict == "contradicted"
+    assert winning_ticket(_lottery_rows(1.5, 2.0, 1.0)).verdict == "mixed/inconclusive"
+    assert winning_ticket(_lottery_rows(3.0, 2.0, 3.0, higher=True)).verdict == "supported"
+    assert winning_ticket(_lottery_rows(1.0, 2.0, 1.0).iloc[:2]).verdict == "not testable"
