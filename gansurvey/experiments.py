@@ -96,9 +96,17 @@ def match_channel_ratio(model: nn.Module, target_macs: int, example_input: torch
 
 
 def pruned_and_finetuned(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, config: PruneConfig,
-                         steps: int, seed: int = 0, device: str = "auto") -> nn.Module:
-    """Prune the teacher, fine-tune it against a copy of its discriminator, and store sparse layers packed."""
+                         steps: int, seed: int = 0, device: str = "auto",
+                         discriminator_ratio: float = 0.0) -> nn.Module:
+    """Prune the teacher, fine-tune it against a copy of its discriminator, and store sparse layers packed.
+
+    ``discriminator_ratio`` > 0 also removes that fraction of the discriminator's channels (L1 criterion)
+    before fine-tuning, so that a weakened generator is not fine-tuned against an overpowering critic.
+    """
+    check_number("discriminator_ratio", discriminator_ratio, minimum=0.0, below=1.0)
     pruned = prune(teacher, config, bench.example_input(2))
+    if discriminator_ratio > 0:
+        discriminator = prune(discriminator, ChannelPruneConfig(ratio=discriminator_ratio))
     tuned, _ = finetune(pruned, bench, steps, discriminator, seed=seed, device=device)
     return to_sparse_storage(tuned) if isinstance(config, MagnitudePruneConfig) else tuned
 

@@ -37,6 +37,31 @@ def test_distilled_student_and_pruned_runs_are_short_and_new():
         experiments.distill_config(bench, "distill-all")
 
 
+def test_pruned_and_finetuned_can_prune_the_discriminator_too(monkeypatch):
+    bench = gs.get_benchmark("edges2digits-resnet")
+    torch.manual_seed(0)
+    teacher, disc = bench.new_generator(width=0.25), bench.new_discriminator()
+    disc_params = [p.clone() for p in disc.parameters()]
+    config = gs.compress.ChannelPruneConfig(0.5)
+    critics, finetune = [], experiments.finetune
+
+    def spy(generator, benchmark, steps, discriminator=None, **kwargs):
+        critics.append(sum(p.numel() for p in discriminator.parameters()))
+        return finetune(generator, benchmark, steps, discriminator, **kwargs)
+
+    monkeypatch.setattr(experiments, "finetune", spy)
+    x = bench.example_input(2)
+    for ratio in (0.0, 0.5):
+        tuned = experiments.pruned_and_finetuned(bench, teacher, disc, config, steps=1, device="cpu",
+                                                 discriminator_ratio=ratio)
+        assert tuned(x).shape == teacher(x).shape
+        assert count_macs(tuned, x) < count_macs(teacher, x)
+    assert critics[0] == sum(p.numel() for p in disc_params) and critics[1] < critics[0] / 2
+    assert all(torch.equal(a, b) for a, b in zip(disc_params, disc.parameters(), strict=True))
+    with pytest.raises(GanSurveyError, match="discriminator_ratio"):
+        experiments.pruned_and_finetuned(bench, teacher, disc, config, steps=1, discriminator_ratio=1.0)
+
+
 def test_finetune_steps_default_and_override():
     assert experiments.finetune_steps("quick") == gs.benchmarks.profile_settings("quick").finetune_steps
     assert experiments.finetune_steps("full", 7) == 7
