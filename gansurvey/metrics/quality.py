@@ -29,17 +29,13 @@ def _same_dims(a: np.ndarray, b: np.ndarray, what_a: str, what_b: str) -> None:
 # ---------------------------------------------------------------------------------------------------- KID
 
 
+#: Above this many rows per set, KID computes each subset's kernels separately instead of the whole sets' once.
+_KID_WHOLE_KERNEL_ROWS = 5000
+
+
 def _poly_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     k = x @ y.T / x.shape[1] + 1.0
     return k * k * k
-
-
-def _unbiased_mmd2(x: torch.Tensor, y: torch.Tensor) -> float:
-    m = x.shape[0]
-    kxx, kyy, kxy = _poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y)
-    # Leaving out the diagonal (each point with itself) is what makes the estimate unbiased.
-    within = (kxx.sum() - kxx.diagonal().sum() + kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
-    return float(within - 2.0 * kxy.mean())
 
 
 def kid(features_a: Any, features_b: Any, subsets: int = 100, subset_size: int = 1000,
@@ -59,12 +55,29 @@ def kid(features_a: Any, features_b: Any, subsets: int = 100, subset_size: int =
     check_number("seed", seed, minimum=0, integer=True)
     m = min(subset_size, a.shape[0], b.shape[0])
     rng = np.random.default_rng(seed)
+    picks = [(rng.choice(a.shape[0], m, replace=False), rng.choice(b.shape[0], m, replace=False))
+             for _ in range(subsets)]
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    values = []
-    for _ in range(subsets):
-        ia = torch.from_numpy(rng.choice(a.shape[0], m, replace=False))
-        ib = torch.from_numpy(rng.choice(b.shape[0], m, replace=False))
-        values.append(_unbiased_mmd2(ta[ia], tb[ib]))
+    if max(a.shape[0], b.shape[0]) <= _KID_WHOLE_KERNEL_ROWS:
+        # Kernels computed once on the whole sets; each subset's block sums are read off them through 0/1
+        # selection rows (the sum over a block of K is s^T K s), all subsets at once.
+        kaa, kbb, kab = _poly_kernel(ta, ta), _poly_kernel(tb, tb), _poly_kernel(ta, tb)
+        sa = torch.zeros(subsets, a.shape[0], dtype=ta.dtype)
+        sb = torch.zeros(subsets, b.shape[0], dtype=tb.dtype)
+        for row, (ia, ib) in enumerate(picks):
+            sa[row, ia], sb[row, ib] = 1.0, 1.0
+        sums = [((sa @ kaa) * sa).sum(1), sa @ kaa.diagonal(), ((sb @ kbb) * sb).sum(1), sb @ kbb.diagonal(),
+                ((sa @ kab) * sb).sum(1)]
+    else:  # too many rows to hold whole kernels: one subset at a time
+        rows = []
+        for ia, ib in picks:
+            kaa, kbb = _poly_kernel(ta[ia], ta[ia]), _poly_kernel(tb[ib], tb[ib])
+            rows.append(torch.stack([kaa.sum(), kaa.diagonal().sum(), kbb.sum(), kbb.diagonal().sum(),
+                                     _poly_kernel(ta[ia], tb[ib]).sum()]))
+        sums = torch.stack(rows).T
+    aa, aa_diag, bb, bb_diag, ab = sums
+    # Leaving out the diagonal (each point with itself) is what makes the estimate unbiased.
+    values = ((aa - aa_diag + bb - bb_diag) / (m * (m - 1)) - 2.0 * ab / (m * m)).numpy()
     return float(np.mean(values)), float(np.std(values))
 
 
