@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements-nodeps.txt
 test: $(STAMP) lint unit notebooks
 
 lint: $(STAMP)
-	$(PY) -m ruff check gansurvey tests benchmarks
+	$(PY) -m ruff check gansurvey tests benchmarks notebooks
 
 unit: $(STAMP)
 	$(PY) -m pytest tests

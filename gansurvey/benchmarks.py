@@ -45,18 +45,21 @@ class ProfileSettings:
     classifier_steps: int
     latency_warmup: int
     latency_repeats: int
+    seeds: int  # how many seeds the family notebooks repeat each arm over (the spread of a verdict)
+    student_widths: tuple[float, ...]  # distillation students, as fractions of the teacher's width
+    lottery_steps: int  # training steps per lottery-ticket round on the toy
 
 
 PROFILE_SETTINGS = {
     "quick": ProfileSettings(
         teacher_steps={"gaussians-mlp": 1500, "mnist-dcgan": 300, "edges2digits-resnet": 200},
         finetune_steps=40, eval_samples=500, inception_samples=32, classifier_steps=400,
-        latency_warmup=2, latency_repeats=5,
+        latency_warmup=2, latency_repeats=5, seeds=1, student_widths=(0.5,), lottery_steps=500,
     ),
     "full": ProfileSettings(
         teacher_steps={"gaussians-mlp": 5000, "mnist-dcgan": 3000, "edges2digits-resnet": 2000},
         finetune_steps=500, eval_samples=1000, inception_samples=1000, classifier_steps=2000,
-        latency_warmup=5, latency_repeats=30,
+        latency_warmup=5, latency_repeats=30, seeds=3, student_widths=(0.25, 0.5), lottery_steps=1000,
     ),
 }
 

@@ -1,9 +1,10 @@
 """Experiment steps shared by the family notebooks: fine-tuning with the shared trainer, pruned-and-fine-tuned
-models, distilled students, and MAC-matched pruning for cost-matched comparisons."""
+models, distilled students, MAC-matched pruning for cost-matched comparisons, and the sweeps that measure them."""
 
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,7 +22,9 @@ from gansurvey.compress import (
     to_sparse_storage,
 )
 from gansurvey.config import resolve_device
+from gansurvey.evaluate import measure
 from gansurvey.metrics.cost import count_macs
+from gansurvey.results import Measurement
 from gansurvey.train import ExtraLoss, train_gan
 
 
@@ -63,11 +66,37 @@ DISTILL_VARIANTS = ("scratch", "output", "feature", "feature+adv")
 OUTPUT_WEIGHTS = {"gaussians-mlp": 10.0, "mnist-dcgan": 10.0, "edges2digits-resnet": 100.0}
 
 
-def finetune_steps(profile: str, steps: int | None = None) -> int:
-    """``steps`` if given, else the profile's fine-tuning budget (the same for every technique)."""
+STEP_BUDGETS = ("finetune", "lottery")
+
+
+def budget_steps(profile: str, purpose: str, steps: int | None = None) -> int:
+    """``steps`` if given, else the profile's budget for ``purpose``: ``finetune`` (every pruned model and
+    student, the same for all techniques) or ``lottery`` (each lottery-ticket round on the toy)."""
+    check_choice("step budget", purpose, STEP_BUDGETS)
     if steps is not None:
-        return check_number("fine-tuning steps", steps, minimum=0, integer=True)
-    return profile_settings(profile).finetune_steps
+        return check_number(f"{purpose} steps", steps, minimum=0, integer=True)
+    return getattr(profile_settings(profile), f"{purpose}_steps")
+
+
+def run_seeds(profile: str, seed: int = 0, seeds: list[int] | None = None) -> list[int]:
+    """``seeds`` if given, else the profile's number of seeds counted up from ``seed`` (quick: one, full: three)."""
+    if seeds is None:
+        check_number("seed", seed, minimum=0, integer=True)
+        return [seed + i for i in range(profile_settings(profile).seeds)]
+    if not seeds:
+        raise GanSurveyError("seeds must name at least one seed, got an empty list")
+    return [check_number("seed", s, minimum=0, integer=True) for s in seeds]
+
+
+def student_widths(profile: str, widths: list[float] | None = None) -> list[float]:
+    """``widths`` if given, else the profile's student widths (fractions of the teacher's width)."""
+    if widths is None:
+        return list(profile_settings(profile).student_widths)
+    if not widths:
+        raise GanSurveyError("widths must name at least one student width, got an empty list")
+    # The same bounds make_student applies, checked before any training starts.
+    return [check_number("student width (a fraction of the teacher's)", w, minimum=1e-3, maximum=1.0)
+            for w in widths]
 
 
 def match_channel_ratio(model: nn.Module, target_macs: int, example_input: torch.Tensor,
@@ -139,3 +168,71 @@ def distilled_student(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mo
         return finetune(student, bench, steps, None, seed=seed, device=device)[0]
     return distill(teacher, student, bench.task(), config, bench.train_config(steps, seed, progress=False),
                    discriminator=discriminator, device=resolve_device(device))[0]
+
+
+# --------------------------------------------------------------------------- the family notebooks' sweeps
+
+SAMPLE_GRID = 16  # images kept per arm for the notebooks' sample grids
+
+
+def pruning_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, configs: dict[str, PruneConfig],
+                  steps: int, *, seed: int = 0, device: str = "auto", **measure_kwargs: Any,
+                  ) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
+    """Each labelled config applied to the teacher and measured twice: as pruned (technique ``"<label> (no
+    fine-tuning)"``) and after :func:`pruned_and_finetuned` with the same ``steps`` for every config.
+
+    ``measure_kwargs`` go to :func:`gansurvey.measure` (notebook, profile, latency_batch...). Returns the records
+    and, per label, a grid of samples from the fine-tuned model.
+    """
+    records, samples = [], {}
+    for label, config in configs.items():
+        settings = {**config.__dict__, "finetune_steps": steps}
+        raw = prune(teacher, config, bench.example_input(2))
+        raw = to_sparse_storage(raw) if isinstance(config, MagnitudePruneConfig) else raw
+        records.append(measure(raw, bench, technique=f"{label} (no fine-tuning)", family="pruning",
+                               settings=settings, seed=seed, device=device, **measure_kwargs))
+        tuned = pruned_and_finetuned(bench, teacher, discriminator, config, steps, seed, device)
+        records.append(measure(tuned, bench, technique=label, family="pruning", settings=settings, seed=seed,
+                               device=device, **measure_kwargs))
+        samples[label] = bench.generate(tuned, SAMPLE_GRID, seed)
+    return records, samples
+
+
+def distillation_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, widths: list[float],
+                       seeds: list[int], steps: int, *, variants: tuple[str, ...] = DISTILL_VARIANTS,
+                       mac_tolerance: float = 0.10, device: str = "auto", **measure_kwargs: Any,
+                       ) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
+    """Students of each width and seed trained with each distillation variant, beside the teacher pruned by
+    channels to the student's MACs (within ``mac_tolerance``) and fine-tuned, and that pruned teacher used as the
+    start of a feature-distilled student (pruning + distillation). Every arm trains for ``steps`` steps.
+
+    Techniques are labelled ``"<variant> w<width>"``, ``"channels <ratio> (matches w<width>)"`` and
+    ``"pruned+feature (matches w<width>)"``; samples (from the last seed) are keyed the same way.
+    """
+    for variant in variants:
+        check_choice("distillation variant", variant, DISTILL_VARIANTS)
+    records, samples = [], {}
+    x = bench.example_input(1)
+    for width in widths:
+        ratio, _ = match_channel_ratio(teacher, count_macs(make_student(teacher, width), x), x, mac_tolerance)
+        config = ChannelPruneConfig(ratio=ratio)
+        settings = {"width": width, "steps": steps}
+        pruned_label, both_label = f"channels {ratio:.2f} (matches w{width})", f"pruned+feature (matches w{width})"
+        for seed in seeds:
+            for variant in variants:
+                label = f"{variant} w{width}"
+                student = distilled_student(bench, teacher, discriminator, variant, width, steps, seed, device)
+                family = "from-scratch" if variant == "scratch" else "distillation"
+                records.append(measure(student, bench, technique=label, family=family, settings=settings,
+                                       seed=seed, device=device, **measure_kwargs))
+                samples[label] = bench.generate(student, SAMPLE_GRID, seed)
+            pruned = pruned_and_finetuned(bench, teacher, discriminator, config, steps, seed, device)
+            both = distilled_student(bench, teacher, discriminator, "feature",
+                                     prune(teacher, config, bench.example_input(2)), steps, seed, device)
+            for label, model, family in ((pruned_label, pruned, "pruning"),
+                                         (both_label, both, "pruning+distillation")):
+                records.append(measure(model, bench, technique=label, family=family,
+                                       settings={"ratio": ratio, **settings}, seed=seed, device=device,
+                                       **measure_kwargs))
+                samples[label] = bench.generate(model, SAMPLE_GRID, seed)
+    return records, samples

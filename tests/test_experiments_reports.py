@@ -62,11 +62,59 @@ def test_pruned_and_finetuned_can_prune_the_discriminator_too(monkeypatch):
         experiments.pruned_and_finetuned(bench, teacher, disc, config, steps=1, discriminator_ratio=1.0)
 
 
-def test_finetune_steps_default_and_override():
-    assert experiments.finetune_steps("quick") == gs.benchmarks.profile_settings("quick").finetune_steps
-    assert experiments.finetune_steps("full", 7) == 7
-    with pytest.raises(GanSurveyError, match="fine-tuning steps"):
-        experiments.finetune_steps("quick", -1)
+def test_pruning_sweep_measures_each_config_before_and_after_finetuning():
+    bench = gs.get_benchmark("gaussians-mlp")
+    torch.manual_seed(0)
+    teacher, disc = bench.new_generator(), bench.new_discriminator()
+    configs = {"magnitude 50%": gs.compress.MagnitudePruneConfig(0.5),
+               "channels 50%": gs.compress.ChannelPruneConfig(0.5)}
+    records, samples = experiments.pruning_sweep(bench, teacher, disc, configs, 2, seed=3, device="cpu",
+                                                 notebook="test", profile="quick")
+    assert [r.technique for r in records] == ["magnitude 50% (no fine-tuning)", "magnitude 50%",
+                                             "channels 50% (no fine-tuning)", "channels 50%"]
+    assert {r.seed for r in records} == {3} and {r.notebook for r in records} == {"test"}
+    assert records[1].settings["finetune_steps"] == 2 and records[3].macs < records[1].macs
+    dense_bytes = gs.metrics.stored_bytes(teacher)
+    assert records[0].stored_bytes < 0.8 * dense_bytes and records[1].stored_bytes < 0.8 * dense_bytes  # sparse
+    assert set(samples) == set(configs) and samples["channels 50%"].shape[0] == experiments.SAMPLE_GRID
+
+
+def test_distillation_sweep_has_every_arm_at_matched_macs():
+    bench = gs.get_benchmark("gaussians-mlp")
+    torch.manual_seed(0)
+    teacher, disc = bench.new_generator(), bench.new_discriminator()
+    records, samples = experiments.distillation_sweep(bench, teacher, disc, [0.5], [0, 1], 1,
+                                                      variants=("scratch", "output"), device="cpu", profile="quick")
+    frame = records_frame(records)
+    assert len(frame) == 2 * 4 and sorted(frame["seed"].unique()) == [0, 1]
+    assert set(frame["family"]) == {"from-scratch", "distillation", "pruning", "pruning+distillation"}
+    student_macs = frame.loc[frame["technique"] == "output w0.5", "macs"].iloc[0]
+    assert all(abs(m - student_macs) <= 0.10 * student_macs for m in frame["macs"])
+    assert "scratch w0.5" in samples and any(label.startswith("channels") for label in samples)
+    with pytest.raises(GanSurveyError, match="'distill-all'"):
+        experiments.distillation_sweep(bench, teacher, disc, [0.5], [0], 1, variants=("distill-all",))
+
+
+def test_profile_budgets_defaults_and_overrides():
+    quick, full = gs.benchmarks.profile_settings("quick"), gs.benchmarks.profile_settings("full")
+    assert experiments.budget_steps("quick", "finetune") == quick.finetune_steps
+    assert experiments.budget_steps("full", "lottery") == full.lottery_steps
+    assert experiments.budget_steps("full", "finetune", 7) == 7
+    with pytest.raises(GanSurveyError, match="finetune steps"):
+        experiments.budget_steps("quick", "finetune", -1)
+    with pytest.raises(GanSurveyError, match="'distill'.*'finetune', 'lottery'"):
+        experiments.budget_steps("quick", "distill")
+    assert experiments.run_seeds("quick", 4) == [4] and experiments.run_seeds("full") == [0, 1, 2]
+    assert experiments.run_seeds("full", 0, [5, 7]) == [5, 7]
+    with pytest.raises(GanSurveyError, match="at least one seed"):
+        experiments.run_seeds("quick", 0, [])
+    with pytest.raises(GanSurveyError, match="seed must be an integer >= 0, got -1"):
+        experiments.run_seeds("quick", 0, [1, -1])
+    assert experiments.student_widths("full") == [0.25, 0.5] and experiments.student_widths("quick", [0.3]) == [0.3]
+    with pytest.raises(GanSurveyError, match="student width.*got 1.5"):
+        experiments.student_widths("quick", [0.5, 1.5])
+    with pytest.raises(GanSurveyError, match="'fast'"):
+        experiments.run_seeds("fast")
 
 
 def _row(technique, params, macs, latency, value):
