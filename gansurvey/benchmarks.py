@@ -52,7 +52,7 @@ class ProfileSettings:
 
 PROFILE_SETTINGS = {
     "quick": ProfileSettings(
-        teacher_steps={"gaussians-mlp": 1500, "mnist-dcgan": 300, "edges2digits-resnet": 200},
+        teacher_steps={"gaussians-mlp": 1500, "mnist-dcgan": 900, "edges2digits-resnet": 200},
         finetune_steps=40, eval_samples=500, inception_samples=32, classifier_steps=400,
         latency_warmup=2, latency_repeats=5, seeds=1, student_widths=(0.5,), lottery_steps=500,
     ),
