@@ -214,7 +214,9 @@ def distillation_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.M
     records, samples = [], {}
     x = bench.example_input(1)
     for width in widths:
-        ratio, _ = match_channel_ratio(teacher, count_macs(make_student(teacher, width), x), x, mac_tolerance)
+        # The matched pruned teacher is also the (copied, never modified) start of every pruned+feature student.
+        ratio, pruned_start = match_channel_ratio(teacher, count_macs(make_student(teacher, width), x), x,
+                                                  mac_tolerance)
         config = ChannelPruneConfig(ratio=ratio)
         settings = {"width": width, "steps": steps}
         pruned_label, both_label = f"channels {ratio:.2f} (matches w{width})", f"pruned+feature (matches w{width})"
@@ -227,8 +229,7 @@ def distillation_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.M
                                        seed=seed, device=device, **measure_kwargs))
                 samples[label] = bench.generate(student, SAMPLE_GRID, seed)
             pruned = pruned_and_finetuned(bench, teacher, discriminator, config, steps, seed, device)
-            both = distilled_student(bench, teacher, discriminator, "feature",
-                                     prune(teacher, config, bench.example_input(2)), steps, seed, device)
+            both = distilled_student(bench, teacher, discriminator, "feature", pruned_start, steps, seed, device)
             for label, model, family in ((pruned_label, pruned, "pruning"),
                                          (both_label, both, "pruning+distillation")):
                 records.append(measure(model, bench, technique=label, family=family,
