@@ -1,63 +1,87 @@
-"""The survey's claims checked on the records *we* measured (``gansurvey.survey.findings`` checks them on the
-literature's numbers instead).
+"""The survey's claims checked on the records *we* measured (:mod:`gansurvey.survey.findings` checks them on the
+literature's numbers instead); both return a :class:`gansurvey.verdicts.Check`.
 
-- F1, :func:`distillation_vs_pruning`: knowledge distillation beats pruning used alone, at matched MACs.
+- F1, :func:`distillation_vs_pruning`: knowledge distillation beats pruning used alone, at matched MACs, once per
+  training budget (equal fine-tuning steps, and equal total steps).
 - F4, :func:`premise_memory_dominates`: memory traffic, not arithmetic, dominates a generator's energy.
 - LT, :func:`winning_ticket`: GANs hold lottery tickets (Chen et al. 2021): a sparse subnetwork rewound to its
   initial weights trains to the dense model's quality and beats the same mask with a random initialisation.
 
-Every verdict is computed from the rows given; change the numbers and it follows.
+Every verdict is computed from the rows given; change the numbers and it follows. Every measured verdict says
+how many seeds it rests on, and a verdict from ``quick``-profile records says it is indicative only.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gansurvey.checks import GanSurveyError, check_number
+from gansurvey.checks import GanSurveyError, check_choice, check_number
+from gansurvey.verdicts import Check, Verdict, combine
 
-SUPPORTED, CONTRADICTED, MIXED, UNTESTABLE = "supported", "contradicted", "mixed/inconclusive", "not testable"
-VERDICTS = (SUPPORTED, CONTRADICTED, MIXED, UNTESTABLE)
+# Compatibility names: the words of :class:`Verdict`.
+SUPPORTED, CONTRADICTED, MIXED, UNTESTABLE = (Verdict.SUPPORTED, Verdict.CONTRADICTED, Verdict.MIXED,
+                                              Verdict.NOT_TESTABLE)
+#: Older name of :class:`gansurvey.verdicts.Check` for measured claims.
+ClaimCheck = Check
 
 F1_COLUMNS = ("benchmark", "technique", "family", "seed", "macs", "primary_metric", "primary_value",
               "higher_is_better")
 ENERGY_COLUMNS = ("compute_uj", "weight_dram_uj", "activation_uj")
+#: Training budgets of a distillation sweep (``settings["budget"]``): students trained for the pruned models'
+#: fine-tuning steps, or for as many steps in total as the pruned models (teacher training + fine-tuning).
+BUDGETS = ("equal-finetune", "equal-total")
+#: The budget of a record whose settings name none (sweeps before budgets existed gave every arm equal steps).
+DEFAULT_BUDGET = "equal-finetune"
+INDICATIVE = "quick-profile verdicts are indicative only (one seed, short training; see the full profile)"
 
 
-@dataclass
-class ClaimCheck:
-    """A claim, the verdict our measurements give it (overall and per benchmark), and the table behind it."""
+def seed_note(seeds: int, profile: str | None = None) -> list[str]:
+    """Caveats every measured verdict carries: the seed count and, for the quick profile, "indicative only".
 
-    id: str
-    claim: str
-    verdict: str
-    table: pd.DataFrame = field(repr=False)
-    verdicts: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    parameters: dict[str, Any] = field(default_factory=dict)
+    Args:
+        seeds: the fewest seeds any compared arm has.
+        profile: the records' profile (``quick``, ``full``) or ``None`` when unknown.
 
-    def summary(self) -> str:
-        """One paragraph: the verdict and the numbers it rests on."""
-        return _SUMMARIES[self.id](self)
-
-    def _repr_markdown_(self) -> str:
-        return (f"**{self.id}: {self.claim}** (**{self.verdict}**)\n\n{self.summary()}\n\n"
-                f"{self.table.to_markdown(index=False) if len(self.table) else '(no rows)'}\n")
+    Example:
+        >>> seed_note(1, "quick")[0]
+        'rests on 1 seed per arm'
+    """
+    notes = [f"rests on {seeds} seed{'s' if seeds != 1 else ''} per arm"]
+    if profile == "quick":
+        notes.append(INDICATIVE)
+    return notes
 
 
-def _combine(verdicts: list[str]) -> str:
-    """Overall verdict from per-part ones: unanimous among the testable parts, otherwise mixed."""
-    testable = [v for v in verdicts if v != UNTESTABLE]
-    if not testable:
-        return UNTESTABLE
-    return testable[0] if len(set(testable)) == 1 else MIXED
+def _profile_of(records: pd.DataFrame, profile: str | None) -> str | None:
+    if profile is not None or "profile" not in records.columns:
+        return profile
+    found = records["profile"].dropna().astype(str).unique()
+    return "quick" if "quick" in found else (found[0] if len(found) == 1 else None)
 
 
 # ----------------------------------------------------------------------------------------- F1
+
+
+def budget_of(settings: Any) -> str:
+    """The training budget recorded in a record's ``settings`` (JSON text or dict); :data:`DEFAULT_BUDGET`
+    when it names none.
+
+    Example:
+        >>> budget_of('{"budget": "equal-total", "steps": 900}')
+        'equal-total'
+    """
+    if isinstance(settings, str):
+        try:
+            settings = json.loads(settings) if settings.strip() else {}
+        except ValueError:
+            settings = {}
+    budget = settings.get("budget", DEFAULT_BUDGET) if isinstance(settings, Mapping) else DEFAULT_BUDGET
+    return check_choice("training budget", budget, BUDGETS)
 
 
 def distillation_vs_pruning(
@@ -65,71 +89,109 @@ def distillation_vs_pruning(
     mac_tolerance: float = 0.10,
     distilled_family: str = "distillation",
     pruned_family: str = "pruning",
-) -> ClaimCheck:
+    profile: str | None = None,
+) -> Check:
     """F1 on measured records: does a distilled student beat a pruned (fine-tuned) generator of equal MACs?
+    Decided once per training budget.
 
-    Per benchmark and primary metric: a *configuration* is a (family, technique, settings) triple; its quality
-    is the mean of ``primary_value`` over seeds and its spread the standard deviation over seeds (0 with one
-    seed). Configurations of both families are grouped into MAC budgets, from the cheapest up: a budget holds
-    every configuration within ``mac_tolerance`` (relative) above its cheapest member. In a budget holding
-    both families the best distilled configuration meets the best pruned one (the best, so a pruned model
-    measured before fine-tuning never stands in for its fine-tuned version); the margin is their quality
-    difference in the metric's better direction (positive: distillation better), decisive when it exceeds the
-    sum of the two spreads. A benchmark *supports* the claim when distillation wins decisively at every
-    matched budget, *contradicts* it when pruning wins decisively somewhere and distillation nowhere, is
-    *mixed/inconclusive* otherwise and *not testable* without a matched budget. The overall verdict is the
-    benchmarks' common one, else mixed. Combined techniques (other families) are not "pruning used alone" and
-    are left out.
+    A distilled record's budget is ``settings["budget"]`` (:data:`BUDGETS`; none given means
+    ``equal-finetune``). Pruned records are the reference of every budget: a pruned model was trained for the
+    teacher's steps and then fine-tuned, so it has both the fine-tuning steps of an ``equal-finetune`` student
+    and the total steps of an ``equal-total`` one.
+
+    Per budget, benchmark and primary metric: a *configuration* is a (family, technique, settings) triple; its
+    quality is the mean of ``primary_value`` over seeds and its spread the standard deviation over seeds (0
+    with one seed). Configurations of both families are grouped into MAC budgets, from the cheapest up: a
+    budget holds every configuration within ``mac_tolerance`` (relative) above its cheapest member. In a
+    budget holding both families the best distilled configuration meets the best pruned one; the margin is
+    their quality difference in the metric's better direction (positive: distillation better), decisive when
+    it exceeds the sum of the two spreads. A benchmark *supports* the claim when distillation wins decisively at
+    every matched budget, *contradicts* it when pruning wins decisively somewhere and distillation nowhere, is
+    *mixed* otherwise and *not testable* without a matched budget. Combined techniques (other families) are
+    not "pruning used alone" and are left out.
+
+    Args:
+        records: measured records (``ResultsStore(profile).load_all()`` or :func:`records_frame`).
+        mac_tolerance: relative MAC difference still counted as the same cost.
+        distilled_family: the family set against pruning (``pruning+distillation`` for the combined arm).
+        pruned_family: the pruning family.
+        profile: the records' profile; ``None`` reads the ``profile`` column (quick verdicts are indicative).
+
+    Returns:
+        A :class:`Check` whose ``verdicts`` hold one verdict per budget (``"equal-total"``) and per budget and
+        benchmark (``"equal-total: mnist-dcgan"``); its overall verdict combines the budgets (mixed when they
+        disagree), so read the per-budget ones.
+
+    Example:
+        >>> check = distillation_vs_pruning(store.load_all())  # doctest: +SKIP
+        >>> check.verdicts["equal-total"]  # doctest: +SKIP
     """
     check_number("mac_tolerance", mac_tolerance, minimum=0, below=1)
     frame = _check_records(records)
+    profile = _profile_of(frame, profile)
     notes: list[str] = []
     rows = frame[frame["family"].isin([distilled_family, pruned_family])]
     unpriced = rows["macs"].isna() | rows["primary_value"].isna()
     if unpriced.any():
         notes.append(f"{int(unpriced.sum())} record(s) without MACs or a primary value were left out")
-    configs = _configurations(rows[~unpriced])
-    table_rows, verdicts = [], {}
-    for (bench, metric), group in configs.groupby(["benchmark", "primary_metric"], sort=True):
-        label = bench if configs[configs["benchmark"] == bench]["primary_metric"].nunique() == 1 \
-            else f"{bench} ({metric})"
-        higher = _direction(group, bench, metric)
-        matched = []
-        for budget in _budgets(group, mac_tolerance):
-            kd = budget[budget["family"] == distilled_family]
-            pr = budget[budget["family"] == pruned_family]
-            if kd.empty or pr.empty:
+    rows = rows[~unpriced]
+    rows = rows.assign(budget=[budget_of(s) for s in rows["settings"]])
+    pruned_rows = rows[rows["family"] == pruned_family]
+    kd_budgets = [b for b in BUDGETS if (rows.loc[rows["family"] == distilled_family, "budget"] == b).any()]
+    table_rows: list[dict] = []
+    verdicts: dict[str, Verdict] = {}
+    for budget in kd_budgets or [DEFAULT_BUDGET]:
+        kd_rows = rows[(rows["family"] == distilled_family) & (rows["budget"] == budget)]
+        configs = _configurations(pd.concat([kd_rows, pruned_rows]))
+        per_bench: dict[str, Verdict] = {}
+        for (bench, metric), group in configs.groupby(["benchmark", "primary_metric"], sort=True):
+            label = bench if configs[configs["benchmark"] == bench]["primary_metric"].nunique() == 1 \
+                else f"{bench} ({metric})"
+            higher = _direction(group, bench, metric)
+            matched = []
+            for cluster in _budgets(group, mac_tolerance):
+                kd = cluster[cluster["family"] == distilled_family]
+                pr = cluster[cluster["family"] == pruned_family]
+                if kd.empty or pr.empty:
+                    continue
+                matched.append({"budget": budget, **_duel(bench, metric, higher, cluster["macs"].min(),
+                                                          _best(kd, higher), _best(pr, higher))})
+            if not matched:
+                have = sorted(set(group["family"]))
+                notes.append(f"{budget}, {label}: no MAC budget holds both families (within "
+                             f"{mac_tolerance:.0%}; families measured: {', '.join(have)})")
+                per_bench[label] = Verdict.NOT_TESTABLE
                 continue
-            matched.append(_duel(bench, metric, higher, budget["macs"].min(), _best(kd, higher),
-                                 _best(pr, higher)))
-        if not matched:
-            have = sorted(set(group["family"]))
-            notes.append(f"{label}: no MAC budget holds both families (within {mac_tolerance:.0%}; "
-                         f"families measured: {', '.join(have)})")
-            verdicts[label] = UNTESTABLE
-            continue
-        table_rows += matched
-        outcomes = {row["outcome"] for row in matched}
-        if outcomes == {"distillation better"}:
-            verdicts[label] = SUPPORTED
-        elif "pruning better" in outcomes and "distillation better" not in outcomes:
-            verdicts[label] = CONTRADICTED
-        else:
-            verdicts[label] = MIXED
+            outcomes = {row["outcome"] for row in matched}
+            if outcomes == {"distillation better"}:
+                per_bench[label] = Verdict.SUPPORTED
+            elif "pruning better" in outcomes and "distillation better" not in outcomes:
+                per_bench[label] = Verdict.CONTRADICTED
+            else:
+                per_bench[label] = Verdict.MIXED
+            table_rows += [{**row, "benchmark_verdict": per_bench[label]} for row in matched]
+        verdicts[budget] = combine(per_bench.values())
+        verdicts |= {f"{budget}: {label}": v for label, v in per_bench.items()}
     table = pd.DataFrame(table_rows, columns=list(_F1_TABLE))
-    return ClaimCheck(
+    seeds = int(table[["distilled_seeds", "pruned_seeds"]].min().min()) if len(table) else None
+    if seeds is not None:
+        notes += seed_note(seeds, profile)
+    check = Check(
         "F1", "Knowledge distillation beats pruning used alone (at the same MAC budget).",
-        _combine(list(verdicts.values())), table, verdicts, notes,
-        {"mac_tolerance": mac_tolerance, "distilled_family": distilled_family,
-         "pruned_family": pruned_family},
+        combine(verdicts[b] for b in kd_budgets or [DEFAULT_BUDGET]), "", table, verdicts, notes,
+        {"mac_tolerance": mac_tolerance, "distilled_family": distilled_family, "pruned_family": pruned_family,
+         "budgets": kd_budgets, "profile": profile},
+        source="measured", basis="survey abstract", seeds=seeds,
     )
+    check.summary = _f1_summary(check)
+    return check
 
 
 _F1_TABLE = (
-    "benchmark", "primary_metric", "higher_is_better", "budget_macs",
+    "budget", "benchmark", "primary_metric", "higher_is_better", "budget_macs",
     "distilled", "distilled_macs", "distilled_mean", "distilled_spread", "distilled_seeds",
     "pruned", "pruned_macs", "pruned_mean", "pruned_spread", "pruned_seeds",
-    "margin", "outcome",
+    "margin", "outcome", "benchmark_verdict",
 )
 
 
@@ -219,22 +281,30 @@ def _duel(bench: str, metric: str, higher: bool, budget: float, kd: pd.Series, p
     }
 
 
-def _f1_summary(check: ClaimCheck) -> str:
-    parts = [f"Verdict: {check.verdict}."]
-    if check.table.empty:
+BUDGET_WORDS = {
+    "equal-finetune": "equal fine-tuning budget (students trained for the pruned models' fine-tuning steps)",
+    "equal-total": "equal total budget (students trained for as many steps as the teacher plus fine-tuning)",
+}
+
+
+def _f1_summary(check: Check) -> str:
+    parts = []
+    if check.evidence.empty:
         parts.append("No benchmark has a distilled and a pruned generator within "
                      f"{check.parameters['mac_tolerance']:.0%} of each other's MACs.")
-    for (bench, metric), rows in check.table.groupby(["benchmark", "primary_metric"], sort=True):
-        label = f"{bench} ({metric})" if f"{bench} ({metric})" in check.verdicts else bench
-        duels = "; ".join(
-            f"at {r.budget_macs / 1e6:.3g}M MACs {r.distilled} {r.distilled_mean:.4g} "
-            f"± {r.distilled_spread:.2g} "
-            f"vs {r.pruned} {r.pruned_mean:.4g} ± {r.pruned_spread:.2g} "
-            f"({r.primary_metric}, {'higher' if r.higher_is_better else 'lower'} is better; "
-            f"seeds {r.distilled_seeds} and {r.pruned_seeds}; margin {r.margin:+.3g}: {r.outcome})"
-            for r in rows.itertuples()
-        )
-        parts.append(f"{label} ({check.verdicts[label]}): {duels}.")
+    for budget in check.parameters["budgets"] or [DEFAULT_BUDGET]:
+        parts.append(f"At the {BUDGET_WORDS[budget]}: {check.verdicts[budget]}.")
+        rows_b = check.evidence[check.evidence["budget"] == budget]
+        for (bench, _metric), rows in rows_b.groupby(["benchmark", "primary_metric"], sort=True):
+            duels = "; ".join(
+                f"at {r.budget_macs / 1e6:.3g}M MACs {r.distilled} {r.distilled_mean:.4g} "
+                f"± {r.distilled_spread:.2g} "
+                f"vs {r.pruned} {r.pruned_mean:.4g} ± {r.pruned_spread:.2g} "
+                f"({r.primary_metric}, {'higher' if r.higher_is_better else 'lower'} is better; "
+                f"seeds {r.distilled_seeds} and {r.pruned_seeds}; margin {r.margin:+.3g}: {r.outcome})"
+                for r in rows.itertuples()
+            )
+            parts.append(f"{bench} ({rows['benchmark_verdict'].iloc[0]}): {duels}.")
     parts += [f"Note: {n}." for n in check.notes]
     parts.append("Spreads are standard deviations over seeds; a margin counts only beyond their sum.")
     return " ".join(parts)
@@ -246,7 +316,7 @@ def _f1_summary(check: ClaimCheck) -> str:
 def premise_memory_dominates(
     breakdown_totals: Mapping[str, Mapping[str, float]] | Mapping[str, float] | pd.DataFrame,
     threshold: float = 0.5,
-) -> ClaimCheck:
+) -> Check:
     """F4, the survey's premise on our generators: memory (weight DRAM reads plus activation traffic) takes
     more than ``threshold`` of the estimated energy of a forward pass.
 
@@ -254,6 +324,14 @@ def premise_memory_dominates(
     per model): a DataFrame indexed by, or with a ``benchmark`` column of, names; a dict of such dicts (e.g.
     ``{name: energy_estimate(...)}``); or one flat dict. A benchmark supports the premise when its memory
     share exceeds the threshold; the overall verdict is the benchmarks' common one, else mixed.
+
+    Args:
+        breakdown_totals: energy per part (µJ) per benchmark, as above.
+        threshold: the memory share above which the premise holds.
+
+    Example:
+        >>> premise_memory_dominates({"m": dict(compute_uj=1.0, weight_dram_uj=3.0, activation_uj=1.0)}).verdict
+        <Verdict.SUPPORTED: 'supported'>
     """
     check_number("threshold", threshold, minimum=0, below=1)
     frame = _energy_frame(breakdown_totals)
@@ -271,10 +349,13 @@ def premise_memory_dominates(
             verdicts[name] = SUPPORTED if row["memory_share"] > threshold else CONTRADICTED
     frame["verdict"] = [verdicts[n] for n in frame.index]
     table = frame.reset_index(names="benchmark")
-    return ClaimCheck(
+    check = Check(
         "F4", "Moving data costs more energy than computing on it, so memory compression pays most.",
-        _combine(list(verdicts.values())), table, verdicts, notes, {"threshold": threshold},
+        combine(verdicts.values()), "", table, verdicts, notes, {"threshold": threshold},
+        source="measured", basis="survey abstract",
     )
+    check.summary = _f4_summary(check)
+    return check
 
 
 def _energy_frame(totals) -> pd.DataFrame:
@@ -306,8 +387,8 @@ def _energy_frame(totals) -> pd.DataFrame:
     return frame
 
 
-def _f4_summary(check: ClaimCheck) -> str:
-    parts = [f"Verdict: {check.verdict}."]
+def _f4_summary(check: Check) -> str:
+    parts = []
     for r in check.table.itertuples():
         parts.append(
             f"{r.benchmark}: memory {r.memory_uj:.3g} µJ (weights {r.weight_dram_uj:.3g}, activations "
@@ -323,13 +404,22 @@ def _f4_summary(check: ClaimCheck) -> str:
 
 
 def winning_ticket(records: pd.DataFrame, ticket: str = "lottery ticket", control: str = "random re-init",
-                   dense: str = "dense", tolerance: float = 0.10) -> ClaimCheck:
+                   dense: str = "dense", tolerance: float = 0.10, profile: str | None = None) -> Check:
     """LT: per benchmark, the ticket is *winning* when its quality is within ``tolerance`` (relative) of the
     dense model trained the same way, or better, and better than the random re-initialisation control.
 
     ``records`` are Measurement rows whose ``technique`` names the three arms; quality is ``primary_value``
     (mean over seeds) in the metric's better direction. Contradicted when the ticket is neither close to the
     dense model nor better than the control; mixed when only one of the two holds.
+
+    Args:
+        records: the lottery notebook's records.
+        ticket, control, dense: the ``technique`` names of the three arms.
+        tolerance: how far (relative) below the dense model a ticket may stay and still match it.
+        profile: the records' profile; ``None`` reads the ``profile`` column.
+
+    Example:
+        >>> winning_ticket(records_frame(lottery_records)).verdict  # doctest: +SKIP
     """
     check_number("tolerance", tolerance, minimum=0)
     rows = _check_records(records)
@@ -349,20 +439,23 @@ def winning_ticket(records: pd.DataFrame, ticket: str = "lottery ticket", contro
         table.append(dict(benchmark=bench, metric=group["primary_metric"].iloc[0], dense=means[dense],
                           ticket=means[ticket], random_reinit=means[control], relative_gap_to_dense=gap_dense,
                           ticket_beats_control=bool(beats_control), verdict=verdicts[bench]))
-    return ClaimCheck("LT", "GANs hold winning lottery tickets: rewound sparse subnetworks match the dense model "
-                      "and beat random re-initialisation.", _combine(list(verdicts.values())),
-                      pd.DataFrame(table), verdicts, [], {"tolerance": tolerance})
+    seeds = int(rows["seed"].nunique()) if len(rows) else None
+    check = Check("LT", "GANs hold winning lottery tickets: rewound sparse subnetworks match the dense model "
+                  "and beat random re-initialisation.", combine(verdicts.values()), "",
+                  pd.DataFrame(table), verdicts, seed_note(seeds, _profile_of(rows, profile)) if seeds else [],
+                  {"tolerance": tolerance}, source="measured", basis="surveyed work", seeds=seeds)
+    check.summary = _lt_summary(check)
+    return check
 
 
-def _lt_summary(check: ClaimCheck) -> str:
-    parts = [f"Verdict: {check.verdict}."]
+def _lt_summary(check: Check) -> str:
+    parts = []
     for r in check.table.itertuples():
         parts.append(f"{r.benchmark}: ticket {r.ticket:.4g}, dense {r.dense:.4g}, random re-init "
                      f"{r.random_reinit:.4g} ({r.metric}); the ticket is {abs(r.relative_gap_to_dense):.0%} "
                      f"{'worse' if r.relative_gap_to_dense < 0 else 'better'} than dense and "
                      f"{'beats' if r.ticket_beats_control else 'does not beat'} the control ({r.verdict}).")
     parts.append(f"Matching means within {check.parameters['tolerance']:.0%} of the dense model.")
+    parts += [f"Note: {n}." for n in check.notes]
     return " ".join(parts)
 
-
-_SUMMARIES = {"F1": _f1_summary, "F4": _f4_summary, "LT": _lt_summary}

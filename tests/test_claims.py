@@ -33,7 +33,8 @@ def duel(kd_values, pruned_values, kd_macs=1.0e6, pruned_macs=1.04e6, **kw) -> p
 def test_f1_supported_when_distillation_is_better_beyond_the_spread():
     check = distillation_vs_pruning(duel([10.0, 11.0, 12.0], [20.0, 21.0, 22.0]))
     assert check.verdict == SUPPORTED
-    assert check.verdicts == {"mnist-dcgan": SUPPORTED}
+    assert check.verdicts == {"equal-finetune": SUPPORTED, "equal-finetune: mnist-dcgan": SUPPORTED}
+    assert check.source == "measured" and check.basis == "survey abstract" and check.seeds == 3
     row = check.table.iloc[0]
     assert row["distilled"] == "distill w0.5" and row["pruned"] == "prune 50% + finetune"
     assert row["distilled_mean"] == pytest.approx(11.0) and row["pruned_mean"] == pytest.approx(21.0)
@@ -79,7 +80,8 @@ def test_f1_takes_the_best_of_each_family_per_budget_and_combines_benchmarks():
     toy = duel([0.9, 0.91], [0.5, 0.52], metric="modes", higher=True, benchmark="gaussians-mlp")
     rows += toy.to_dict("records")
     check = distillation_vs_pruning(pd.DataFrame(rows))
-    assert check.verdicts == {"mnist-dcgan": CONTRADICTED, "gaussians-mlp": SUPPORTED}
+    assert check.verdicts == {"equal-finetune": MIXED, "equal-finetune: mnist-dcgan": CONTRADICTED,
+                              "equal-finetune: gaussians-mlp": SUPPORTED}
     assert check.verdict == MIXED
     assert set(check.table["pruned"]) == {"prune 50% + longer finetune", "prune 50% + finetune"}
 
@@ -154,6 +156,37 @@ def test_winning_ticket_verdict_follows_the_numbers():
 
     assert winning_ticket(_lottery_rows(1.0, 2.0, 1.0)).verdict == "supported"
     assert winning_ticket(_lottery_rows(3.0, 2.0, 1.0)).verdict == "contradicted"
-    assert winning_ticket(_lottery_rows(1.5, 2.0, 1.0)).verdict == "mixed/inconclusive"
+    assert winning_ticket(_lottery_rows(1.5, 2.0, 1.0)).verdict == "mixed"
     assert winning_ticket(_lottery_rows(3.0, 2.0, 3.0, higher=True)).verdict == "supported"
     assert winning_ticket(_lottery_rows(1.0, 2.0, 1.0).iloc[:2]).verdict == "not testable"
+
+
+def test_f1_gives_one_verdict_per_budget_and_says_how_many_seeds():
+    rows = duel([20.0, 21.0], [10.0, 11.0]).to_dict("records")  # equal fine-tuning: pruning wins
+    rows += [record("distill w0.5 long", "distillation", s, 1.0e6, v,
+                    settings='{"budget": "equal-total", "steps": 900}') for s, v in enumerate([5.0, 5.5])]
+    frame = pd.DataFrame(rows).assign(profile="quick")
+    check = distillation_vs_pruning(frame)
+    assert check.verdicts["equal-finetune"] == CONTRADICTED and check.verdicts["equal-total"] == SUPPORTED
+    assert check.verdict == MIXED  # the budgets disagree: read the per-budget verdicts
+    assert set(check.table["budget"]) == {"equal-finetune", "equal-total"}
+    text = check.summary
+    assert "equal total budget" in text and "equal fine-tuning budget" in text
+    assert "rests on 2 seeds" in text and "indicative only" in text and check.seeds == 2
+    assert "indicative only" not in distillation_vs_pruning(frame, profile="full").summary
+    with pytest.raises(GanSurveyError, match="'longer'.*'equal-finetune', 'equal-total'"):
+        distillation_vs_pruning(pd.DataFrame(rows[:2] + [{**rows[0], "settings": '{"budget": "longer"}'}]))
+
+
+def test_checks_share_one_vocabulary():
+    from gansurvey.verdicts import Check, Verdict, checks_frame, combine
+
+    assert str(Verdict.NOT_TESTABLE) == "not testable" and f"{Verdict.MIXED}" == "mixed"
+    assert combine([SUPPORTED, UNTESTABLE]) == SUPPORTED and combine([SUPPORTED, CONTRADICTED]) == MIXED
+    check = premise_memory_dominates({"m": dict(compute_uj=1.0, weight_dram_uj=3.0, activation_uj=1.0)})
+    assert isinstance(check, Check) and check.summary() == check.summary  # older call spelling still works
+    assert checks_frame([check]).loc[0, "verdict"] == "supported"
+    with pytest.raises(GanSurveyError, match="unknown verdict 'maybe'"):
+        Verdict.of("maybe")
+    with pytest.raises(GanSurveyError, match="unknown check source 'rumour'"):
+        Check("X", "c", "supported", "s", source="rumour")

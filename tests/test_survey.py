@@ -11,7 +11,7 @@ import pytest
 from gansurvey.checks import GanSurveyError
 from gansurvey.results import Measurement, ResultsStore
 from gansurvey.survey import findings as F
-from gansurvey.survey import literature, tables
+from gansurvey.survey import literature, output, tables
 from gansurvey.survey.literature import COLUMNS, LiteratureDataError, load_literature
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,7 +105,7 @@ BAD_ROWS = [
     ({"approx": "params"}, "approx", "cell is empty"),
     ({"higher_is_better": "yes"}, "higher_is_better", "true or false"),
     ({"families": ""}, "families", "at least one family"),
-    ({"macs_reduction_reported": "3"}, "macs_reduction_reported", "disagrees"),
+    ({"macs_x_reported": "3"}, "macs_x_reported", "disagrees"),
 ]
 
 
@@ -162,8 +162,8 @@ def _one(lit: pd.DataFrame, benchmark: str, method: str, metric: str | None = No
 def test_derived_columns_on_known_rows() -> None:
     lit = load_literature(DATA)
     gc = _one(lit, "cyclegan-horse2zebra", "GAN Compression, paper model under the new protocol")
-    assert gc["macs_reduction"] == pytest.approx(56.8 / 2.67)
-    assert gc["params_reduction"] == pytest.approx(11.4 / 0.342)
+    assert gc["macs_x"] == pytest.approx(56.8 / 2.67)
+    assert gc["params_x"] == pytest.approx(11.4 / 0.342)
     assert gc["quality_change"] == pytest.approx(65.75 - 65.33)  # FID fell: positive = better
     cat = _one(lit, "pix2pix-cityscapes", "CAT")
     assert cat["quality_change"] == pytest.approx(42.65 - 42.06)  # mIoU rose: positive too
@@ -172,12 +172,12 @@ def test_derived_columns_on_known_rows() -> None:
     )
     assert thinet["baseline_value_used"] == 0.538  # taken from the benchmark's baseline row
     assert thinet["quality_change_rel"] == pytest.approx((0.218 - 0.538) / 0.538)
-    assert thinet["memory_reduction"] == pytest.approx(43.42 / 10.88)
+    assert thinet["memory_x"] == pytest.approx(43.42 / 10.88)
     dmad = _one(lit, "pix2pix-edges2shoes", "DMAD (U-Net)")  # own U-Net baseline fields, not the ResNet row
-    assert dmad["macs_reduction"] == pytest.approx(18.6 / 2.99)
+    assert dmad["macs_x"] == pytest.approx(18.6 / 2.99)
     assert pd.isna(dmad["quality_change"])
     dcd = _one(lit, "cyclegan-horse2zebra", "DCD")  # no MACs: the reported ratio fills in
-    assert dcd["macs_reduction"] == 40 and pd.isna(dcd["macs_reduction_computed"])
+    assert dcd["macs_x"] == 40 and pd.isna(dcd["macs_x_computed"])
 
 
 def test_render_formats_and_rejects_bad_names() -> None:
@@ -350,3 +350,25 @@ def test_write_tables_writes_every_file(tmp_path: Path, monkeypatch: pytest.Monk
     assert not list(out.glob(".*.tmp"))
     with pytest.raises(GanSurveyError, match="unknown profile 'slow'"):
         write_tables("slow", out)
+
+
+def test_findings_say_where_the_claim_comes_from_and_show_every_reading() -> None:
+    results = {f.id: f for f in F.check_all(load_literature(DATA), literature.load_energy())}
+    assert all(f.source == "literature" for f in results.values())
+    assert {f.basis for i, f in results.items() if i in ("F1", "F2", "F3", "F4", "F5")} == {"survey abstract"}
+    assert {f.basis for i, f in results.items() if i in ("F6", "F7", "F8")} == {"this project's reading"}
+    # CAT's own table and OMGD's plot of CAT disagree on horse2zebra: F1 and F6 show both readings.
+    for fid in ("F1", "F6"):
+        assert "CAT also reads ~60 (OMGD plot (read off), V-fig)" in results[fid].summary
+    text = output.findings_markdown(list(results.values()))
+    assert "this project's reading" in text and "survey abstract" in text
+
+
+def test_one_energy_loader_and_one_family_spelling() -> None:
+    from gansurvey.metrics.energy import load_energy_table
+
+    assert literature.load_energy().equals(load_energy_table().to_frame())
+    assert literature.family_label("distillation;pruning") == "pruning+distillation"
+    assert literature.family_label("pruning+distillation") == "pruning+distillation"
+    shown = tables.display_frame(load_literature(DATA), "cyclegan-horse2zebra")
+    assert "pruning+distillation" in set(shown["family"]) and "MACs ×" in shown.columns

@@ -1,11 +1,12 @@
-"""The survey's comparison tables as data: load and validate the literature, render tables, draw figures,
-and check the survey's findings against the numbers.
+"""The comparison tables of the surveyed works, rebuilt from their primary sources as data (the survey's own
+tables could not be consulted): load and validate the literature, render tables, draw figures, and check the
+findings against the numbers (F1-F5 from the survey's abstracts, F6-F8 this project's reading).
 
 Submodules: ``literature`` (load, validate, derive), ``tables`` (Markdown/LaTeX/CSV and the technique matrix),
 ``findings`` (F1-F8), ``figures`` (trade-off plots and the coverage heat map), ``output`` (``write_tables``).
 """
 
-from gansurvey.survey.findings import VERDICTS, Finding, check_all, findings_frame
+from gansurvey.survey.findings import VERDICTS, Check, Finding, check_all, findings_frame
 from gansurvey.survey.literature import (
     FAMILIES,
     LOSSY_FAMILIES,
@@ -26,6 +27,7 @@ __all__ = [
     "FAMILIES",
     "LOSSY_FAMILIES",
     "VERDICTS",
+    "Check",
     "Finding",
     "LiteratureDataError",
     "benchmarks",

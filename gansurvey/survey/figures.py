@@ -24,7 +24,7 @@ from gansurvey.survey.tables import benchmark_title, benchmarks
 def tradeoff_points(frame: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     """The compressed rows of ``benchmark`` that have both a MACs reduction and a quality change."""
     rows = frame[(frame["benchmark"] == benchmark) & (frame["role"] == "compressed")]
-    rows = rows[rows["macs_reduction"].notna() & rows["quality_change_rel"].notna()]
+    rows = rows[rows["macs_x"].notna() & rows["quality_change_rel"].notna()]
     return rows.assign(
         family=rows["families"].map(family_label),
         quality_pct=100 * rows["quality_change_rel"],
@@ -53,7 +53,7 @@ def draw_tradeoff(ax, frame: pd.DataFrame, benchmark: str, palette: dict | None 
         )
     sns.scatterplot(
         data=points,
-        x="macs_reduction",
+        x="macs_x",
         y="quality_pct",
         hue="family",
         style="protocol",
@@ -63,7 +63,7 @@ def draw_tradeoff(ax, frame: pd.DataFrame, benchmark: str, palette: dict | None 
     )
     ax.axhline(0.0, color="grey", lw=0.8, ls="--")
     times = FuncFormatter(lambda v, _: f"{v:g}×")
-    if points["macs_reduction"].max() >= 2 * points["macs_reduction"].min():
+    if points["macs_x"].max() >= 2 * points["macs_x"].min():
         # 1-2-5 ticks read well on a log axis that spans anything from 2x to several decades
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -75,7 +75,7 @@ def draw_tradeoff(ax, frame: pd.DataFrame, benchmark: str, palette: dict | None 
         label += f" [{row.metric}]" if several_metrics else ""
         ax.annotate(
             label + (" (~)" if row.approx_any else ""),
-            (row.macs_reduction, row.quality_pct),
+            (row.macs_x, row.quality_pct),
             textcoords="offset points",
             xytext=(4, 3),
             fontsize=7,

@@ -1,14 +1,15 @@
-"""The survey's findings F1-F8 (reference §4.1), each checked by a function over the data.
+"""The survey's findings F1-F8 (reference §4.1), each checked by a function over the literature's numbers.
 
-Every check returns a :class:`Finding` whose verdict is computed from the rows it is given, with those rows
-(or the comparison built from them) as evidence. Change the data and the verdict follows; no verdict is
-written here.
+F1-F5 come from the survey's abstracts (the only text of the survey that could be read); F6-F8 are this
+project's reading of the literature, not statements of the survey. Every check returns a
+:class:`gansurvey.verdicts.Check` (``source="literature"``, ``basis`` saying which of the two) whose verdict is
+computed from the rows it is given, with those rows (or the comparison built from them) as evidence. Change the
+data and the verdict follows; no verdict is written here.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -16,37 +17,25 @@ import pandas as pd
 from gansurvey.checks import check_number
 from gansurvey.survey.literature import FAMILIES, LOSSY_FAMILIES, family_label, family_set
 from gansurvey.survey.tables import family_coverage, technique_matrix
+from gansurvey.verdicts import VERDICTS, Check, Verdict, checks_frame
 
-SUPPORTED, CONTRADICTED, UNTESTABLE = "supported", "contradicted", "not testable with these data"
-VERDICTS = (SUPPORTED, CONTRADICTED, UNTESTABLE)
+# Compatibility names: the words of :class:`Verdict`, and the old name of the check type.
+SUPPORTED, CONTRADICTED, UNTESTABLE = Verdict.SUPPORTED, Verdict.CONTRADICTED, Verdict.NOT_TESTABLE
+Finding = Check
+__all__ = ["VERDICTS", "Check", "Finding", "check_all", "findings_frame"]
 #: Findings use numbers read in a source, read off a figure, or derived from those; not inferred or recalled.
 DEFAULT_MARKS = ("V", "V-fig", "D")
 #: Families that are not compression at all but are allowed beside the lossy ones (KD works search students).
 AUXILIARY_FAMILIES = ("nas",)
+#: Where each finding comes from: the survey's abstracts, or this project's reading of the literature.
+BASIS = {**{f"F{i}": "survey abstract" for i in range(1, 6)},
+         **{f"F{i}": "this project's reading" for i in range(6, 9)}}
 
 
-@dataclass
-class Finding:
-    """One finding: what the survey says, the verdict the data give, why, and the rows behind it."""
-
-    id: str
-    claim: str
-    verdict: str
-    summary: str
-    evidence: pd.DataFrame = field(repr=False)
-    parameters: dict[str, Any] = field(default_factory=dict)
-
-    def _repr_markdown_(self) -> str:
-        shown = self.evidence.to_markdown(index=False) if _has_tabulate() else self.evidence.to_string()
-        return f"**{self.id}: {self.claim}**\n\nVerdict: **{self.verdict}**. {self.summary}\n\n{shown}\n"
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _finding(id: str, claim: str, verdict: Verdict, summary: str, evidence: pd.DataFrame,
+             parameters: dict[str, Any]) -> Check:
+    return Check(id, claim, verdict, summary, evidence, parameters=parameters, source="literature",
+                 basis=BASIS[id])
 
 
 def usable(
@@ -76,6 +65,18 @@ def _priced(lit: pd.DataFrame) -> pd.DataFrame:
     return lit[(lit["role"] == "compressed") & lit["value"].notna() & lit["macs"].notna()]
 
 
+def _other_readings(lit: pd.DataFrame, row: pd.Series) -> str:
+    """Other values of the same model (benchmark, work, variant, metric) under other protocols, e.g. CAT's own
+    table against OMGD's plot of CAT: ``"60 (OMGD plot (read off), V-fig)"``; empty when there are none or
+    they agree."""
+    same = lit[(lit["benchmark"] == row["benchmark"]) & (lit["work"] == row["work"])
+               & (lit["variant"] == row["variant"]) & (lit["metric"] == row["metric"])
+               & (lit["protocol"] != row["protocol"]) & lit["value"].notna()]
+    same = same[same["value"].astype(float) != float(row["value"])]
+    return "; ".join(f"{'~' if 'value' in r['approx'].split(';') else ''}{r['value']:g} ({r['protocol']}, "
+                     f"{r['mark']})" for _, r in same.iterrows())
+
+
 def _outcome(kd: pd.Series, prune: pd.Series, tolerance: float) -> str:
     """Which of two same-protocol rows is better; values read off a plot tie within ``tolerance``."""
     diff = float(_score(kd.to_frame().T).iloc[0] - _score(prune.to_frame().T).iloc[0])
@@ -91,7 +92,7 @@ def check_f1(
     approx_tolerance: float = 0.02,
     include_post: bool = False,
     marks: tuple[str, ...] = DEFAULT_MARKS,
-) -> Finding:
+) -> Check:
     """F1: distillation-based methods beat pruning used alone.
 
     Compared within each (benchmark, metric, protocol), never across protocols. The best pruning-only row is
@@ -126,10 +127,12 @@ def check_f1(
         best_k = within.loc[_score(within).idxmax()]
         best_c = comparable.loc[_score(comparable).idxmax()] if not comparable.empty else None
         entry |= {
+            "pruning other readings": _other_readings(lit, best_p),
             "KD-based": best_k["method"],
             "KD families": family_label(best_k["families"]),
             "KD MACs": best_k["macs"],
             "KD value": best_k["value"],
+            "KD other readings": _other_readings(lit, best_k),
             "MACs ratio (pruning/KD)": best_p["macs"] / best_k["macs"],
             "basis": f"comparable MACs (within {macs_factor:g}x)"
             if best_c is not None and best_c.name == best_k.name
@@ -149,7 +152,7 @@ def check_f1(
         "marks": list(marks),
     }
     if decisive.empty:
-        return Finding(
+        return _finding(
             "F1",
             claim,
             UNTESTABLE,
@@ -175,26 +178,31 @@ def check_f1(
                 if row["best comparable KD"] and row["best comparable KD"] != row["KD-based"]
                 else ""
             )
+            + "".join(
+                f"; {row[who]} also reads {row[f'{side} other readings']}"
+                for who, side in (("KD-based", "KD"), ("pruning-only", "pruning"))
+                if row.get(f"{side} other readings")
+            )
             + "."
         )
-    return Finding("F1", claim, verdict, " ".join(lines), evidence, params)
+    return _finding("F1", claim, verdict, " ".join(lines), evidence, params)
 
 
-def check_f2(lit: pd.DataFrame, marks: tuple[str, ...] = DEFAULT_MARKS + ("I", "UNVERIFIED")) -> Finding:
+def check_f2(lit: pd.DataFrame, marks: tuple[str, ...] = DEFAULT_MARKS + ("I", "UNVERIFIED")) -> Check:
     """F2: no pre-survey work uses encoding. Any mark counts: one claimed encoding work refutes it."""
     rows = usable(lit, include_post=False, marks=marks)
     rows = rows[rows["role"] == "compressed"]
     claim = "Encoding has not been explored for GANs (before the survey)."
     params = {"marks": list(marks)}
     if rows.empty:
-        return Finding(
+        return _finding(
             "F2", claim, UNTESTABLE, "There are no pre-survey compressed rows.", pd.DataFrame(), params
         )
     encoding = rows[rows["families"].map(lambda f: "encoding" in family_set(f))]
     coverage = family_coverage(technique_matrix(rows)).reset_index().rename_axis(columns=None)
     n_works = rows["work"].nunique()
     if encoding.empty:
-        return Finding(
+        return _finding(
             "F2",
             claim,
             SUPPORTED,
@@ -202,7 +210,7 @@ def check_f2(lit: pd.DataFrame, marks: tuple[str, ...] = DEFAULT_MARKS + ("I", "
             coverage,
             params,
         )
-    return Finding(
+    return _finding(
         "F2",
         claim,
         CONTRADICTED,
@@ -218,7 +226,7 @@ def check_f3(
     max_share: float = 1 / 3,
     include_post: bool = False,
     marks: tuple[str, ...] = DEFAULT_MARKS + ("I", "UNVERIFIED"),
-) -> Finding:
+) -> Check:
     """F3: few works combine families: the share of works using ``min_families`` or more of the five lossy
     families is at most ``max_share`` (architecture search does not count as a compression family)."""
     check_number("min_families", min_families, minimum=2, maximum=len(LOSSY_FAMILIES), integer=True)
@@ -228,7 +236,7 @@ def check_f3(
     claim = "Combinations of compression techniques are a research gap: few works combine families."
     params = {"min_families": min_families, "max_share": max_share, "include_post": include_post}
     if matrix.empty:
-        return Finding("F3", claim, UNTESTABLE, "There are no compressed rows.", pd.DataFrame(), params)
+        return _finding("F3", claim, UNTESTABLE, "There are no compressed rows.", pd.DataFrame(), params)
     combined = matrix[matrix["lossy families"] >= min_families]
     share = len(combined) / len(matrix)
     evidence = matrix.reset_index().sort_values(["lossy families", "work"], ascending=[False, True])
@@ -240,7 +248,7 @@ def check_f3(
         + (f" ({', '.join(matrix.index[matrix['lossy families'] >= 3])})" if three else "")
         + "."
     )
-    return Finding("F3", claim, verdict, summary, evidence, params)
+    return _finding("F3", claim, verdict, summary, evidence, params)
 
 
 def _energy_row(energy: pd.DataFrame, pattern: str, bits: int | None) -> pd.DataFrame:
@@ -256,7 +264,7 @@ def check_f4(
     dram_pattern: str = r"dram",
     mult_pattern: str = r"(?:float|fp).*mult|mult.*(?:float|fp)",
     marks: tuple[str, ...] = DEFAULT_MARKS,
-) -> Finding:
+) -> Check:
     """F4: data transfer dominates energy: a 32-bit DRAM access costs at least ``min_ratio`` times a 32-bit
     float multiply (45 nm energy table with columns operation, bits, energy_pj and, optionally, mark: rows
     with another mark than ``marks`` are not used)."""
@@ -269,12 +277,12 @@ def check_f4(
         "marks": list(marks),
     }
     if energy is None or energy.empty:
-        return Finding("F4", claim, UNTESTABLE, "No energy table was given.", pd.DataFrame(), params)
+        return _finding("F4", claim, UNTESTABLE, "No energy table was given.", pd.DataFrame(), params)
     trusted = energy[energy["mark"].isin(marks)] if "mark" in energy.columns else energy
     dram, mult = _energy_row(trusted, dram_pattern, 32), _energy_row(trusted, mult_pattern, 32)
     if dram.empty or mult.empty:
         missing = "a 32-bit DRAM access" if dram.empty else "a 32-bit float multiply"
-        return Finding("F4", claim, UNTESTABLE, f"The energy table has no row for {missing}.", energy, params)
+        return _finding("F4", claim, UNTESTABLE, f"The energy table has no row for {missing}.", energy, params)
     dram_pj, mult_pj = float(dram["energy_pj"].iloc[0]), float(mult["energy_pj"].iloc[0])
     ratio = dram_pj / mult_pj
     evidence = energy.assign(
@@ -285,16 +293,16 @@ def check_f4(
         f"A 32-bit DRAM access takes {dram_pj:g} pJ, a 32-bit float multiply {mult_pj:g} pJ: "
         f"{ratio:.0f}x (threshold {min_ratio:g}x)."
     )
-    return Finding("F4", claim, verdict, summary, evidence, params)
+    return _finding("F4", claim, verdict, summary, evidence, params)
 
 
-def check_f5(lit: pd.DataFrame, lossy: tuple[str, ...] = LOSSY_FAMILIES) -> Finding:
+def check_f5(lit: pd.DataFrame, lossy: tuple[str, ...] = LOSSY_FAMILIES) -> Check:
     """F5: the survey covers lossy techniques only: every family in the data is lossy (or auxiliary)."""
     rows = lit[lit["role"] == "compressed"]
     claim = "The surveyed techniques are all lossy (lossless ones are model-agnostic and left out)."
     params = {"lossy": list(lossy), "auxiliary": list(AUXILIARY_FAMILIES)}
     if rows.empty:
-        return Finding("F5", claim, UNTESTABLE, "There are no compressed rows.", pd.DataFrame(), params)
+        return _finding("F5", claim, UNTESTABLE, "There are no compressed rows.", pd.DataFrame(), params)
     counts: dict[str, int] = {}
     for families in rows["families"]:
         for family in family_set(families):
@@ -313,7 +321,7 @@ def check_f5(lit: pd.DataFrame, lossy: tuple[str, ...] = LOSSY_FAMILIES) -> Find
         else " No compressed row reports exactly its baseline's quality, as lossy compression predicts."
     )
     if other.empty:
-        return Finding(
+        return _finding(
             "F5",
             claim,
             SUPPORTED,
@@ -322,7 +330,7 @@ def check_f5(lit: pd.DataFrame, lossy: tuple[str, ...] = LOSSY_FAMILIES) -> Find
             evidence,
             params,
         )
-    return Finding(
+    return _finding(
         "F5",
         claim,
         CONTRADICTED,
@@ -338,7 +346,7 @@ def check_f6(
     approx_tolerance: float = 0.02,
     include_post: bool = False,
     marks: tuple[str, ...] = DEFAULT_MARKS,
-) -> Finding:
+) -> Check:
     """F6: on ``benchmark``, every pure-pruning row is beaten by a KD-based row at lower MACs (same protocol);
     plot-read values within ``approx_tolerance`` (relative) tie and beat nothing."""
     rows = _priced(usable(lit, include_post, marks))
@@ -365,6 +373,7 @@ def check_f6(
                         "KD-based": group.at[k, "method"],
                         "KD MACs": group.at[k, "macs"],
                         "KD value": group.at[k, "value"],
+                        "KD other readings": _other_readings(lit, group.loc[k]),
                         "MACs ratio (pruning/KD)": group.at[p, "macs"] / group.at[k, "macs"],
                         "lower MACs": bool(group.at[k, "macs"] < group.at[p, "macs"]),
                         "quality": _outcome(group.loc[k], group.loc[p], approx_tolerance),
@@ -372,7 +381,7 @@ def check_f6(
                 )
     evidence = pd.DataFrame(pairs)
     if evidence.empty:
-        return Finding(
+        return _finding(
             "F6",
             claim,
             UNTESTABLE,
@@ -401,8 +410,12 @@ def check_f6(
             if not losers.empty
             else ""
         )
+        + "".join(
+            sorted({f" {r['KD-based']} also reads {r['KD other readings']}." for r in evidence.to_dict("records")
+                    if r["KD other readings"]})
+        )
     )
-    return Finding("F6", claim, verdict, summary, evidence, params)
+    return _finding("F6", claim, verdict, summary, evidence, params)
 
 
 def check_f7(
@@ -410,7 +423,7 @@ def check_f7(
     classifier_methods: tuple[str, ...] = ("ThiNet",),
     min_loss: float = 0.5,
     marks: tuple[str, ...] = DEFAULT_MARKS,
-) -> Finding:
+) -> Check:
     """F7: a classifier compression recipe applied to a GAN loses most of its quality: its mean relative
     quality change over the reported metrics is ``-min_loss`` or worse."""
     check_number("min_loss", min_loss, minimum=0.0, maximum=1.0)
@@ -422,7 +435,7 @@ def check_f7(
     claim = "Classifier compression recipes transfer badly to GANs (ThiNet on CycleGAN loses most quality)."
     params = {"classifier_methods": list(classifier_methods), "min_loss": min_loss}
     if recipe.empty:
-        return Finding(
+        return _finding(
             "F7",
             claim,
             UNTESTABLE,
@@ -441,8 +454,8 @@ def check_f7(
         "value",
         "baseline_value_used",
         "quality_change_rel",
-        "memory_reduction",
-        "macs_reduction",
+        "memory_x",
+        "macs_x",
         "mark",
     ]
     evidence = context[[c for c in cols if c in context.columns]].reset_index(drop=True)
@@ -458,12 +471,12 @@ def check_f7(
             else ""
         )
     )
-    return Finding("F7", claim, verdict, summary, evidence, params)
+    return _finding("F7", claim, verdict, summary, evidence, params)
 
 
 def check_f8(
     lit: pd.DataFrame, marks: tuple[str, ...] = DEFAULT_MARKS, approx_tolerance: float = 0.02
-) -> Finding:
+) -> Check:
     """F8: numbers are hard to compare: one model (benchmark, work, variant, metric) is reported with
     different values under different protocols.
 
@@ -503,11 +516,19 @@ def check_f8(
             f"{gaps.min():.2g} to {gaps.max():.3g}); {int((per_bench > 1).sum())} of {len(per_bench)} "
             "benchmarks with numbers mix protocols."
         )
-    return Finding("F8", claim, verdict, summary, evidence, params)
+    return _finding("F8", claim, verdict, summary, evidence, params)
 
 
-def check_all(lit: pd.DataFrame, energy: pd.DataFrame | None) -> list[Finding]:
-    """F1-F8 with their default parameters."""
+def check_all(lit: pd.DataFrame, energy: pd.DataFrame | None) -> list[Check]:
+    """F1-F8 with their default parameters.
+
+    Args:
+        lit: :func:`gansurvey.survey.load_literature`'s table.
+        energy: :func:`gansurvey.survey.load_energy`'s table (``None``: F4 is not testable).
+
+    Example:
+        >>> [str(c.verdict) for c in check_all(load_literature(), load_energy())]  # doctest: +SKIP
+    """
     return [
         check_f1(lit),
         check_f2(lit),
@@ -520,8 +541,6 @@ def check_all(lit: pd.DataFrame, energy: pd.DataFrame | None) -> list[Finding]:
     ]
 
 
-def findings_frame(findings: list[Finding]) -> pd.DataFrame:
-    """One line per finding: id, claim, verdict, summary."""
-    return pd.DataFrame(
-        [{"id": f.id, "claim": f.claim, "verdict": f.verdict, "summary": f.summary} for f in findings]
-    )
+def findings_frame(findings: list[Check]) -> pd.DataFrame:
+    """One line per finding: id, claim, verdict, basis (survey abstract or this project's reading), summary."""
+    return checks_frame(findings)[["id", "claim", "verdict", "basis", "summary"]]

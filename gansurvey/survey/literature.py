@@ -16,7 +16,8 @@ Columns of the data file:
   (``pre-survey`` or ``post-survey``; the survey appeared in 2021);
 * costs as plain numbers: ``macs`` and ``params`` (counts), ``memory_mb``; ``baseline_macs`` and
   ``baseline_params`` when the row's own starting point differs from the benchmark's baseline row;
-  ``*_reduction_reported`` for a ratio the source states (checked against the computed one within 5 %);
+  ``*_x_reported`` for a reduction factor the source states (``macs_x_reported``: baseline MACs / compressed
+  MACs, so 2 means halved; checked against the computed one within 5 %);
 * quality: ``metric``, ``higher_is_better``, ``value``, ``baseline_value``, ``protocol``. A row either reports
   a number (value, metric, direction and protocol all set) or it does not (all four and the baseline value
   empty, and ``claim`` says in words what the source reports). A baseline row must report a number;
@@ -37,6 +38,7 @@ import pandas as pd
 
 from gansurvey.checks import GanSurveyError
 from gansurvey.config import data_dir
+from gansurvey.metrics.energy import load_energy_table
 
 #: The survey's five lossy families, plus architecture search, which several KD works pair with them.
 LOSSY_FAMILIES = ("pruning", "distillation", "low-rank", "precision", "encoding")
@@ -53,9 +55,9 @@ NUMBER_COLUMNS = (
     "memory_mb",
     "baseline_macs",
     "baseline_params",
-    "macs_reduction_reported",
-    "params_reduction_reported",
-    "memory_reduction_reported",
+    "macs_x_reported",
+    "params_x_reported",
+    "memory_x_reported",
     "value",
     "baseline_value",
 )
@@ -251,9 +253,9 @@ def _check_quality(path: Path, line: int, role: str, cell: dict, row: dict) -> N
             "baseline_value",
             "baseline_macs",
             "baseline_params",
-            "macs_reduction_reported",
-            "params_reduction_reported",
-            "memory_reduction_reported",
+            "macs_x_reported",
+            "params_x_reported",
+            "memory_x_reported",
         ):
             if cell[column]:
                 raise _fail(
@@ -296,8 +298,8 @@ def _check_across_rows(path: Path, frame: pd.DataFrame) -> None:
                 )
     derived = derive(frame)
     for kind in ("macs", "params", "memory"):
-        computed = derived[f"{kind}_reduction_computed"]
-        reported = derived[f"{kind}_reduction_reported"]
+        computed = derived[f"{kind}_x_computed"]
+        reported = derived[f"{kind}_x_reported"]
         both = computed.notna() & reported.notna()
         off = both & ((computed - reported).abs() > RATIO_TOLERANCE * reported)
         if off.any():
@@ -305,15 +307,17 @@ def _check_across_rows(path: Path, frame: pd.DataFrame) -> None:
             raise _fail(
                 path,
                 int(row["line"]),
-                f"{kind}_reduction_reported",
-                f"{row[f'{kind}_reduction_reported']:g}x disagrees with "
-                f"{row[f'{kind}_reduction_computed']:.3g}x "
+                f"{kind}_x_reported",
+                f"{row[f'{kind}_x_reported']:g}x disagrees with "
+                f"{row[f'{kind}_x_computed']:.3g}x "
                 f"computed from the row's numbers (tolerance {RATIO_TOLERANCE:.0%})",
             )
 
 
 def derive(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add reduction factors and the quality change versus the baseline (positive = better).
+    """Add reduction factors (``macs_x``, ``params_x``, ``memory_x``: baseline / compressed, with
+    ``*_x_computed`` from the numbers and ``*_x_reported`` from the source) and the quality change versus the
+    baseline (positive = better).
 
     A row's own baseline fields win; otherwise the baseline rows of its benchmark with the same generator
     give the cost, and those with the same metric and protocol give the quality. A reported reduction fills
@@ -328,10 +332,8 @@ def derive(frame: pd.DataFrame) -> pd.DataFrame:
         found = pd.Series([lookup.get(k, np.nan) for k in keys], index=out.index, dtype=float)
         used = out[own].astype(float).fillna(found) if own else found
         kind = column.removesuffix("_mb")
-        out[f"{kind}_reduction_computed"] = (used / out[column].astype(float)).where(notbase)
-        out[f"{kind}_reduction"] = out[f"{kind}_reduction_computed"].fillna(
-            out[f"{kind}_reduction_reported"].astype(float)
-        )
+        out[f"{kind}_x_computed"] = (used / out[column].astype(float)).where(notbase)
+        out[f"{kind}_x"] = out[f"{kind}_x_computed"].fillna(out[f"{kind}_x_reported"].astype(float))
     quality = (
         base[base["value"].notna()].groupby(["benchmark", "generator", "metric", "protocol"])["value"].first()
     )
@@ -352,20 +354,29 @@ def family_set(families: str) -> frozenset[str]:
 
 
 def family_label(families: str) -> str:
-    """A readable group name: ``pruning + distillation``; empty family lists read ``none``."""
-    present = family_set(families)
+    """The one spelling of a family combination, for display and grouping: ``pruning+distillation``.
+
+    Accepts the data file's ``;``-lists and ``+``-joined labels alike; families follow the survey's order
+    (unknown names after them); an empty list reads ``none``.
+
+    Example:
+        >>> family_label("distillation;pruning")
+        'pruning+distillation'
+    """
+    present = family_set(str(families).replace("+", ";"))
     # unknown names (from measured records) follow the known families rather than vanish
     ordered = [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES))
-    return " + ".join(ordered) if ordered else "none"
+    return "+".join(ordered) if ordered else "none"
 
 
-def load_energy(path: str | os.PathLike | None = None) -> pd.DataFrame | None:
-    """The 45 nm energy-per-operation table (``data/energy_45nm.csv``), or ``None`` when it is absent."""
-    path = Path(path) if path is not None else data_dir() / "energy_45nm.csv"
-    if not path.exists():
-        return None
-    table = pd.read_csv(path)
-    missing = [c for c in ("operation", "bits", "energy_pj") if c not in table.columns]
-    if missing:
-        raise LiteratureDataError(f"{path}, line 1: column(s) {', '.join(map(repr, missing))} are missing")
-    return table
+def load_energy(path: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The 45 nm energy-per-operation table as a frame (operation, bits, energy_pj, mark, source).
+
+    One loader: this reads :func:`gansurvey.metrics.energy.load_energy_table` (default
+    ``data/energy_45nm.csv``), which validates the file and raises naming the bad line.
+
+    Example:
+        >>> load_energy().set_index(["operation", "bits"]).loc[("dram_access", 32), "energy_pj"]
+        640.0
+    """
+    return load_energy_table(path).to_frame()

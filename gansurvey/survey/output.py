@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,23 +10,38 @@ from gansurvey.config import check_profile, results_dir
 from gansurvey.io import atomic_write_bytes, atomic_write_text
 from gansurvey.results import ResultsStore
 from gansurvey.survey import figures, tables
-from gansurvey.survey.findings import Finding, check_all, findings_frame
+from gansurvey.survey.findings import check_all, findings_frame
 from gansurvey.survey.literature import load_energy, load_literature
+from gansurvey.verdicts import Check
+
+TABLES_TITLE = (
+    "# Comparison tables of the surveyed works, rebuilt from their primary sources (data/literature.csv)\n\n"
+    "The survey's full text, and so its own tables, could not be consulted; these tables are rebuilt from the "
+    "papers and repositories the survey cites (or would cite), with the source, protocol and verification mark "
+    "of every number.\n\n"
+)
 
 
-def findings_markdown(findings: list[Finding]) -> str:
-    """Every finding with its verdict, summary, parameters and evidence table."""
-    parts = ["# The survey's findings checked against the data", ""]
-    parts.append(tables.to_markdown(findings_frame(findings)[["id", "claim", "verdict"]].astype(str)))
+def findings_markdown(findings: list[Check]) -> str:
+    """Every finding with its verdict, where the claim comes from (survey abstract or this project's reading),
+    summary, parameters and evidence table.
+
+    Args:
+        findings: :func:`gansurvey.survey.check_all`'s checks.
+
+    Example:
+        >>> text = findings_markdown(check_all(load_literature(), load_energy()))  # doctest: +SKIP
+    """
+    parts = [
+        "# Findings checked against the literature's numbers",
+        "",
+        "F1-F5 are the survey's findings as its abstracts state them; F6-F8 are this project's reading of the "
+        "literature (the survey's full text could not be consulted). The *basis* column says which.",
+        "",
+    ]
+    parts.append(tables.to_markdown(findings_frame(findings)[["id", "claim", "verdict", "basis"]].astype(str)))
     for f in findings:
-        parts += [
-            f"## {f.id}: {f.claim}",
-            "",
-            f"**Verdict: {f.verdict}.** {f.summary}",
-            "",
-            f"Parameters: `{json.dumps(f.parameters)}`",
-            "",
-        ]
+        parts.append(f.to_markdown())
         if not f.evidence.empty:
             parts.append(tables.to_markdown(_strings(f.evidence)))
     return "\n".join(parts)
@@ -59,7 +73,7 @@ def write_tables(profile: str, out_dir: Path | None = None) -> list[Path]:
                 combined.append(content)
     text(
         "all_tables.md",
-        "# The survey's comparison tables, regenerated from data/literature.csv\n\n" + "\n".join(combined),
+        TABLES_TITLE + "\n".join(combined),
     )
 
     matrix = tables.technique_matrix(lit)

@@ -81,11 +81,11 @@ def _approx(row: pd.Series, column: str, text: str) -> str:
 
 
 def _reduction(row: pd.Series, kind: str) -> str:
-    computed, reported = row.get(f"{kind}_reduction_computed"), row.get(f"{kind}_reduction_reported")
+    computed, reported = row.get(f"{kind}_x_computed"), row.get(f"{kind}_x_reported")
     if computed is not None and not pd.isna(computed):
         return f"{computed:.3g}×"
     if reported is not None and not pd.isna(reported):
-        mark = "~" if f"{kind}_reduction_reported" in row["approx"].split(";") else ""
+        mark = "~" if f"{kind}_x_reported" in row["approx"].split(";") else ""
         return f"{mark}{reported:.4g}× (reported)"
     return ""
 
@@ -134,7 +134,7 @@ def display_frame(frame: pd.DataFrame, benchmark: str) -> pd.DataFrame:
             "MACs ×": [_reduction(r, "macs") for _, r in rows.iterrows()],
             "params ×": [_reduction(r, "params") for _, r in rows.iterrows()],
             "memory ×": [_reduction(r, "memory") for _, r in rows.iterrows()],
-            "bytes ×": [_reduction(r, "bytes") for _, r in rows.iterrows()],
+            "stored bytes ×": [_reduction(r, "stored_bytes") for _, r in rows.iterrows()],
             "Δ quality (+ = better)": [_change(r) for _, r in rows.iterrows()],
             "claim": rows["claim"],
             "protocol": rows["protocol"],
@@ -316,9 +316,9 @@ def reproduction_rows(records: pd.DataFrame) -> pd.DataFrame:
                 "stored_bytes": rec.get("stored_bytes"),
                 "baseline_macs": None,
                 "baseline_params": None,
-                "macs_reduction_reported": None,
-                "params_reduction_reported": None,
-                "memory_reduction_reported": None,
+                "macs_x_reported": None,
+                "params_x_reported": None,
+                "memory_x_reported": None,
                 "metric": rec.get("primary_metric") if has_value else "",
                 # a CSV round trip may leave "True"/"False" strings, and bool("False") is True
                 "higher_is_better": str(rec.get("higher_is_better")).strip().lower() in ("true", "1", "1.0")
@@ -341,10 +341,10 @@ def reproduction_rows(records: pd.DataFrame) -> pd.DataFrame:
     out = derive(frame)
     base_bytes = frame[frame["role"] == "baseline"].groupby("benchmark")["stored_bytes"].first()
     used = frame["benchmark"].map(base_bytes).astype(float)
-    out["bytes_reduction_computed"] = (used / frame["stored_bytes"].astype(float)).where(
+    out["stored_bytes_x_computed"] = (used / frame["stored_bytes"].astype(float)).where(
         frame["role"] != "baseline"
     )
-    out["bytes_reduction_reported"] = np.nan
+    out["stored_bytes_x_reported"] = np.nan
     out["section"] = "measured"
     return out
 
