@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import torch
 from torch import nn
 
 from gansurvey.benchmarks import Benchmark, get_benchmark, profile_settings
-from gansurvey.checks import check_number
+from gansurvey.checks import GanSurveyError, check_number
+from gansurvey.compress.base import chain_method, compression_chain, family_label
 from gansurvey.config import check_profile, resolve_device
 from gansurvey.metrics.cost import (
     activation_traffic_bytes,
@@ -27,7 +29,8 @@ def measure(
     benchmark: str | Benchmark,
     *,
     technique: str = "baseline",
-    family: str = "baseline",
+    family: str | None = None,
+    method: str | None = None,
     settings: dict[str, Any] | None = None,
     notebook: str = "adhoc",
     profile: str = "quick",
@@ -43,6 +46,20 @@ def measure(
     the standard Inception FID is computed on ``inception_samples`` images: none by default, because it is slow on
     a CPU; ``None`` asks for the profile's sample count (quick: a few dozen, full: 1000).
     The generator is not modified.
+
+    Args:
+        generator: the model to measure (compressed or not).
+        benchmark: a benchmark name or object.
+        technique: a display label for tables and plots.
+        family: the compression family (``pruning+distillation`` for a combination); ``None`` reads it from the
+            generator's ``compression`` chain (``baseline`` when it has none).
+        method: the method within the family; ``None`` reads it from the chain (config types, joined by ``+``).
+        settings: structured settings of the arm (ratio, steps...); the chain is added as ``compression``.
+
+    Example::
+
+        record = measure(prune(teacher, MagnitudePruneConfig(0.5)), "mnist-dcgan", technique="magnitude 50%")
+        record.family, record.settings["compression"]  # 'pruning', [{'type': 'MagnitudePruneConfig', ...}]
     """
     bench = benchmark if isinstance(benchmark, Benchmark) else get_benchmark(benchmark)
     check_profile(profile)
@@ -51,13 +68,18 @@ def measure(
     dev = resolve_device(device)
     settings_ = profile_settings(profile)
     model = copy.deepcopy(generator).eval().cpu()
+    check_generator_fits(model, bench)  # before any metric: a misfit generator fails here, with the shapes
     x = bench.example_input(1)
     energy = energy_estimate(model, x)
     latency = measure_latency(model, bench.example_input(latency_batch), batch_sizes=(latency_batch,),
                               warmup=settings_.latency_warmup, repeats=settings_.latency_repeats, device=str(dev))
     quality = bench.quality(model, profile=profile, seed=seed, device=str(dev), inception_samples=inception_samples)
+    chain = compression_chain(generator)
     return Measurement(
-        notebook=notebook, benchmark=bench.name, technique=technique, family=family, settings=dict(settings or {}),
+        notebook=notebook, benchmark=bench.name, technique=technique,
+        family=family if family is not None else family_label(chain),
+        method=method if method is not None else chain_method(chain),
+        settings={**(settings or {}), **({"compression": chain} if chain else {})},
         profile=profile, seed=seed, device=str(latency["device"].iloc[0]),
         params=count_params(model), macs=count_macs(model, x),
         macs_torchprofile=count_macs(model, x, convention="torchprofile"),
@@ -67,3 +89,27 @@ def measure(
         primary_metric=bench.primary_metric, primary_value=quality.get(bench.primary_metric),
         higher_is_better=bench.higher_is_better, **quality,
     )
+
+
+_EXPECTED_SHAPES: dict[tuple[str, str], tuple[int, ...]] = {}
+
+
+def check_generator_fits(generator: nn.Module, bench: Benchmark) -> None:
+    """Raise :class:`GanSurveyError` unless ``generator`` (on the CPU) maps the benchmark's input (batch of one)
+    to the shape its teacher's architecture returns, naming the input, the expected and the actual shapes."""
+    x = bench.example_input(1)
+    key = (type(bench).__qualname__, bench.name)
+    if key not in _EXPECTED_SHAPES:
+        with torch.no_grad():
+            _EXPECTED_SHAPES[key] = tuple(bench.new_generator().eval()(x).shape)
+    expected = _EXPECTED_SHAPES[key]
+    try:
+        with torch.no_grad():
+            got = tuple(generator(x).shape)
+    except RuntimeError as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise GanSurveyError(f"the generator cannot run on {bench.name}'s input of shape {tuple(x.shape)} "
+                             f"(expected output {expected}): {reason}") from exc
+    if got != expected:
+        raise GanSurveyError(f"the generator returns shape {got} for {bench.name}'s input of shape "
+                             f"{tuple(x.shape)}; the benchmark expects {expected}")

@@ -25,7 +25,7 @@ from gansurvey.config import resolve_device
 from gansurvey.evaluate import measure
 from gansurvey.metrics.cost import count_macs
 from gansurvey.results import Measurement
-from gansurvey.train import ExtraLoss, train_gan
+from gansurvey.train import ExtraLoss, TrainResult, train_gan
 
 
 def finetune(
@@ -39,8 +39,8 @@ def finetune(
     adversarial_weight: float | None = None,
     device: str = "auto",
     progress: bool = False,
-) -> tuple[nn.Module, list[dict[str, float]]]:
-    """Train a copy of ``generator`` for ``steps`` steps with the benchmark's recipe; return it and its log.
+) -> TrainResult:
+    """Train a copy of ``generator`` for ``steps`` steps with the benchmark's recipe; return it with its log.
 
     ``discriminator`` (copied, e.g. the teacher's) keeps the adversarial loss; ``None`` trains a fresh one of the
     benchmark's default size. ``adversarial_weight`` overrides the recipe's (0 gives pure supervised training).
@@ -55,7 +55,7 @@ def finetune(
         config = type(config)(**{**config.__dict__, "adversarial_weight": adversarial_weight})
     log = train_gan(model, disc, bench.task(), config, extra_losses=extra_losses, parameters=parameters,
                     device=resolve_device(device))
-    return model.cpu().eval(), log
+    return TrainResult(model.cpu().eval(), log)
 
 
 # --------------------------------------------------------------------------- pruning and distillation runs
@@ -136,7 +136,7 @@ def pruned_and_finetuned(bench: Benchmark, teacher: nn.Module, discriminator: nn
     pruned = prune(teacher, config, bench.example_input(2))
     if discriminator_ratio > 0:
         discriminator = prune(discriminator, ChannelPruneConfig(ratio=discriminator_ratio))
-    tuned, _ = finetune(pruned, bench, steps, discriminator, seed=seed, device=device)
+    tuned = finetune(pruned, bench, steps, discriminator, seed=seed, device=device).model
     return to_sparse_storage(tuned) if isinstance(config, MagnitudePruneConfig) else tuned
 
 
@@ -165,9 +165,9 @@ def distilled_student(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mo
         torch.manual_seed(seed)
         student = make_student(teacher, student)
     if config is None:
-        return finetune(student, bench, steps, None, seed=seed, device=device)[0]
+        return finetune(student, bench, steps, None, seed=seed, device=device).model
     return distill(teacher, student, bench.task(), config, bench.train_config(steps, seed, progress=False),
-                   discriminator=discriminator, device=resolve_device(device))[0]
+                   discriminator=discriminator, device=resolve_device(device)).model
 
 
 # --------------------------------------------------------------------------- the family notebooks' sweeps

@@ -39,12 +39,17 @@ class Measurement:
     Cost fields are per generated sample (batch of one) unless their name says otherwise. Quality fields that
     do not apply to a benchmark stay ``None``. ``primary_metric`` names the quality field that tables and
     claim checks use for this benchmark, and ``higher_is_better`` its direction.
+
+    ``technique`` is a display label; ``family`` (``pruning``, ``pruning+distillation``...), ``method`` and
+    ``settings`` are the structured columns tables group by. ``settings["compression"]`` holds the chain of
+    config dicts that made the generator (``gansurvey.compress.config_from_dict`` rebuilds each).
     """
 
     notebook: str
     benchmark: str
     technique: str
     family: str
+    method: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     profile: str = "quick"
     seed: int = 0
@@ -118,7 +123,12 @@ class ResultsStore:
         path = self.path(notebook)
         if not path.exists():
             raise FileNotFoundError(f"no results for notebook {notebook!r} in {self.root}")
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
+        # Records written before a column existed read it as missing, so old and new records load together.
+        for column in COLUMNS:
+            if column not in frame.columns:
+                frame[column] = None
+        return frame
 
     def notebooks(self) -> list[str]:
         return sorted(p.stem for p in self.root.glob("*.csv")) if self.root.exists() else []

@@ -8,8 +8,8 @@ here), an optional exponential moving average of the generator, seeded batches a
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,20 @@ from torch import nn
 from tqdm import tqdm
 
 from gansurvey.checks import check_number
+
+
+@dataclass
+class TrainResult:
+    """What every training verb returns (``finetune``, ``distill``, ``lottery_ticket``, quantization-aware
+    training): the trained ``model`` (a new module, eval mode, on the CPU) and its loss ``log`` (one dict per
+    logging interval). Subclasses add what their procedure finds. Unpacks as ``model, log = result``.
+    """
+
+    model: nn.Module
+    log: list[dict[str, float]] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator:
+        return iter((self.model, self.log))
 
 
 class UnconditionalTask:

@@ -23,6 +23,7 @@ from gansurvey.metrics.cost import (
 )
 from gansurvey.metrics.energy import load_energy_table
 from gansurvey.metrics.latency import REGIMES, classify_regime, device_peaks, measure_latency, regime_report
+from gansurvey.nn import CompressedLayer
 
 # ---------------------------------------------------------------- MACs
 
@@ -98,19 +99,32 @@ def test_count_macs_restores_training_modes():
 
 
 class _Packed(nn.Module):
-    """A stand-in compressed layer: int8 codes, a float scale, a non-persistent cache, a declared count."""
+    """A stand-in layer: int8 codes, a float scale, a non-persistent cache."""
 
-    def __init__(self, declared: int | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.register_buffer("codes", torch.zeros(10, 6, dtype=torch.int8))
         self.register_buffer("scale", torch.ones(10))
         self.register_buffer("cache", torch.zeros(100), persistent=False)
-        self.declared = declared
-        if declared is not None:
-            self.gansurvey_params = lambda: declared
 
     def forward(self, x):
         return x @ (self.codes.float() * self.scale[:, None]).t()
+
+
+class _Declared(CompressedLayer, _Packed):
+    """The same layer following the compressed-layer protocol: it declares its count and compute dtype."""
+
+    compute_dtype = torch.int8
+
+    def __init__(self, declared: int) -> None:
+        super().__init__()
+        self.declared = declared
+
+    def stored_params(self) -> int:
+        return self.declared
+
+    def dense_weight(self) -> torch.Tensor:
+        return self.codes.float() * self.scale[:, None]
 
 
 def test_count_params_rule():
@@ -118,7 +132,8 @@ def test_count_params_rule():
     # conv weight + bias, BN affine (running statistics excluded), linear
     assert count_params(model) == (8 * 3 * 9 + 8) + (8 + 8) + (8 * 2 + 2)
     assert count_params(_Packed()) == 60 + 10  # codes and scale; the non-persistent cache is not stored
-    assert count_params(_Packed(declared=123)) == 123
+    assert count_params(_Declared(123)) == 123
+    assert count_params(nn.Sequential(_Declared(7), nn.Linear(2, 2))) == 7 + 6
     tied = nn.Sequential(nn.Linear(4, 4, bias=False), nn.Linear(4, 4, bias=False))
     tied[1].weight = tied[0].weight
     assert count_params(tied) == 16
@@ -204,8 +219,7 @@ def test_layer_energy_by_hand():
 
 
 def test_int8_compute_uses_unverified_rows():
-    layer = _Packed()
-    layer.compute_dtype = torch.int8
+    layer = _Declared(60)
     est = energy_estimate(layer, torch.randn(3, 6))
     assert not est["verified"]
     assert est["compute_uj"] == pytest.approx(3 * 6 * 10 * (0.2 + 0.03) * 1e-6)

@@ -1,13 +1,27 @@
-"""Compression techniques, one module per family of the survey; each verb returns a new module.
+"""Compression techniques, one module per family of the survey, over one contract (:mod:`.base`):
+``compress(model, config_or_list)`` returns a new module; ``prune``, ``factorize``, ``quantize`` and ``encode``
+are its family names. Every config is a frozen, versioned :class:`CompressConfig`.
 
 Pruning: ``pruning`` (the ``prune`` verb, magnitude pruning, lottery ticket), ``channels`` (structured channel
 pruning) and ``sparse`` (masks and the sparse storage format). Distillation: ``distillation`` (the ``distill``
 verb, students, output/feature/adversarial/perceptual terms).
 """
 
+from gansurvey.compress.base import (
+    FAMILIES,
+    CompressConfig,
+    chain_method,
+    compress,
+    compression_chain,
+    config_from_dict,
+    family_label,
+    register,
+    registered_configs,
+)
 from gansurvey.compress.channels import ChannelPruneConfig, kept_channels, prune_channels
 from gansurvey.compress.distillation import (
     DistillConfig,
+    StudentConfig,
     auto_feature_layers,
     distill,
     distillation_losses,
@@ -40,6 +54,8 @@ from gansurvey.compress.sparse import (
 )
 
 __all__ = [
+    "FAMILIES", "CompressConfig", "StudentConfig", "chain_method", "compress", "compression_chain",
+    "config_from_dict", "family_label", "register", "registered_configs",
     "ChannelPruneConfig", "DistillConfig", "LotteryResult", "MagnitudePruneConfig", "PruneConfig", "SparseConv2d",
     "SparseConvTranspose2d", "SparseLinear", "WeightMask", "apply_masks", "auto_feature_layers", "bake_masks",
     "distill", "distillation_losses", "feature_pairs", "kept_channels", "lottery_ticket", "magnitude_prune",

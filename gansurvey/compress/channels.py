@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch_pruning as tp
@@ -20,6 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from gansurvey.checks import GanSurveyError, check_choice, check_number
+from gansurvey.compress.base import CompressConfig
 from gansurvey.compress.sparse import is_sparse_storage, mask_of
 from gansurvey.models import LatentGenerator
 
@@ -28,7 +29,7 @@ _ROOT_TYPES = (_ConvNd, nn.Linear)
 
 
 @dataclass(frozen=True)
-class ChannelPruneConfig:
+class ChannelPruneConfig(CompressConfig):
     """Remove ``ratio`` of the output channels of every prunable layer (structured pruning).
 
     - ``ratio``: fraction of channels removed per layer, in [0, 1); a layer of C channels keeps
@@ -44,6 +45,8 @@ class ChannelPruneConfig:
     criterion: str = "l1"
     ignore: tuple[str, ...] = ()
     round_to: int = 1
+
+    family: ClassVar[str] = "pruning"
 
     def __post_init__(self) -> None:
         check_number("channel pruning ratio", self.ratio, minimum=0, below=1)
@@ -119,7 +122,7 @@ def prune_channels(model: nn.Module, config: ChannelPruneConfig, example_input: 
     BatchNorm2d and elementwise ops). ``example_input`` is traced to find channel dependencies (default:
     :func:`default_example_input`). The copy has the same input and output shapes. A generator's ``hparams``
     get ``width = width * (1 - ratio)`` when that rebuilds exactly the pruned architecture (uniform ratio,
-    ``round_to=1``, nothing ignored); ``model.pruning`` records what was done either way.
+    ``round_to=1``, nothing ignored); otherwise they stay the original's and no longer rebuild the copy.
     """
     for name, module in model.named_modules():
         if mask_of(module) is not None or is_sparse_storage(module):
@@ -151,7 +154,7 @@ def prune_channels(model: nn.Module, config: ChannelPruneConfig, example_input: 
     finally:
         for m, training in modes.items():
             m.train(training)
-    _record(model, out, config)
+    _update_hparams(model, out, config)
     return out
 
 
@@ -178,11 +181,8 @@ def _prune_groups(model: nn.Module, x: torch.Tensor, ignored: list[nn.Module],
                              f"{type(model).__name__} has none; allowed here: 'l1', 'l2'")
 
 
-def _record(original: nn.Module, pruned: nn.Module, config: ChannelPruneConfig) -> None:
-    """Update ``hparams`` (when they can rebuild the pruned model) and record ``pruning`` on the copy."""
-    channels = {n: (m.out_channels if isinstance(m, _ConvNd) else m.out_features)
-                for n, m in pruned.named_modules() if isinstance(m, _ROOT_TYPES)}
-    rebuilds = False
+def _update_hparams(original: nn.Module, pruned: nn.Module, config: ChannelPruneConfig) -> None:
+    """Give the copy ``hparams`` that rebuild it, when the original's width multiplier can."""
     hparams = getattr(original, "hparams", None)
     if isinstance(hparams, dict) and "width" in hparams:
         slim = {**hparams, "width": hparams["width"] * (1 - config.ratio)}
@@ -191,10 +191,7 @@ def _record(original: nn.Module, pruned: nn.Module, config: ChannelPruneConfig) 
         except (TypeError, ValueError):
             candidate = None
         if candidate is not None and _same_shapes(candidate, pruned):
-            pruned.hparams, rebuilds = slim, True
-    pruned.pruning = dict(method="channel", ratio=config.ratio, criterion=config.criterion,
-                          ignore=config.ignore, round_to=config.round_to, channels=channels,
-                          rebuilds_from_hparams=rebuilds)
+            pruned.hparams = slim
 
 
 def _same_shapes(a: nn.Module, b: nn.Module) -> bool:

@@ -23,6 +23,7 @@ import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -30,12 +31,13 @@ from torch import nn
 
 from gansurvey import models
 from gansurvey.checks import GanSurveyError, check_number
+from gansurvey.compress.base import CompressConfig, register
 from gansurvey.config import resolve_device
-from gansurvey.train import ExtraLoss, PairedTask, TrainConfig, UnconditionalTask, train_gan
+from gansurvey.train import ExtraLoss, PairedTask, TrainConfig, TrainResult, UnconditionalTask, train_gan
 
 __all__ = [
-    "OUTPUT_LOSSES", "DistillConfig", "FeaturePair", "auto_feature_layers", "distill", "distillation_losses",
-    "feature_pairs", "make_student", "remove_feature_hooks",
+    "OUTPUT_LOSSES", "DistillConfig", "StudentConfig", "FeaturePair", "auto_feature_layers", "distill",
+    "distillation_losses", "feature_pairs", "make_student", "remove_feature_hooks",
 ]
 
 OUTPUT_LOSSES = ("l1", "l2")
@@ -46,12 +48,38 @@ FeatureExtractor = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
-class DistillConfig:
-    """Which distillation terms to use and their weights (all >= 0).
+class StudentConfig(CompressConfig):
+    """The structural step of distillation: a fresh student of the teacher's architecture with ``width`` times
+    its channels, initialised under ``seed``. ``compress(teacher, StudentConfig(0.5))`` returns it untrained;
+    :func:`distill` then trains it (``gansurvey.experiments.distilled_student`` does both).
+    """
+
+    width: float
+    seed: int = 0
+
+    family: ClassVar[str] = "distillation"
+
+    def __post_init__(self) -> None:
+        check_number("student width (a fraction of the teacher's)", self.width, minimum=1e-3, maximum=1.0)
+        check_number("seed", self.seed, minimum=0, integer=True)
+
+
+@register(StudentConfig)
+def _student_handler(model: nn.Module, config: StudentConfig, example_input: object) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return make_student(model, config.width)
+
+
+@dataclass(frozen=True)
+class DistillConfig(CompressConfig):
+    """Which distillation terms to use and their weights (all >= 0): the training config of :func:`distill`.
 
     ``feature_layers`` is ``"auto"`` (see :func:`auto_feature_layers`) or pairs ``(teacher layer, student
     layer)`` of module names as ``named_modules`` spells them.
     """
+
+    family: ClassVar[str] = "distillation"
 
     output_loss: str | None = "l1"
     output_weight: float = 1.0
@@ -397,9 +425,9 @@ def distill(
     discriminator: nn.Module | None = None,
     feature_extractor: FeatureExtractor | None = None,
     device: torch.device | str = "cpu",
-) -> tuple[nn.Module, list[dict[str, float]]]:
-    """Train a copy of ``student`` to imitate ``teacher`` on ``task``; return it (on the CPU, eval mode) and
-    the loss log.
+) -> TrainResult:
+    """Train a copy of ``student`` to imitate ``teacher`` on ``task``; return it (on the CPU, eval mode) with
+    the loss log, as a :class:`~gansurvey.train.TrainResult`.
 
     ``train_config`` gives steps, batch size, learning rates and seed; its adversarial weight is replaced by
     ``config.adversarial_weight`` (0: no discriminator and no discriminator updates). Its ``l1_weight`` (the
@@ -426,7 +454,7 @@ def distill(
                         device=resolve_device(device))
     finally:
         remove_feature_hooks(model)
-    return model.cpu().eval(), log
+    return TrainResult(model.cpu().eval(), log)
 
 
 def _student_layers(config: DistillConfig, student: nn.Module) -> list[str]:

@@ -1,7 +1,8 @@
 """Pruning, the survey's first family: unstructured magnitude pruning, structured channel pruning and the
 lottery ticket procedure.
 
-One verb: ``prune(model, config)`` returns a pruned copy and never touches its input.
+One verb: ``prune(model, config)`` (the pruning name of :func:`gansurvey.compress.compress`) returns a pruned
+copy and never touches its input; the copy's ``compression`` lists the configs applied.
 
 - ``prune(model, MagnitudePruneConfig(sparsity=0.8))`` zeroes the smallest-magnitude weights through masks
   that stay applied while the copy is fine-tuned with the shared trainer (``experiments.finetune`` or
@@ -17,14 +18,15 @@ A discriminator is pruned the same way: ``prune(discriminator, config)``.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from gansurvey.checks import GanSurveyError, check_choice, check_number
+from gansurvey.compress.base import CompressConfig, check_family_configs, compress, compression_chain, register
 from gansurvey.compress.channels import ChannelPruneConfig, prune_channels
 from gansurvey.compress.sparse import (
     mask_of,
@@ -35,6 +37,7 @@ from gansurvey.compress.sparse import (
     sparsity,
     unmask,
 )
+from gansurvey.train import TrainResult
 
 SCOPES = ("layer", "global")
 _MASK_SUFFIX = ".parametrizations.weight.0.mask"
@@ -42,7 +45,7 @@ _ORIGINAL_SUFFIX = ".parametrizations.weight.original"
 
 
 @dataclass(frozen=True)
-class MagnitudePruneConfig:
+class MagnitudePruneConfig(CompressConfig):
     """Zero the ``sparsity`` fraction of smallest-magnitude weights (unstructured pruning).
 
     - ``sparsity`` in [0, 1): exactly ``round(sparsity * n)`` weights are zeroed, over each layer's n weights
@@ -52,6 +55,8 @@ class MagnitudePruneConfig:
 
     Pruning an already-masked model ranks its current (masked) weights, and masks only grow.
     """
+
+    family: ClassVar[str] = "pruning"
 
     sparsity: float
     scope: str = "layer"
@@ -69,19 +74,32 @@ class MagnitudePruneConfig:
 PruneConfig = MagnitudePruneConfig | ChannelPruneConfig
 
 
-def prune(model: nn.Module, config: PruneConfig, example_input: Any = None) -> nn.Module:
+def prune(model: nn.Module, config: PruneConfig | Sequence[PruneConfig], example_input: Any = None) -> nn.Module:
     """A pruned copy of ``model`` (generator or discriminator); the input is never modified.
 
-    ``example_input`` is only used by channel pruning, to trace the layer dependencies.
+    Args:
+        model: the module to prune.
+        config: a :class:`MagnitudePruneConfig` (unstructured, masked) or a :class:`ChannelPruneConfig`
+            (structured, really smaller), or a list of them applied in order.
+        example_input: used by channel pruning to trace the layer dependencies (guessed when ``None``).
+
+    Example::
+
+        sparse = prune(generator, MagnitudePruneConfig(sparsity=0.8))
+        slim = prune(generator, ChannelPruneConfig(ratio=0.5), bench.example_input(2))
     """
-    if not isinstance(model, nn.Module):
-        raise GanSurveyError(f"prune needs a torch module, got {type(model).__name__}")
-    if isinstance(config, MagnitudePruneConfig):
-        return magnitude_prune(model, config)
-    if isinstance(config, ChannelPruneConfig):
-        return prune_channels(model, config, example_input)
-    raise GanSurveyError(f"prune needs a pruning config, got {config!r} ({type(config).__name__}); allowed: "
-                         "MagnitudePruneConfig, ChannelPruneConfig")
+    check_family_configs("prune", model, config, (MagnitudePruneConfig, ChannelPruneConfig))
+    return compress(model, config, example_input)
+
+
+@register(MagnitudePruneConfig)
+def _magnitude_handler(model: nn.Module, config: MagnitudePruneConfig, example_input: Any) -> nn.Module:
+    return magnitude_prune(model, config)
+
+
+@register(ChannelPruneConfig)
+def _channel_handler(model: nn.Module, config: ChannelPruneConfig, example_input: Any) -> nn.Module:
+    return prune_channels(model, config, example_input)
 
 
 def _lowest(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -117,8 +135,6 @@ def magnitude_prune(model: nn.Module, config: MagnitudePruneConfig) -> nn.Module
         keeps = {name: keep.view_as(scores[name]) for name, keep in zip(scores, kept, strict=True)}
     for name, keep in keeps.items():
         set_mask(layers[name], keep)
-    out.pruning = dict(method="magnitude", sparsity=config.sparsity, scope=config.scope,
-                       layers=tuple(layers))
     return out
 
 
@@ -132,18 +148,23 @@ def _check_growth(where: str, k: int, already: int, target: float) -> None:
 
 
 @dataclass
-class LotteryResult:
-    """What :func:`lottery_ticket` found.
-
-    ``ticket``: the final trained sparse model (masked). ``initial``: the same mask on the rewound weights,
-    before the last training (the "winning ticket"). ``mask``: keep-masks by layer name. ``history``: one row
-    per round (round, target_sparsity, sparsity measured after training).
+class LotteryResult(TrainResult):
+    """What :func:`lottery_ticket` found: a :class:`~gansurvey.train.TrainResult` whose ``model`` is the final
+    trained sparse model (masked, also ``ticket``) and whose ``log`` has one row per round (round,
+    target_sparsity, sparsity measured after training; also ``history``), plus ``initial``: the same mask on the
+    rewound weights before the last training (the "winning ticket") and ``mask``: keep-masks by layer name.
     """
 
-    ticket: nn.Module
-    initial: nn.Module
-    mask: dict[str, torch.Tensor]
-    history: list[dict[str, float]] = field(default_factory=list)
+    initial: nn.Module | None = None
+    mask: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def ticket(self) -> nn.Module:
+        return self.model
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        return self.log
 
 
 def _plain_key(key: str) -> str:
@@ -196,7 +217,7 @@ def lottery_ticket(
     (exactly ``final_sparsity`` at the end), rewinds the surviving weights to ``rewind_state`` (the weights
     at initialisation or an early step; default: ``model``'s own weights) and retrains. ``train`` is called
     ``rounds + 1`` times (``rounds`` without the first training) and must keep the masks, as the shared
-    trainer does (e.g. ``lambda g: experiments.finetune(g, bench, steps)[0]``).
+    trainer does (e.g. ``lambda g: experiments.finetune(g, bench, steps).model``).
     """
     check_number("rounds", rounds, minimum=1, integer=True)
     check_number("final_sparsity", final_sparsity, minimum=0, below=1)
@@ -219,8 +240,9 @@ def lottery_ticket(
             raise GanSurveyError("train returned a model whose pruning masks differ from those it was given; "
                                  "train with the shared trainer (experiments.finetune / train.train_gan)")
         history.append(dict(round=r, target_sparsity=target, sparsity=sparsity(trained, layers)))
-    trained.pruning = dict(method="lottery", final_sparsity=final_sparsity, rounds=rounds, scope=scope)
-    return LotteryResult(ticket=trained, initial=initial, mask=masks(trained), history=history)
+    trained.compression = compression_chain(model) + [
+        MagnitudePruneConfig(final_sparsity, scope, layers).to_dict()]
+    return LotteryResult(model=trained, log=history, initial=initial, mask=masks(trained))
 
 
 def _train(train: Callable[[nn.Module], nn.Module], model: nn.Module) -> nn.Module:
@@ -228,7 +250,7 @@ def _train(train: Callable[[nn.Module], nn.Module], model: nn.Module) -> nn.Modu
     result = train(copy.deepcopy(model))
     if not isinstance(result, nn.Module):
         raise GanSurveyError(f"train must return the trained module, got {type(result).__name__} "
-                             "(experiments.finetune returns (model, log): take [0])")
+                             "(experiments.finetune returns a TrainResult: take .model)")
     return result
 
 

@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from gansurvey.checks import GanSurveyError
+from gansurvey.nn import CompressedLayer
 
 #: Layer types whose weights unstructured pruning selects by default.
 PRUNABLE_TYPES = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
@@ -49,10 +50,6 @@ class WeightMask(nn.Module):
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return weight * self.mask
-
-    def gansurvey_params(self) -> int:
-        # The mask is bookkeeping, not a weight: cost.count_params must count the layer as dense, not 2x.
-        return 0
 
 
 # ---------------------------------------------------------------- selecting layers and reading masks
@@ -215,7 +212,7 @@ def decode_positions(index: torch.Tensor, n: int) -> torch.Tensor:
                          f"{', '.join(f'{d} ({f})' for d, f in INDEX_FORMATS.items())}")
 
 
-class SparseWeightMixin:
+class SparseWeightMixin(CompressedLayer):
     """Stores ``weight`` as non-zero ``values`` plus an ``index``; ``weight`` is rebuilt densely on access.
 
     Mixed into subclasses of Linear / Conv2d / ConvTranspose2d so their forward, repr and hyperparameters
@@ -249,9 +246,12 @@ class SparseWeightMixin:
         keep[decode_positions(self.index, n)] = True
         return keep.view(self.weight_shape)
 
-    def gansurvey_params(self) -> int:
+    def stored_params(self) -> int:
         # Stored weights are the survivors (plus the bias); the index is overhead, visible in stored bytes.
         return self.values.numel() + (self.bias.numel() if self.bias is not None else 0)
+
+    def dense_weight(self) -> torch.Tensor:
+        return self.weight.detach()
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs) -> None:

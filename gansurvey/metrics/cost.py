@@ -3,11 +3,11 @@
 Counting rules (the same for dense and compressed models):
 
 * **params** count stored weight elements: every parameter plus every persistent buffer, except the running
-  statistics of normalization layers (``running_mean``, ``running_var``, ``num_batches_tracked``). Packed
-  codes, codebooks and sparse values a compressed module registers as buffers are counted element by element
-  (a sparse tensor counts its stored values). A module whose storage is not one element per weight (say 4-bit
-  codes packed two to a byte) defines ``gansurvey_params(self) -> int``, and that number replaces the count of
-  its whole subtree.
+  statistics of normalization layers (``running_mean``, ``running_var``, ``num_batches_tracked``) and boolean
+  buffers (pruning masks are bookkeeping, not weights). A sparse tensor counts its stored values. A compressed
+  layer (:class:`gansurvey.nn.CompressedLayer`) says how many weights it stores with ``stored_params()``, and
+  that number replaces the count of its whole subtree (4-bit codes packed two to a byte count as two).
+* **precision**: a compressed layer's ``compute_dtype`` prices its MACs in the energy model.
 * **MACs** are read from the aten ops the forward runs (``torch.utils.flop_counter``, MACs = FLOPs / 2).
   Kernels launched outside torch's dispatcher (eager Triton launches) are invisible to it: count on CPU, where
   gansurvey's kernels run their plain-torch reference.
@@ -34,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gansurvey.checks import check_choice
 from gansurvey.metrics.energy import EnergyTable, load_energy_table, precision_of
+from gansurvey.nn import is_compressed
 
 CONVENTIONS = ("true", "torchprofile")
 ACTIVATION_MEMORIES = ("sram", "dram")
@@ -121,7 +122,7 @@ def _direct_weight_elements(module: nn.Module, seen: set) -> int:
     tensors += [t for name, t in module._buffers.items() if t is not None and name not in skipped]
     for t in tensors:
         key = _tensor_key(t)
-        if key not in seen:
+        if t.dtype != torch.bool and key not in seen:
             seen.add(key)
             total += _tensor_elements(t)
     return total
@@ -131,9 +132,8 @@ def _subtree_params(module: nn.Module, seen: set, seen_modules: set) -> int:
     if id(module) in seen_modules:
         return 0
     seen_modules.add(id(module))
-    declared = getattr(module, "gansurvey_params", None)
-    if callable(declared):
-        return int(declared())
+    if is_compressed(module):
+        return int(module.stored_params())
     return _direct_weight_elements(module, seen) + sum(
         _subtree_params(child, seen, seen_modules) for child in module.children())
 
@@ -141,7 +141,7 @@ def _subtree_params(module: nn.Module, seen: set, seen_modules: set) -> int:
 def count_params(model: nn.Module) -> int:
     """Stored weight elements: parameters plus persistent buffers that are not running statistics.
 
-    See the module docstring for the rule and for ``gansurvey_params`` overrides.
+    See the module docstring for the rule and for compressed layers.
     """
     return _subtree_params(model, set(), set())
 
@@ -254,15 +254,15 @@ def activation_traffic_bytes(model: nn.Module, example_input: Any) -> int:
 def _rows(model: nn.Module) -> Iterator[tuple[str, nn.Module, list[nn.Module], bool]]:
     """(name, module, children counted under it, folded) for every distinct module, depth first.
 
-    A module is *folded* (one row for its whole subtree) when it has no children or declares
-    ``gansurvey_params``; otherwise its row holds only its own state and the work done outside its children.
+    A module is *folded* (one row for its whole subtree) when it has no children or is a compressed layer;
+    otherwise its row holds only its own state and the work done outside its children.
     """
     seen: set[int] = set()
 
     def visit(name: str, module: nn.Module) -> Iterator:
         seen.add(id(module))
         children = [c for c in module.children() if id(c) not in seen]
-        folded = not children or callable(getattr(module, "gansurvey_params", None))
+        folded = not children or is_compressed(module)
         # Children shared with an earlier parent stay with that parent, so totals telescope exactly.
         own = [] if folded else children
         seen.update(id(c) for c in own)
@@ -277,9 +277,9 @@ def _rows(model: nn.Module) -> Iterator[tuple[str, nn.Module, list[nn.Module], b
 
 def _row_precision(module: nn.Module, state: dict[str, torch.Tensor],
                    output_dtype: torch.dtype | None) -> str:
-    """The precision a layer's MACs are charged at: ``module.compute_dtype`` if set, else its largest
-    tensor's, else its output's."""
-    declared = getattr(module, "compute_dtype", None)
+    """The precision a layer's MACs are charged at: a compressed layer's ``compute_dtype`` if set, else its
+    largest tensor's, else its output's."""
+    declared = module.compute_dtype if is_compressed(module) else None
     if declared is not None:
         return precision_of(declared)
     tensors = [t for t in state.values() if t.dtype != torch.bool]
