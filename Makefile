@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.gansurvey-installed
 PROFILE ?= quick
 
-.PHONY: test regenerate lint unit notebooks bench clean-results
+.PHONY: test regenerate lint unit notebooks latency clean-results
 
 $(STAMP): pyproject.toml requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements-nodeps.txt
 test: $(STAMP) lint unit notebooks
 
 lint: $(STAMP)
-	$(PY) -m ruff check gansurvey tests benchmarks notebooks
+	$(PY) -m ruff check gansurvey tests perf notebooks
 
 unit: $(STAMP)
 	$(PY) -m pytest tests
@@ -30,5 +30,5 @@ regenerate: $(STAMP)
 	$(PY) -m gansurvey regenerate --profile $(PROFILE)
 	$(PY) -m gansurvey tables --profile $(PROFILE)
 
-bench: $(STAMP)
-	$(PY) -m gansurvey bench --profile $(PROFILE)
+latency: $(STAMP)
+	$(PY) -m gansurvey latency --profile $(PROFILE)

@@ -72,17 +72,17 @@ class Benchmark:
     """A benchmark: its data, its teacher, and its quality measurement (see the subclasses)."""
 
     name: str
-    family: str  # generator family: mlp, dcgan or resnet
+    architecture: str  # the generator's kind: mlp, dcgan or resnet (see models.GENERATORS)
     primary_metric = "domain_fid"
     higher_is_better = False
     generator_hparams: dict = {}
     discriminator_hparams: dict = {}
 
     def new_generator(self, width: float = 1.0) -> models.Generator:
-        return models.build_generator(self.family, **{**self.generator_hparams, "width": width})
+        return models.build_generator(self.architecture, **{**self.generator_hparams, "width": width})
 
     def new_discriminator(self, width: float = 1.0) -> nn.Module:
-        return models.build_discriminator(self.family, **{**self.discriminator_hparams, "width": width})
+        return models.build_discriminator(self.architecture, **{**self.discriminator_hparams, "width": width})
 
     def task(self) -> UnconditionalTask | PairedTask:
         raise NotImplementedError
@@ -108,7 +108,12 @@ class Benchmark:
 
     def teacher(self, profile: str = "quick", seed: int = 0, device: str = "auto",
                 progress: bool = True) -> tuple[models.Generator, nn.Module]:
-        """The trained teacher (generator, discriminator), trained on first use and cached."""
+        """The trained teacher (generator, discriminator), trained on first use and cached.
+
+        ``device`` (where training would run) is checked first, so a bad one is refused even when the teacher is
+        already cached.
+        """
+        resolve_device(device)
         steps = profile_settings(profile).teacher_steps[self.name]
         key = zoo.cache_key(kind="teacher", benchmark=self.name, profile=profile, seed=seed, steps=steps,
                             generator=self.generator_hparams, discriminator=self.discriminator_hparams)
@@ -134,7 +139,7 @@ class Benchmark:
 
 class GaussiansBenchmark(Benchmark):
     name = "gaussians-mlp"
-    family = "mlp"
+    architecture = "mlp"
     mixture = "ring8"
 
     def task(self) -> UnconditionalTask:
@@ -212,7 +217,7 @@ def _digits_floor(profile: str, seed: int, inception_samples: int | None) -> tup
 
 class MnistBenchmark(DigitsBenchmark):
     name = "mnist-dcgan"
-    family = "dcgan"
+    architecture = "dcgan"
 
     def task(self) -> UnconditionalTask:
         return UnconditionalTask(data.mnist().train)
@@ -220,7 +225,7 @@ class MnistBenchmark(DigitsBenchmark):
 
 class Edges2DigitsBenchmark(DigitsBenchmark):
     name = "edges2digits-resnet"
-    family = "resnet"
+    architecture = "resnet"
     discriminator_hparams = {"in_channels": 2}
 
     def task(self) -> PairedTask:

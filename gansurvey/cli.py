@@ -1,12 +1,17 @@
-"""``python -m gansurvey regenerate | tables | bench``."""
+"""``python -m gansurvey regenerate | tables | latency | strip-injected``.
+
+Every expected failure (a bad argument, a failing notebook, a folder that cannot be written, a papermill error)
+ends as one line on stderr, ``error: ...``, and exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from gansurvey.checks import GanSurveyError
-from gansurvey.config import DEVICES, PROFILES
+from gansurvey.config import DEVICES, PROFILES, display_path, results_dir
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,11 +25,27 @@ def _parser() -> argparse.ArgumentParser:
     regen.add_argument("--force", action="store_true", help="re-run notebooks even when nothing changed")
     tables = sub.add_parser("tables", help="write the survey's tables and figures to results/<profile>/tables/")
     tables.add_argument("--profile", choices=PROFILES, default="quick")
-    bench = sub.add_parser("bench", help="latency of every benchmark's teacher over batch sizes")
-    bench.add_argument("--profile", choices=PROFILES, default="quick")
-    bench.add_argument("--device", choices=DEVICES, default="auto")
-    bench.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 64])
+    latency = sub.add_parser("latency", help="latency of every benchmark's teacher over batch sizes")
+    latency.add_argument("--profile", choices=PROFILES, default="quick")
+    latency.add_argument("--device", choices=DEVICES, default="auto")
+    latency.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 64])
+    strip = sub.add_parser("strip-injected", help="remove papermill's injected-parameters cells from notebooks "
+                                                  "(run it on executed notebooks before committing them)")
+    strip.add_argument("paths", nargs="*", type=Path, metavar="NOTEBOOK",
+                       help="notebook files (default: every notebook in notebooks/)")
     return parser
+
+
+def _expected(exc: BaseException) -> bool:
+    """Failures a user can cause and fix, reported as one line rather than a traceback."""
+    if isinstance(exc, GanSurveyError | RuntimeError | OSError):
+        return True
+    return type(exc).__module__.split(".")[0] in ("papermill", "nbclient", "jupyter_client")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, GanSurveyError | RuntimeError) else f"{type(exc).__name__}: {text}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,18 +54,40 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "regenerate":
             from gansurvey.runner import regenerate
 
-            for run in regenerate(args.profile, only=args.only, force=args.force, device=args.device, seed=args.seed):
-                print(f"{run.name:24s} {run.status:8s} {run.seconds:7.1f} s  {run.output}")
+            runs = regenerate(args.profile, only=args.only, force=args.force, device=args.device, seed=args.seed,
+                              report=print, progress=True)
+            for run in runs:
+                print(f"{run.name:24s} {run.status:8s} {run.seconds:7.1f} s  {display_path(run.output)}")
         elif args.command == "tables":
+            from gansurvey.runner import foreign_records
             from gansurvey.survey import write_tables
 
+            for line in foreign_records(results_dir(args.profile)):
+                print(f"warning: {line}; `python -m gansurvey regenerate --profile {args.profile}` restores it",
+                      file=sys.stderr)
             for path in write_tables(args.profile):
-                print(path)
-        elif args.command == "bench":
-            from gansurvey.bench import teacher_latency
+                print(display_path(path))
+        elif args.command == "latency":
+            from gansurvey.benchmarks import BENCHMARKS, get_benchmark, profile_settings
+            from gansurvey.metrics.latency import latency_table
 
-            print(teacher_latency(args.profile, args.device, args.batch_sizes).to_string(index=False))
-    except (GanSurveyError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+            settings, teachers = profile_settings(args.profile), {}
+            for name in BENCHMARKS:
+                bench = get_benchmark(name)
+                teachers[name] = (bench.teacher(args.profile, device=args.device, progress=False)[0],
+                                  bench.example_input(1))
+            print(latency_table(teachers, args.batch_sizes, settings.latency_warmup, settings.latency_repeats,
+                                args.device).to_string(index=False))
+        elif args.command == "strip-injected":
+            from gansurvey.runner import notebooks_dir, strip_injected
+
+            paths = args.paths or sorted(notebooks_dir().glob("*.ipynb"))
+            for path in paths:
+                if strip_injected(path):
+                    print(f"stripped the injected parameters cell from {display_path(path)}")
+    except Exception as exc:
+        if not _expected(exc):
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     return 0

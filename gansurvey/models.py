@@ -184,9 +184,9 @@ DISCRIMINATORS = {"mlp": MLPDiscriminator, "dcgan": DCGANDiscriminator, "resnet"
 
 
 def build_generator(kind: str, **hparams) -> Generator:
-    """A fresh generator of the named family (``mlp``, ``dcgan`` or ``resnet``)."""
-    return GENERATORS[check_choice("generator family", kind, GENERATORS)](**hparams)
+    """A fresh generator of the named architecture (``mlp``, ``dcgan`` or ``resnet``)."""
+    return GENERATORS[check_choice("generator architecture", kind, GENERATORS)](**hparams)
 
 
 def build_discriminator(kind: str, **hparams) -> nn.Module:
-    return DISCRIMINATORS[check_choice("discriminator family", kind, DISCRIMINATORS)](**hparams)
+    return DISCRIMINATORS[check_choice("discriminator architecture", kind, DISCRIMINATORS)](**hparams)

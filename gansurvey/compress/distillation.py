@@ -12,7 +12,7 @@ trains a narrow student on some mix of four terms, all available here and weight
   student's and the teacher's outputs.
 
 The verb is :func:`distill`; it returns a trained *copy* of the student and never touches the teacher.
-Students come from :func:`make_student` (same family, narrower) or from any other module, e.g. a
+Students come from :func:`make_student` (same architecture, narrower) or from any other module, e.g. a
 channel-pruned copy of the teacher. :func:`distillation_losses` gives the same terms as ``extra_losses`` for
 the shared trainer, so ``experiments.finetune`` can distil too.
 """
@@ -130,7 +130,7 @@ def _check_layer_pairs(layers) -> tuple[tuple[str, str], ...] | str:
 
 
 def make_student(teacher: nn.Module, width: float) -> models.Generator:
-    """A fresh, randomly initialised generator of the teacher's family with ``width`` times its channels.
+    """A fresh, randomly initialised generator of the teacher's architecture with ``width`` times its channels.
 
     Every other hyperparameter (latent size, depth, blocks, ...) is the teacher's: inputs and outputs match.
     """

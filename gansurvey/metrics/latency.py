@@ -21,6 +21,7 @@ from torch import nn
 
 from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.config import resolve_device
+from gansurvey.metrics.cost import count_macs, weight_traffic_bytes
 
 REGIMES = ("launch-bound", "memory-bound", "compute-bound")
 
@@ -212,3 +213,24 @@ def classify_regime(macs: int, bytes_moved: int, latency_s: float, device: str |
     """One of ``REGIMES`` for a run; see :func:`regime_report` for the rule."""
     return regime_report(macs, bytes_moved, latency_s, device, peaks=peaks, layers=layers)["regime"]
 
+
+
+def latency_table(models: dict[str, tuple[nn.Module, Any]], batch_sizes: Iterable[int] = (1, 8, 64),
+                  warmup: int = 3, repeats: int = 10, device: str | torch.device = "auto") -> pd.DataFrame:
+    """Latency of each named ``(model, example_input)`` over batch sizes, beside its cost and regime.
+
+    One row per (name, batch): median and per-sample latency, MACs per sample, weight bytes, the regime
+    (:func:`classify_regime`) and the device. ``python -m gansurvey latency`` runs it on the teachers.
+    """
+    rows = []
+    for name, (model, example_input) in models.items():
+        timing = measure_latency(model, example_input, batch_sizes=tuple(batch_sizes), warmup=warmup,
+                                 repeats=repeats, device=device)
+        macs, weights = count_macs(model, example_input), weight_traffic_bytes(model)
+        for _, row in timing.iterrows():
+            batch = int(row["batch"])
+            rows.append({"name": name, "batch": batch, "median_ms": row["median_ms"],
+                         "per_sample_ms": row["per_sample_ms"], "macs_per_sample": macs, "weight_bytes": weights,
+                         "regime": classify_regime(macs * batch, weights, row["median_ms"] / 1e3, device),
+                         "device": row["device"]})
+    return pd.DataFrame(rows)

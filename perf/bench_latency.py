@@ -3,7 +3,7 @@
 Shows where memory compression can pay: at batch 1 the weights dominate the traffic and small models are
 launch-bound; as the batch grows the same weights serve more samples.
 
-    .venv/bin/python benchmarks/bench_latency.py [--device auto|cpu|cuda] [--batches 1 8 64] [--threads N]
+    .venv/bin/python perf/bench_latency.py [--device auto|cpu|cuda] [--batches 1 8 64] [--threads N]
                                                  [--csv out.csv]
 
 On a CPU shared with other busy processes, multi-threaded small ops wait for a descheduled worker thread at

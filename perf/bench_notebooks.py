@@ -1,7 +1,7 @@
 """Wall-clock time of executing notebooks with papermill in a profile, teachers cached.
 
 A warm-up execution fills the caches (teachers, classifier, statistics); the timed executions follow, and the
-median is reported. Usage: ``python benchmarks/bench_notebooks.py [--only 00_background] [--repeats 3]``.
+median is reported. Usage: ``python perf/bench_notebooks.py [--only 00_background] [--repeats 3]``.
 """
 
 from __future__ import annotations

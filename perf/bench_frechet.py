@@ -1,7 +1,7 @@
 """Speed of the Fréchet distance (eigenvalue route vs the classic ``scipy.linalg.sqrtm`` formula) and of the
 FID Inception network.
 
-    .venv/bin/python benchmarks/bench_frechet.py [--dims 2048] [--samples 4000] [--repeats 5]
+    .venv/bin/python perf/bench_frechet.py [--dims 2048] [--samples 4000] [--repeats 5]
                                                  [--inception-images 8] [--device cpu|auto|cuda]
                                                  [--threads N]
 
