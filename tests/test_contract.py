@@ -85,7 +85,7 @@ def test_measure_records_the_chain():
     g = bench.new_generator(width=0.25)
     pruned = C.prune(g, [C.ChannelPruneConfig(0.5), C.MagnitudePruneConfig(0.5)])
     record = gs.measure(pruned, bench, technique="both", profile="quick")
-    assert record.family == "pruning" and record.method == "ChannelPrune+MagnitudePrune"
+    assert record.family == "pruning" and record.method == "channel+magnitude"
     chain = record.settings["compression"]
     rebuilt = [C.config_from_dict(c) for c in chain]
     assert rebuilt == [C.ChannelPruneConfig(0.5), C.MagnitudePruneConfig(0.5)]

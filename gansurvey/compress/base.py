@@ -50,15 +50,18 @@ class CompressConfig:
 
     family: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
+    #: The method within the family (``magnitude``, ``channel``...); a config with a ``method`` field uses that.
+    method: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _CONFIGS[cls.__name__] = cls  # every config can be rebuilt from its dict, registered or not
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as plain JSON-ready data: ``type``, ``version``, ``family`` and every field."""
+        """The config as plain JSON-ready data: ``type``, ``version``, ``family``, ``method`` and every field."""
         fields = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
-        return {"type": type(self).__name__, "version": self.VERSION, "family": self.family, **fields}
+        return {"type": type(self).__name__, "version": self.VERSION, "family": self.family,
+                "method": self.method, **fields}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CompressConfig:
@@ -121,7 +124,7 @@ def config_from_dict(data: dict[str, Any], expected: type | None = None) -> Comp
     if version != cls.VERSION:
         raise GanSurveyError(f"{kind} dict has version {version!r}; this code reads version {cls.VERSION}")
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names - {"type", "version", "family"}
+    unknown = set(data) - names - {"type", "version", "family", "method"}
     if unknown:
         raise GanSurveyError(f"{kind} has no field(s) {sorted(unknown)}; fields: {sorted(names)}")
     return cls(**{k: _revive(v) for k, v in data.items() if k in names})

@@ -47,6 +47,7 @@ class ChannelPruneConfig(CompressConfig):
     round_to: int = 1
 
     family: ClassVar[str] = "pruning"
+    method: ClassVar[str] = "channel"
 
     def __post_init__(self) -> None:
         check_number("channel pruning ratio", self.ratio, minimum=0, below=1)

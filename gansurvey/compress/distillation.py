@@ -58,6 +58,7 @@ class StudentConfig(CompressConfig):
     seed: int = 0
 
     family: ClassVar[str] = "distillation"
+    method: ClassVar[str] = "student"
 
     def __post_init__(self) -> None:
         check_number("student width (a fraction of the teacher's)", self.width, minimum=1e-3, maximum=1.0)
@@ -80,6 +81,7 @@ class DistillConfig(CompressConfig):
     """
 
     family: ClassVar[str] = "distillation"
+    method: ClassVar[str] = "distillation"
 
     output_loss: str | None = "l1"
     output_weight: float = 1.0
@@ -433,6 +435,22 @@ def distill(
     ``config.adversarial_weight`` (0: no discriminator and no discriminator updates). Its ``l1_weight`` (the
     paired task's L1 to the ground truth) is kept. ``discriminator`` is copied before training. The teacher,
     student, discriminator and feature extractor passed in are never modified; the adapters are discarded.
+
+    Args:
+        teacher: the trained generator to imitate (frozen).
+        student: the module to train (e.g. ``compress(teacher, StudentConfig(0.5))`` or a pruned teacher).
+        task: where inputs and real data come from (``benchmark.task()``).
+        config: which distillation terms, and their weights.
+        train_config: steps, batch size, learning rates, seed (``benchmark.train_config(steps, seed)``).
+        discriminator: needed when ``config.adversarial_weight > 0``.
+        feature_extractor: a frozen network for the perceptual term.
+        device: where to train.
+
+    Example::
+
+        student = compress(teacher, StudentConfig(width=0.5))
+        result = distill(teacher, student, bench.task(), DistillConfig(output_loss="l1"), bench.train_config(500))
+        result.model, result.log
     """
     if not isinstance(config, DistillConfig):
         raise GanSurveyError(f"config must be a DistillConfig, got {type(config).__name__}")

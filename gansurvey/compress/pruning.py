@@ -57,6 +57,7 @@ class MagnitudePruneConfig(CompressConfig):
     """
 
     family: ClassVar[str] = "pruning"
+    method: ClassVar[str] = "magnitude"
 
     sparsity: float
     scope: str = "layer"
@@ -218,6 +219,19 @@ def lottery_ticket(
     at initialisation or an early step; default: ``model``'s own weights) and retrains. ``train`` is called
     ``rounds + 1`` times (``rounds`` without the first training) and must keep the masks, as the shared
     trainer does (e.g. ``lambda g: experiments.finetune(g, bench, steps).model``).
+
+    Args:
+        model: the dense model to search a ticket in.
+        train: ``model -> trained model`` keeping masks (the shared trainer does).
+        rounds: pruning rounds; final_sparsity: the sparsity after the last one, in [0, 1).
+        rewind_state: the weights to rewind to (default: ``model``'s); scope: ``"layer"`` or ``"global"``.
+        layers: module names to prune (``None``: all prunable); train_first: train ``model`` before round 1.
+
+    Example::
+
+        train = lambda g: experiments.finetune(g, bench, 500).model
+        result = lottery_ticket(generator, train, rounds=3, final_sparsity=0.8)
+        result.ticket, result.initial, result.history
     """
     check_number("rounds", rounds, minimum=1, integer=True)
     check_number("final_sparsity", final_sparsity, minimum=0, below=1)
