@@ -4,13 +4,16 @@ models, distilled students, MAC-matched pruning for cost-matched comparisons, an
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
 from gansurvey.benchmarks import Benchmark, get_benchmark, profile_settings
 from gansurvey.checks import GanSurveyError, check_choice, check_number
+from gansurvey.claims import budget_of
 from gansurvey.compress import (
     ChannelPruneConfig,
     DistillConfig,
@@ -24,7 +27,7 @@ from gansurvey.compress import (
 from gansurvey.config import resolve_device
 from gansurvey.evaluate import measure
 from gansurvey.metrics.cost import count_macs
-from gansurvey.results import Measurement
+from gansurvey.results import Measurement, records_frame
 from gansurvey.train import ExtraLoss, TrainResult, train_gan
 
 
@@ -76,6 +79,80 @@ def budget_steps(profile: str, purpose: str, steps: int | None = None) -> int:
     if steps is not None:
         return check_number(f"{purpose} steps", steps, minimum=0, integer=True)
     return getattr(profile_settings(profile), f"{purpose}_steps")
+
+
+#: Training budgets of the distillation sweep (stored as ``settings["budget"]``): ``equal-finetune`` students
+#: train for the pruned models' fine-tuning steps; ``equal-total`` students train for as many steps as a pruned
+#: model had in all (the teacher's training plus its fine-tuning), as the surveyed KD works train the student
+#: about as long as the teacher.
+BUDGETS = ("equal-finetune", "equal-total")
+#: Distillation variants of the equal-total arm when the profile names none: the baseline student and the
+#: distillation variant that did best in the equal-fine-tuning arm (see :func:`best_distillation_variant`).
+TOTAL_BUDGET_FALLBACK = "feature"
+
+
+def total_steps(profile: str, benchmark: str, finetune_steps: int | None = None) -> int:
+    """Steps an ``equal-total`` student trains for: the teacher's steps in ``profile`` plus the fine-tuning
+    budget (``finetune_steps`` or the profile's), i.e. everything a pruned-and-fine-tuned model was trained for.
+
+    Args:
+        profile: ``quick`` or ``full``.
+        benchmark: the benchmark name (teachers train for a per-benchmark number of steps).
+        finetune_steps: the fine-tuning budget; ``None`` takes the profile's.
+
+    Example:
+        >>> total_steps("quick", "mnist-dcgan", 40)  # doctest: +SKIP
+        940
+    """
+    teacher = profile_settings(profile).teacher_steps
+    check_choice("benchmark", benchmark, teacher)
+    return teacher[benchmark] + budget_steps(profile, "finetune", finetune_steps)
+
+
+def total_budget_widths(profile: str, widths: list[float]) -> list[float]:
+    """The student widths the equal-total arm runs: the profile's ``total_budget_widths`` when it sets them
+    (kept to those in ``widths``), else every width of the sweep (quick has one)."""
+    chosen = getattr(profile_settings(profile), "total_budget_widths", None)
+    return [w for w in widths if chosen is None or w in chosen] or list(widths[:1])
+
+
+def best_distillation_variant(records: Any, benchmark: str, default: str = TOTAL_BUDGET_FALLBACK) -> str:
+    """The distillation variant (not ``scratch``) with the best mean primary metric over widths and seeds in the
+    equal-fine-tuning arm of ``benchmark``; ``default`` when that arm has no distilled records.
+
+    The equal-total arm trains only this variant beside ``scratch``: it is distillation's best measured recipe on
+    the benchmark, so the longer budget gives distillation its best chance, at a quarter of the cost of all four.
+
+    Args:
+        records: measured records (a DataFrame or a list of :class:`Measurement`).
+        benchmark: which benchmark's records to read.
+        default: the variant when nothing can be read.
+
+    Example:
+        >>> best_distillation_variant(records, "mnist-dcgan")  # doctest: +SKIP
+        'feature'
+    """
+    check_choice("distillation variant", default, DISTILL_VARIANTS)
+    frame = records if isinstance(records, pd.DataFrame) else records_frame(list(records))
+    rows = frame[(frame["benchmark"] == benchmark) & (frame["family"] == "distillation")]
+    rows = rows[rows["settings"].map(lambda s: budget_of(s) == "equal-finetune").astype(bool)]
+    rows = rows.assign(variant=rows["settings"].map(lambda s: _settings_dict(s).get("variant")))
+    rows = rows[rows["variant"].isin(DISTILL_VARIANTS) & rows["primary_value"].notna()]
+    if rows.empty:
+        return default
+    means = rows.groupby("variant")["primary_value"].mean()
+    higher = str(rows["higher_is_better"].iloc[0]).strip().lower() in ("true", "1", "1.0")
+    return str(means.idxmax() if higher else means.idxmin())
+
+
+def _settings_dict(settings: Any) -> dict:
+    if isinstance(settings, dict):
+        return settings
+    try:
+        parsed = json.loads(settings)
+    except (TypeError, ValueError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def run_seeds(profile: str, seed: int = 0, seeds: list[int] | None = None) -> list[int]:
@@ -190,50 +267,85 @@ def pruning_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
         raw = prune(teacher, config, bench.example_input(2))
         raw = to_sparse_storage(raw) if isinstance(config, MagnitudePruneConfig) else raw
         records.append(measure(raw, bench, technique=f"{label} (no fine-tuning)", family="pruning",
-                               settings=settings, seed=seed, device=device, **measure_kwargs))
+                               settings={**settings, "finetuned": False}, seed=seed, device=device,
+                               **measure_kwargs))
         tuned = pruned_and_finetuned(bench, teacher, discriminator, config, steps, seed, device)
-        records.append(measure(tuned, bench, technique=label, family="pruning", settings=settings, seed=seed,
-                               device=device, **measure_kwargs))
+        records.append(measure(tuned, bench, technique=label, family="pruning",
+                               settings={**settings, "finetuned": True}, seed=seed, device=device,
+                               **measure_kwargs))
         samples[label] = bench.generate(tuned, SAMPLE_GRID, seed)
     return records, samples
 
 
 def distillation_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, widths: list[float],
                        seeds: list[int], steps: int, *, variants: tuple[str, ...] = DISTILL_VARIANTS,
-                       mac_tolerance: float = 0.10, device: str = "auto", **measure_kwargs: Any,
+                       budget: str = "equal-finetune", pruned: bool | None = None, mac_tolerance: float = 0.10,
+                       device: str = "auto", **measure_kwargs: Any,
                        ) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
-    """Students of each width and seed trained with each distillation variant, beside the teacher pruned by
-    channels to the student's MACs (within ``mac_tolerance``) and fine-tuned, and that pruned teacher used as the
-    start of a feature-distilled student (pruning + distillation). Every arm trains for ``steps`` steps.
+    """Students of each width and seed trained with each distillation variant for ``steps`` steps, beside the
+    teacher pruned by channels to the student's MACs (within ``mac_tolerance``) and fine-tuned for ``steps``, and
+    that pruned teacher used as the start of a feature-distilled student (pruning + distillation).
 
-    Techniques are labelled ``"<variant> w<width>"``, ``"channels <ratio> (matches w<width>)"`` and
-    ``"pruned+feature (matches w<width>)"``; samples (from the last seed) are keyed the same way.
+    ``budget`` says which comparison the students belong to (:data:`BUDGETS`) and is stored in every record's
+    settings with ``steps`` and the ``variant``: ``equal-finetune`` (students get the pruned models' fine-tuning
+    steps) or ``equal-total`` (pass :func:`total_steps` as ``steps``: students train as long as the teacher plus
+    fine-tuning). The pruned arms run only when ``pruned`` is true, by default only for ``equal-finetune``: a
+    pruned-and-fine-tuned model is the reference of both budgets, so an equal-total call adds students only.
+
+    Techniques are labelled ``"<variant> w<width>"`` (``"... (equal total)"`` for that budget),
+    ``"channels <ratio> (matches w<width>)"`` and ``"pruned+feature (matches w<width>)"``; samples (from the last
+    seed) are keyed the same way. Group records by ``family`` and ``settings``, not by these labels.
+
+    Args:
+        bench, teacher, discriminator: the benchmark and its trained teacher pair (never modified).
+        widths: student widths (fractions of the teacher's width).
+        seeds: seeds; each arm is trained once per seed.
+        steps: training steps of every student (and of the pruned models' fine-tuning).
+        variants: distillation variants (:data:`DISTILL_VARIANTS`).
+        budget: ``equal-finetune`` or ``equal-total``.
+        pruned: run the pruned and pruned+distilled arms (default: only for ``equal-finetune``).
+        mac_tolerance: how close (relative) the pruned teacher's MACs must come to the student's.
+        device: where to train.
+        measure_kwargs: passed to :func:`gansurvey.measure` (notebook, profile, latency_batch...).
+
+    Example:
+        >>> records, grids = distillation_sweep(bench, g, d, [0.5], [0], total_steps("quick", bench.name),
+        ...                                     variants=("scratch", "feature"), budget="equal-total")  # doctest: +SKIP
     """
     for variant in variants:
         check_choice("distillation variant", variant, DISTILL_VARIANTS)
+    check_choice("training budget", budget, BUDGETS)
+    check_number("steps", steps, minimum=0, integer=True)
+    pruned = budget == "equal-finetune" if pruned is None else pruned
+    suffix = " (equal total)" if budget == "equal-total" else ""
     records, samples = [], {}
     x = bench.example_input(1)
     for width in widths:
         # The matched pruned teacher is also the (copied, never modified) start of every pruned+feature student.
         ratio, pruned_start = match_channel_ratio(teacher, count_macs(make_student(teacher, width), x), x,
-                                                  mac_tolerance)
-        config = ChannelPruneConfig(ratio=ratio)
-        settings = {"width": width, "steps": steps}
-        pruned_label, both_label = f"channels {ratio:.2f} (matches w{width})", f"pruned+feature (matches w{width})"
+                                                  mac_tolerance) if pruned else (None, None)
+        settings = {"width": width, "steps": steps, "budget": budget}
         for seed in seeds:
             for variant in variants:
-                label = f"{variant} w{width}"
+                label = f"{variant} w{width}{suffix}"
                 student = distilled_student(bench, teacher, discriminator, variant, width, steps, seed, device)
                 family = "from-scratch" if variant == "scratch" else "distillation"
-                records.append(measure(student, bench, technique=label, family=family, settings=settings,
-                                       seed=seed, device=device, **measure_kwargs))
+                records.append(measure(student, bench, technique=label, family=family,
+                                       settings={**settings, "variant": variant}, seed=seed, device=device,
+                                       **measure_kwargs))
                 samples[label] = bench.generate(student, SAMPLE_GRID, seed)
-            pruned = pruned_and_finetuned(bench, teacher, discriminator, config, steps, seed, device)
+            if not pruned:
+                continue
+            config = ChannelPruneConfig(ratio=ratio)
+            tuned = pruned_and_finetuned(bench, teacher, discriminator, config, steps, seed, device)
             both = distilled_student(bench, teacher, discriminator, "feature", pruned_start, steps, seed, device)
-            for label, model, family in ((pruned_label, pruned, "pruning"),
-                                         (both_label, both, "pruning+distillation")):
+            for label, model, family, variant in (
+                (f"channels {ratio:.2f} (matches w{width})", tuned, "pruning", None),
+                (f"pruned+feature (matches w{width})", both, "pruning+distillation", "feature"),
+            ):
+                extra = {"ratio": ratio, "finetuned": True} | ({"variant": variant} if variant else {})
                 records.append(measure(model, bench, technique=label, family=family,
-                                       settings={"ratio": ratio, **settings}, seed=seed, device=device,
+                                       settings={**settings, **extra}, seed=seed, device=device,
                                        **measure_kwargs))
                 samples[label] = bench.generate(model, SAMPLE_GRID, seed)
     return records, samples

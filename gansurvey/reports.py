@@ -1,22 +1,51 @@
-"""Reduction tables: what a technique promised (fewer params, MACs, bytes, joules) beside what it delivered
-(measured latency), with the regime the latency was measured in."""
+"""Tables of measured records: reduction factors (what a technique promised beside what it delivered) and arms
+aggregated over seeds (what a reader compares).
+
+Reduction factors are named ``<quantity>_x`` everywhere (``params_x``, ``macs_x``, ``stored_bytes_x``,
+``energy_x``, ``speedup_x``): baseline / compressed, so 2.0 means halved (or twice as fast).
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from typing import Any
+
+import numpy as np
 import pandas as pd
 
-from gansurvey.checks import GanSurveyError
+from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.metrics.latency import classify_regime
 
 RATIO_COLUMNS = {"params": "params_x", "macs": "macs_x", "stored_bytes": "stored_bytes_x", "energy_uj": "energy_x"}
+#: A baseline is *near the floor* of its metric when its distance from the metric's floor (0 for every quality
+#: metric here: FID, KID, error-like scores) is under this fraction of the farthest arm's distance, i.e. when a
+#: relative change would exceed about 900 %. Then a relative change says more about the baseline than about the
+#: technique, so tables give the change in the metric's own units only.
+NEAR_FLOOR = 0.1
+NO_FINETUNE = "(no fine-tuning)"
+STAGES = ("baseline", "trained", "no fine-tuning")
+
+
+def _is_higher(value: Any) -> bool:
+    # a CSV round trip can leave "True"/"False" strings, and bool("False") is True
+    return str(value).strip().lower() in ("true", "1", "1.0")
 
 
 def reduction_table(records: pd.DataFrame, baseline: str = "teacher", device: str = "auto") -> pd.DataFrame:
     """Per record: reduction factors against the benchmark's ``baseline`` technique (baseline / compressed, so
-    2.0 means halved), the measured latency speed-up, the latency regime, and the quality change.
+    2.0 means halved), the measured latency speed-up ``speedup_x``, the latency regime, and the quality change.
 
     Theoretical factors and measured speed-ups sit side by side because compressed-but-not-faster is the most
     common outcome; the regime (launch-, memory- or compute-bound) says why.
+
+    Args:
+        records: measured records (:func:`gansurvey.results.records_frame` or ``ResultsStore.load_all()``).
+        baseline: the ``technique`` of each benchmark's uncompressed record.
+        device: the device the latencies were measured on (for the regime).
+
+    Example:
+        >>> reduction_table(frame, baseline="teacher")[["technique", "macs_x", "speedup_x"]]  # doctest: +SKIP
     """
     rows = []
     for bench, group in records.groupby("benchmark", sort=False):
@@ -30,11 +59,140 @@ def reduction_table(records: pd.DataFrame, baseline: str = "teacher", device: st
             for column, name in RATIO_COLUMNS.items():
                 row[name] = base[column] / r[column] if r[column] else float("nan")
             row["latency_ms"] = r["latency_ms"]
-            row["speedup_measured"] = base["latency_ms"] / r["latency_ms"]
+            row["speedup_x"] = base["latency_ms"] / r["latency_ms"]
             bytes_moved = (r["weight_traffic_bytes"] or 0) + (r["activation_traffic_bytes"] or 0)
             row["regime"] = classify_regime(int(r["macs"]), int(bytes_moved), r["latency_ms"] / 1e3, device)
             row["quality"] = r["primary_value"]
-            sign = 1 if str(r["higher_is_better"]) == "True" else -1
+            sign = 1 if _is_higher(r["higher_is_better"]) else -1
             row["quality_change"] = sign * (r["primary_value"] - base["primary_value"])
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _settings(value: Any) -> dict:
+    if isinstance(value, dict):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip():
+        return {}
+    try:
+        parsed = json.loads(value)
+    except (TypeError, ValueError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def stage_of(technique: str, family: str, settings: Any) -> str:
+    """``baseline`` (the uncompressed model), ``no fine-tuning`` (compressed and measured before any training:
+    ``settings["finetuned"] is False``, or the sweep's ``(no fine-tuning)`` label on older records) or
+    ``trained``.
+
+    Example:
+        >>> stage_of("channels 50% (no fine-tuning)", "pruning", "{}")
+        'no fine-tuning'
+    """
+    if str(family).strip().lower() in ("baseline", "teacher", "none", ""):
+        return "baseline"
+    flag = _settings(settings).get("finetuned")
+    if flag is False or (flag is None and str(technique).endswith(NO_FINETUNE)):
+        return "no fine-tuning"
+    return "trained"
+
+
+def arm_table(records: pd.DataFrame, baseline: str = "teacher", near_floor: float = NEAR_FLOOR) -> pd.DataFrame:
+    """One row per arm (an experiment setting over seeds): mean ± sd of the primary metric over its seeds, n,
+    cost, and the quality change against the benchmark's baseline.
+
+    Arms are grouped by columns, never by parsing labels: benchmark, family, technique, ``method`` (when the
+    records have it), settings and primary metric; the seed is what varies inside an arm (records of one seed
+    are averaged first, so a model measured by two notebooks counts once). Per arm: ``n`` seeds, ``mean`` and
+    ``sd`` (sample standard deviation over seeds, NaN for one seed) of ``primary_value``, the mean MACs,
+    params and stored bytes, the training ``budget`` and ``steps`` read from the settings (0 for the no-fine-tuning
+    stage), and:
+
+    * ``quality_change``: mean minus the baseline's mean, in the metric's own units, signed so that positive is
+      better whatever the metric's direction;
+    * ``quality_change_pct``: the same relative to the baseline, left empty when the baseline is *near the
+      floor* (:data:`NEAR_FLOOR`: its distance from 0 is under ``near_floor`` times the farthest arm's), where a
+      relative change (e.g. -199716 %) would describe the baseline, not the technique.
+
+    Rows are ordered baseline first, then trained arms, then the ``no fine-tuning`` arms apart at the end (the
+    ``stage`` column says which, see :func:`stage_of`).
+
+    Args:
+        records: measured records (:func:`gansurvey.results.records_frame` or ``ResultsStore.load_all()``).
+        baseline: the ``technique`` of each benchmark's uncompressed record (else its ``baseline`` family).
+        near_floor: the fraction defining "near the floor", in (0, 1).
+
+    Example:
+        >>> arm_table(records_frame(records))[["technique", "n", "mean ± sd", "quality_change"]]  # doctest: +SKIP
+    """
+    check_number("near_floor", near_floor, minimum=0, below=1)
+    needed = ("benchmark", "technique", "family", "seed", "primary_metric", "primary_value", "higher_is_better")
+    if not isinstance(records, pd.DataFrame):
+        raise GanSurveyError(f"records must be a pandas DataFrame, got {type(records).__name__}")
+    missing = [c for c in needed if c not in records.columns]
+    if missing:
+        raise GanSurveyError(f"records lack column(s) {', '.join(missing)}; needed: {', '.join(needed)}")
+    if records.empty:
+        return pd.DataFrame(columns=list(ARM_COLUMNS))
+    frame = records.copy()
+    frame["settings"] = (frame["settings"] if "settings" in frame else pd.Series("{}", index=frame.index)) \
+        .map(lambda s: json.dumps(_settings(s), sort_keys=True))
+    frame["primary_value"] = pd.to_numeric(frame["primary_value"], errors="coerce")
+    for column in ("macs", "params", "stored_bytes"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame else np.nan
+    keys = ["benchmark", "family", "technique", *(["method"] if "method" in frame else []), "settings",
+            "primary_metric"]
+    frame[keys] = frame[keys].astype(object).where(frame[keys].notna(), "")
+    arms = []
+    for key, group in frame.groupby(keys, sort=False, dropna=False):
+        arm = dict(zip(keys, key, strict=True))
+        settings = json.loads(arm["settings"])
+        # one value per seed: the same model measured twice (e.g. the teacher in two notebooks) is one sample
+        values = group.groupby("seed")["primary_value"].mean().dropna()
+        stage = stage_of(arm["technique"], arm["family"], arm["settings"])
+        arms.append({
+            **arm,
+            "stage": stage,
+            "budget": settings.get("budget", ""),
+            "steps": 0 if stage == "no fine-tuning" else settings.get("steps", settings.get("finetune_steps",
+                                                                                             np.nan)),
+            "n": int(group["seed"].nunique()),
+            "seeds": ", ".join(str(s) for s in sorted(group["seed"].unique())),
+            "macs": group["macs"].mean(), "params": group["params"].mean(),
+            "stored_bytes": group["stored_bytes"].mean(),
+            "higher_is_better": _is_higher(group["higher_is_better"].iloc[0]),
+            "mean": values.mean() if len(values) else np.nan,
+            "sd": values.std(ddof=1) if len(values) > 1 else np.nan,
+        })
+    out = pd.DataFrame(arms)
+    out["mean ± sd"] = [_mean_sd(m, s) for m, s in zip(out["mean"], out["sd"], strict=True)]
+    out["quality_change"], out["quality_change_pct"], out["near_floor"] = np.nan, np.nan, False
+    for (_bench, _metric), idx in out.groupby(["benchmark", "primary_metric"], sort=False).groups.items():
+        rows = out.loc[idx]
+        base = rows[rows["technique"] == baseline]
+        base = base if len(base) else rows[rows["stage"] == "baseline"]
+        if base.empty or pd.isna(base["mean"].iloc[0]):
+            continue
+        b = float(base["mean"].iloc[0])
+        sign = np.where(rows["higher_is_better"], 1.0, -1.0)
+        change = sign * (rows["mean"] - b) + 0.0  # + 0.0 turns -0.0 into 0.0
+        floor = abs(b) < near_floor * float(rows["mean"].abs().max())
+        out.loc[idx, "quality_change"] = change
+        out.loc[idx, "near_floor"] = floor
+        if not floor and b != 0:
+            out.loc[idx, "quality_change_pct"] = 100 * change / abs(b)
+    order = out["stage"].map({s: i for i, s in enumerate(STAGES)})
+    out = out.assign(_order=order).sort_values(["_order"], kind="stable").drop(columns="_order")
+    return out[list(ARM_COLUMNS) + (["method"] if "method" in out else [])].reset_index(drop=True)
+
+
+ARM_COLUMNS = ("benchmark", "stage", "family", "technique", "settings", "budget", "steps", "n", "seeds", "macs",
+               "params", "stored_bytes", "primary_metric", "higher_is_better", "mean", "sd", "mean ± sd",
+               "quality_change", "quality_change_pct", "near_floor")
+
+
+def _mean_sd(mean: float, sd: float) -> str:
+    if pd.isna(mean):
+        return ""
+    return f"{mean:.4g}" if pd.isna(sd) else f"{mean:.4g} ± {sd:.2g}"

@@ -1,3 +1,5 @@
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -91,8 +93,41 @@ def test_distillation_sweep_has_every_arm_at_matched_macs():
     student_macs = frame.loc[frame["technique"] == "output w0.5", "macs"].iloc[0]
     assert all(abs(m - student_macs) <= 0.10 * student_macs for m in frame["macs"])
     assert "scratch w0.5" in samples and any(label.startswith("channels") for label in samples)
+    assert {json.loads(s)["budget"] for s in frame["settings"]} == {"equal-finetune"}
     with pytest.raises(GanSurveyError, match="'distill-all'"):
         experiments.distillation_sweep(bench, teacher, disc, [0.5], [0], 1, variants=("distill-all",))
+    with pytest.raises(GanSurveyError, match="'longer'.*'equal-finetune', 'equal-total'"):
+        experiments.distillation_sweep(bench, teacher, disc, [0.5], [0], 1, budget="longer")
+
+
+def test_equal_total_arm_trains_students_only_and_records_its_budget():
+    bench = gs.get_benchmark("gaussians-mlp")
+    torch.manual_seed(0)
+    teacher, disc = bench.new_generator(), bench.new_discriminator()
+    records, samples = experiments.distillation_sweep(bench, teacher, disc, [0.5], [0], 3,
+                                                      variants=("scratch", "feature"), budget="equal-total",
+                                                      device="cpu", profile="quick")
+    frame = records_frame(records)
+    assert set(frame["family"]) == {"from-scratch", "distillation"}  # pruned models are shared with equal-finetune
+    settings = [json.loads(s) for s in frame["settings"]]
+    assert {(s["budget"], s["steps"]) for s in settings} == {("equal-total", 3)}
+    assert {s["variant"] for s in settings} == {"scratch", "feature"}
+    assert set(samples) == {"scratch w0.5 (equal total)", "feature w0.5 (equal total)"}
+    quick = gs.benchmarks.profile_settings("quick")
+    assert experiments.total_steps("quick", "mnist-dcgan", 7) == quick.teacher_steps["mnist-dcgan"] + 7
+    with pytest.raises(GanSurveyError, match="unknown benchmark 'celeba'"):
+        experiments.total_steps("quick", "celeba")
+
+
+def test_best_distillation_variant_follows_the_equal_finetune_arm():
+    def rec(variant, value, budget="equal-finetune"):
+        return Measurement(notebook="nb", benchmark="b", technique=variant, family="distillation",
+                           settings={"variant": variant, "budget": budget}, primary_metric="m",
+                           primary_value=value, higher_is_better=False)
+
+    records = [rec("output", 5.0), rec("feature", 7.0), rec("feature+adv", 1.0, "equal-total")]
+    assert experiments.best_distillation_variant(records, "b") == "output"  # equal-total rows do not vote
+    assert experiments.best_distillation_variant(records, "other") == "feature"  # the documented fallback
 
 
 def test_profile_budgets_defaults_and_overrides():
@@ -129,9 +164,46 @@ def test_reduction_table_ratios_and_quality_direction():
     table = reports.reduction_table(frame).set_index("technique")
     assert table.loc["small", "params_x"] == pytest.approx(4.0)
     assert table.loc["small", "macs_x"] == pytest.approx(2.0)
-    assert table.loc["small", "speedup_measured"] == pytest.approx(2.0)
+    assert table.loc["small", "speedup_x"] == pytest.approx(2.0)
     assert table.loc["small", "quality_change"] == pytest.approx(-2.0)
     assert table.loc["small", "regime"] in ("launch-bound", "memory-bound", "compute-bound")
     with pytest.raises(GanSurveyError, match="'dense'"):
         reports.reduction_table(frame, baseline="dense")
     assert isinstance(table, pd.DataFrame)
+
+
+def _seeded(technique, family, seed, value, settings=None, benchmark="b"):
+    return Measurement(notebook="nb", benchmark=benchmark, technique=technique, family=family, seed=seed,
+                       settings=settings or {}, params=100, macs=1000, stored_bytes=400, primary_metric="m",
+                       primary_value=value, higher_is_better=False)
+
+
+def test_arm_table_aggregates_seeds_and_keeps_untuned_rows_apart():
+    records = [_seeded("teacher", "baseline", 0, 10.0)]
+    records += [_seeded("channels 50%", "pruning", s, v, {"ratio": 0.5, "finetuned": True})
+                for s, v in enumerate([12.0, 14.0, 16.0])]
+    records += [_seeded("channels 50% (no fine-tuning)", "pruning", s, 40.0, {"ratio": 0.5}) for s in range(3)]
+    records += [_seeded("scratch w0.5", "from-scratch", s, v, {"budget": "equal-total", "steps": 900})
+                for s, v in enumerate([11.0, 13.0])]
+    table = reports.arm_table(records_frame(records))
+    assert list(table["stage"]) == ["baseline", "trained", "trained", "no fine-tuning"]  # untuned rows last
+    pruned = table.set_index("technique").loc["channels 50%"]
+    assert pruned["n"] == 3 and pruned["mean"] == pytest.approx(14.0) and pruned["sd"] == pytest.approx(2.0)
+    assert pruned["mean ± sd"] == "14 ± 2" and pruned["seeds"] == "0, 1, 2"
+    assert pruned["quality_change"] == pytest.approx(-4.0)  # FID-like: higher is worse
+    assert pruned["quality_change_pct"] == pytest.approx(-40.0)
+    scratch = table.set_index("technique").loc["scratch w0.5"]
+    assert scratch["budget"] == "equal-total" and scratch["steps"] == 900 and scratch["n"] == 2
+
+
+def test_arm_table_gives_units_not_percent_near_the_metrics_floor():
+    records = [_seeded("teacher", "baseline", 0, 0.01), _seeded("prune", "pruning", 0, 20.0)]
+    table = reports.arm_table(records_frame(records)).set_index("technique")
+    assert table.loc["prune", "quality_change"] == pytest.approx(-19.99)
+    assert table.loc["prune", "near_floor"] and pd.isna(table.loc["prune", "quality_change_pct"])
+    far = reports.arm_table(records_frame(records), near_floor=1e-4).set_index("technique")
+    assert far.loc["prune", "quality_change_pct"] == pytest.approx(-199_900.0)
+    with pytest.raises(GanSurveyError, match="near_floor must be a number >= 0 and < 1, got 2"):
+        reports.arm_table(records_frame(records), near_floor=2)
+    with pytest.raises(GanSurveyError, match="lack column.*seed"):
+        reports.arm_table(records_frame(records).drop(columns="seed"))

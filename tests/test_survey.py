@@ -345,8 +345,12 @@ def test_write_tables_writes_every_file(tmp_path: Path, monkeypatch: pytest.Monk
     } <= names
     assert all(p.parent == out and p.exists() for p in paths)
     assert (out / "technique_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    repro = (out / "reproduction_mnist-dcgan.csv").read_text()
-    assert "prune ratio=0.5" in repro and "-2.5" in repro  # domain FID 5.0 -> 7.5 is a change of -2.5
+    repro = pd.read_csv(out / "reproduction_mnist-dcgan.csv").set_index("technique")
+    assert repro.loc["prune", "quality_change"] == pytest.approx(-2.5)  # domain FID 5.0 -> 7.5: -2.5
+    assert repro.loc["prune", "n"] == 1 and '"ratio": 0.5' in repro.loc["prune", "settings"]
+    shown = (out / "reproduction_mnist-dcgan.md").read_text()
+    assert "mean ± sd" in shown and "-2.5" in shown and "-50.0" in shown
+    assert "rebuilt from their primary sources" in (out / "all_tables.md").read_text()
     assert not list(out.glob(".*.tmp"))
     with pytest.raises(GanSurveyError, match="unknown profile 'slow'"):
         write_tables("slow", out)

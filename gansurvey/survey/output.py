@@ -100,12 +100,10 @@ def write_tables(profile: str, out_dir: Path | None = None) -> list[Path]:
     text("findings.md", findings_markdown(findings))
     text("findings.csv", findings_frame(findings).to_csv(index=False))
 
-    measured = tables.reproduction_rows(ResultsStore(profile).load_all())
-    if not measured.empty:
-        for bench in tables.benchmarks(measured):
-            text(f"reproduction_{bench}.md", tables.render(measured, bench, "markdown"))
-            text(f"reproduction_{bench}.tex", tables.render(measured, bench, "latex"))
-            text(f"reproduction_{bench}.csv", tables.render(measured, bench, "csv"))
+    measured = ResultsStore(profile).load_all()
+    for bench in tables.benchmarks(measured) if not measured.empty else []:
+        for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
+            text(f"reproduction_{bench}.{ext}", tables.render_reproduction(measured, bench, fmt))
 
     for bench in figures.plotted_benchmarks(lit):
         written.append(

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from gansurvey.checks import check_choice
+from gansurvey.reports import arm_table
 from gansurvey.survey.literature import FAMILIES, LOSSY_FAMILIES, MARKS, derive, family_label, family_set
 
 FORMATS = ("markdown", "latex", "csv")
@@ -277,6 +278,67 @@ def matrix_display(matrix: pd.DataFrame) -> pd.DataFrame:
     for family in FAMILIES:
         shown[family] = np.where(shown[family] == 1, "x", "")
     return shown.reset_index()
+
+
+def _num(value: object, digits: str = ".3g") -> str:
+    return "" if value is None or pd.isna(value) else f"{value:{digits}}"
+
+
+def reproduction_table(records: pd.DataFrame, benchmark: str) -> dict[str, pd.DataFrame]:
+    """This reproduction's arms on one benchmark as readable tables, one row per arm (not per seed).
+
+    Built on :func:`gansurvey.reports.arm_table`: quality is ``mean ± sd`` over the arm's ``n`` seeds; the
+    change against the baseline is given in the metric's own units (positive = better), and in percent only
+    when the baseline is not near the metric's floor (see :data:`gansurvey.reports.NEAR_FLOOR`). Returns
+    ``{"arms": ..., "no fine-tuning": ...}``; the second (compressed models measured before any training) is
+    kept apart and may be empty.
+
+    Args:
+        records: measured records (``ResultsStore(profile).load_all()``).
+        benchmark: one of the records' benchmarks.
+
+    Example:
+        >>> reproduction_table(ResultsStore("quick").load_all(), "mnist-dcgan")["arms"]  # doctest: +SKIP
+    """
+    check_choice("benchmark", benchmark, benchmarks(records))
+    arms = arm_table(records[records["benchmark"] == benchmark])
+    shown = pd.DataFrame({
+        "stage": arms["stage"],
+        "family": [family_label(f) if s != "baseline" else "baseline" for f, s in zip(arms["family"],
+                                                                                     arms["stage"], strict=True)],
+        "technique": arms["technique"],
+        "budget": arms["budget"].fillna(""),
+        "steps": [_num(v, "g") for v in arms["steps"]],
+        "n seeds": arms["n"].astype(str),
+        "MACs": [_si(v, "G", 1e9) for v in arms["macs"]],
+        "params": [_si(v, "M", 1e6) for v in arms["params"]],
+        "stored bytes": [_si(v, " MB", 1e6) for v in arms["stored_bytes"]],
+        "metric": arms["primary_metric"],
+        "mean ± sd": arms["mean ± sd"],
+        "Δ quality (metric units, + = better)": [_num(v, "+.3g") for v in arms["quality_change"]],
+        "Δ %": [_num(v, "+.1f") for v in arms["quality_change_pct"]],
+    })
+    keep = [c for c in shown.columns if (shown[c] != "").any()]
+    untuned = arms["stage"] == "no fine-tuning"
+    return {"arms": shown.loc[~untuned, keep].reset_index(drop=True),
+            "no fine-tuning": shown.loc[untuned, keep].reset_index(drop=True)}
+
+
+def render_reproduction(records: pd.DataFrame, benchmark: str, fmt: str = "markdown") -> str:
+    """:func:`reproduction_table` as ``markdown`` or ``latex`` text (the arms, then the no-fine-tuning rows
+    under their own title), or ``csv`` (every column of :func:`gansurvey.reports.arm_table`)."""
+    check_choice("table format", fmt, FORMATS)
+    if fmt == "csv":
+        check_choice("benchmark", benchmark, benchmarks(records))
+        return arm_table(records[records["benchmark"] == benchmark]).to_csv(index=False)
+    parts = reproduction_table(records, benchmark)
+    title = f"This reproduction: {benchmark} (one row per arm: mean ± sd over n seeds)"
+    out = [to_markdown(parts["arms"], title) if fmt == "markdown" else to_latex(parts["arms"], title, benchmark)]
+    if len(parts["no fine-tuning"]):
+        sub = f"This reproduction: {benchmark}, compressed models before any fine-tuning"
+        out.append(to_markdown(parts["no fine-tuning"], sub) if fmt == "markdown"
+                   else to_latex(parts["no fine-tuning"], sub, f"{benchmark}-no-finetuning"))
+    return "\n".join(out)
 
 
 def reproduction_rows(records: pd.DataFrame) -> pd.DataFrame:
