@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import numbers
+import os
+import uuid
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 
@@ -50,3 +53,23 @@ def check_number(
     ):
         raise GanSurveyError(f"{what} must be {kind} {' and '.join(bounds)}, got {value!r}")
     return value
+
+
+def check_writable(what: str, folder: str | os.PathLike, hint: str = "") -> Path:
+    """Return ``folder`` once it exists and a file can be written and deleted in it; otherwise raise naming it
+    (and ``hint``, what to do about it).
+
+    Meant to run before any computation, so an unwritable folder (``GANSURVEY_RESULTS`` pointing below a file,
+    a read-only mount) is refused at once rather than after minutes of work.
+    """
+    folder = Path(folder)
+    probe = folder / f".gansurvey-write-probe-{uuid.uuid4().hex}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise GanSurveyError(f"the {what} {folder} cannot be written ({reason}){'; ' + hint if hint else ''}") \
+            from exc
+    return folder

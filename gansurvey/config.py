@@ -38,6 +38,16 @@ def results_dir(profile: str) -> Path:
     return Path(os.environ.get("GANSURVEY_RESULTS", project_root() / "results")) / profile
 
 
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` as printed in notebooks and messages: relative to the project when inside it (``results/quick/
+    01_pruning.csv``), so committed outputs never carry the path of the machine that ran them."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(project_root().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def data_dir() -> Path:
     """The committed ``data/`` folder (literature table, energy table)."""
     return project_root() / "data"

@@ -1,5 +1,8 @@
 """Regenerate the collection: execute the notebooks in order with papermill, write the executed copies and a
-manifest under ``results/<profile>/``, and skip notebooks whose inputs have not changed."""
+manifest under ``results/<profile>/``, and skip notebooks whose inputs and records have not changed.
+
+The manifest keeps, per notebook, the SHA-256 of the records file the regeneration wrote, so records written by
+anything else are noticed (:func:`foreign_records`, and a re-run instead of a skip)."""
 
 from __future__ import annotations
 
@@ -9,13 +12,14 @@ import json
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from gansurvey.checks import GanSurveyError, check_choice, check_number
-from gansurvey.config import DEVICES, check_profile, project_root, results_dir
+from gansurvey.checks import GanSurveyError, check_choice, check_number, check_writable
+from gansurvey.config import DEVICES, check_profile, display_path, project_root, results_dir
 from gansurvey.io import atomic_write_text
 
 PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "papermill", "nbval")
@@ -80,11 +84,46 @@ def environment() -> dict[str, Any]:
             "python": platform.python_version(), "versions": versions}
 
 
+def notebook_parameter_names(notebook: Path) -> list[str]:
+    """The names assigned in ``notebook``'s cell tagged ``parameters`` (as papermill reads them)."""
+    import papermill as pm
+
+    return list(pm.inspect_notebook(str(notebook)))
+
+
+def records_digest(path: Path) -> str | None:
+    """SHA-256 of a records file, or None when there is none."""
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def foreign_records(out: Path) -> list[str]:
+    """Sentences naming the records under ``out`` (``results/<profile>/``) that the last regeneration did not
+    write: a file whose digest differs from the one the manifest holds, or a file the manifest does not know."""
+    manifest = _read_manifest(out / "manifest.json")
+    if not manifest["notebooks"]:
+        return []
+    found = []
+    for path in sorted(out.glob("*.csv")):
+        entry = manifest["notebooks"].get(path.stem)
+        if entry is None:
+            found.append(f"{display_path(path)} was not written by a regeneration (manifest.json does not know it)")
+        elif "records_sha256" in entry and entry["records_sha256"] != records_digest(path):
+            found.append(f"{display_path(path)} changed after the last regeneration wrote it")
+    return found
+
+
 def regenerate(profile: str = "quick", only: list[str] | None = None, force: bool = False,
                device: str | None = None, seed: int | None = None, folder: Path | None = None,
-               out: Path | None = None, kernel_name: str = "python3") -> list[NotebookRun]:
+               out: Path | None = None, kernel_name: str = "python3",
+               report: Callable[[str], None] | None = None, progress: bool = False) -> list[NotebookRun]:
     """Execute the notebooks (all, or ``only`` these) in order with the profile's parameters injected.
 
+    Injects ``profile`` (and ``device``/``seed`` when given, into the notebooks that declare them) and, into the
+    notebooks that declare it, ``records_to = "tables"`` so that their records go to ``results/<profile>/<name>.csv``.
+    A notebook is skipped when its file, its parameters, the package and its records file are as the manifest
+    recorded them; records written by anything else (an ad hoc run asked to replace them) make it run again.
+    ``report`` receives one line per notebook (``[i/n] name ...`` with the last run's time as the estimate);
+    ``progress`` shows papermill's per-cell progress bar with the elapsed time.
     Stops at the first failing notebook with :class:`NotebookFailed` naming it and the failing cell.
     """
     import papermill as pm
@@ -102,46 +141,99 @@ def regenerate(profile: str = "quick", only: list[str] | None = None, force: boo
     if seed is not None:
         params["seed"] = check_number("seed", seed, minimum=0, integer=True)
     out = out or results_dir(profile)
+    check_writable("results folder", out, "set GANSURVEY_RESULTS to a folder you can write")
+    say = report or (lambda line: None)
     manifest_path = out / "manifest.json"
     manifest = _read_manifest(manifest_path)
     manifest.update(environment())
+    selected = [name for name in names if not only or name in only]
     runs = []
-    for name in names:
-        if only and name not in only:
-            continue
+    for index, name in enumerate(selected, start=1):
         source = folder / f"{name}.ipynb"
         target = out / "notebooks" / f"{name}.ipynb"
-        stamp = fingerprint(source, params)
+        records = out / f"{name}.csv"
+        injected = _injected_parameters(source, name, params)
+        stamp = fingerprint(source, injected)
         entry = manifest["notebooks"].get(name, {})
+        head = f"[{index}/{len(selected)}] {name}"
+        records_ok = entry.get("records_sha256", records_digest(records)) == records_digest(records)
         if not force and entry.get("fingerprint") == stamp and entry.get("status") == "ok" and target.exists():
-            runs.append(NotebookRun(name, "skipped", 0.0, target))
-            continue
+            if records_ok:
+                say(f"{head}: unchanged, skipped")
+                runs.append(NotebookRun(name, "skipped", 0.0, target))
+                continue
+            say(f"{head}: {display_path(records)} changed after the last regeneration wrote it; running again")
+        estimate = f"about {entry['seconds']:.0f} s last time" if entry.get("seconds") else "no earlier run"
+        say(f"{head}: running ({estimate})")
         started = time.perf_counter()
         try:
-            _execute(pm, source, target, params, folder, kernel_name)
+            _execute(pm, source, target, injected, folder, kernel_name, progress, name)
         except pm.PapermillExecutionError as exc:
             manifest["notebooks"][name] = {"status": "failed", "fingerprint": None, "error": f"{exc.ename}"}
             atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
-            raise NotebookFailed(f"notebook {name!r} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") \
+            evalue = (str(exc.evalue).strip().splitlines() or [""])[0]
+            raise NotebookFailed(f"notebook {name!r} failed in cell {exc.exec_count}: {exc.ename}: {evalue}") \
                 from exc
         seconds = time.perf_counter() - started
         manifest["notebooks"][name] = {"status": "ok", "fingerprint": stamp, "seconds": round(seconds, 1),
-                                       "parameters": params, "output": str(target.relative_to(out))}
+                                       "parameters": injected, "output": str(target.relative_to(out)),
+                                       "records_sha256": records_digest(records)}
         atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
+        say(f"{head}: done in {seconds:.1f} s")
         runs.append(NotebookRun(name, "ran", seconds, target))
     return runs
 
 
-def _execute(pm, source: Path, target: Path, params: dict, cwd: Path, kernel_name: str) -> None:
+def _injected_parameters(source: Path, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters to inject into one notebook, checked against the names its parameters cell declares.
+
+    ``profile`` must be declared; ``device`` and ``seed`` go only where declared (``07_survey_tables`` has no
+    device); ``records_to = "tables"`` goes wherever the notebook declares it.
+    """
+    declared = notebook_parameter_names(source)
+    if "profile" not in declared:
+        raise GanSurveyError(f"notebook {name} has no 'profile' in its parameters cell (it declares: "
+                             f"{', '.join(declared) or 'nothing'}), so regenerate cannot set its profile")
+    injected = {key: value for key, value in params.items() if key in declared}
+    if "records_to" in declared:
+        injected["records_to"] = "tables"
+    return injected
+
+
+#: Kernel options for regeneration: the kernel's own log (e.g. "Kernel is running over TCP without encryption")
+#: stays out of the terminal; errors still show.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+
+
+def _execute(pm, source: Path, target: Path, params: dict, cwd: Path, kernel_name: str,
+             progress: bool = False, name: str = "") -> None:
     """Run papermill into a temporary file and move it into place, so no half-executed copy is left."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp.ipynb")
+    bar: bool | dict = {"desc": f"  {name} cells", "unit": "cell", "leave": False} if progress else False
     try:
         pm.execute_notebook(str(source), str(tmp), parameters=params, cwd=str(cwd), kernel_name=kernel_name,
-                            progress_bar=False)
+                            progress_bar=bar, extra_arguments=list(KERNEL_ARGUMENTS))
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def strip_injected(path: Path) -> bool:
+    """Remove papermill's ``injected-parameters`` cells from the notebook at ``path``; True when it changed.
+
+    An executed copy under ``results/`` keeps that cell (papermill's record of the run); a notebook committed under
+    ``notebooks/`` must not, or JupyterLab's Run All would override the parameters cell with it.
+    """
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    kept = [cell for cell in nb.cells if "injected-parameters" not in cell.get("metadata", {}).get("tags", [])]
+    if len(kept) == len(nb.cells):
+        return False
+    nb.cells = kept
+    nbformat.write(nb, path)
+    return True
 
 
 def _read_manifest(path: Path) -> dict:

@@ -1,4 +1,7 @@
 import json
+import re
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -7,9 +10,9 @@ from gansurvey import cli, runner
 from gansurvey.checks import GanSurveyError
 
 
-def _notebook(path, body):
+def _notebook(path, body, parameters='profile = "quick"\nseed = 0'):
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "quick"\nseed = 0')
+    params = nbformat.v4.new_code_cell(parameters)
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -25,18 +28,29 @@ def collection(tmp_path):
     return folder
 
 
-def test_regenerate_runs_injects_parameters_and_skips_unchanged(collection, tmp_path):
+def test_regenerate_runs_injects_parameters_and_skips_unchanged(collection, tmp_path, capfd, monkeypatch):
+    monkeypatch.setattr(runner, "package_digest", lambda: "fixed")  # others may edit the package meanwhile
     out = tmp_path / "results"
-    runs = runner.regenerate("full", only=["00_first"], folder=collection, out=out, seed=7)
+    lines = []
+    runs = runner.regenerate("full", only=["00_first"], folder=collection, out=out, seed=7, device="cpu",
+                             report=lines.append, progress=True)
     assert [(r.name, r.status) for r in runs] == [("00_first", "ran")]
+    assert lines[0] == "[1/1] 00_first: running (no earlier run)"
+    assert re.fullmatch(r"\[1/1\] 00_first: done in \d+\.\d s", lines[1])
+    err = capfd.readouterr().err
+    assert "00_first cells" in err  # papermill's per-cell progress, with the elapsed time
+    assert "without encryption" not in err  # the kernel's own log stays out of the terminal
     executed = nbformat.read(out / "notebooks" / "00_first.ipynb", as_version=4)
     text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert "profile is full seed 7" in text
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["notebooks"]["00_first"]["status"] == "ok"
     assert {"date", "commit", "device", "versions"} <= set(manifest)
-    again = runner.regenerate("full", only=["00_first"], folder=collection, out=out, seed=7)
-    assert again[0].status == "skipped"
+    # device is injected only where the parameters cell declares it (these notebooks declare profile and seed)
+    assert manifest["notebooks"]["00_first"]["parameters"] == {"profile": "full", "seed": 7}
+    again = runner.regenerate("full", only=["00_first"], folder=collection, out=out, seed=7, device="cpu",
+                              report=lines.append)
+    assert again[0].status == "skipped" and lines[-1] == "[1/1] 00_first: unchanged, skipped"
     changed = runner.regenerate("full", only=["00_first"], folder=collection, out=out, seed=8)
     assert changed[0].status == "ran"
 
@@ -67,3 +81,90 @@ def test_cli_rejects_unknown_profile_and_notebook(capsys):
     assert "invalid choice: 'medium'" in capsys.readouterr().err
     assert cli.main(["regenerate", "--only", "99_nothing"]) == 2
     assert "'99_nothing'" in capsys.readouterr().err
+
+
+# A notebook that keeps its records the way the collection's notebooks do (gansurvey.params).
+RECORDING = """from gansurvey.params import notebook_parameters
+from gansurvey.results import Measurement
+
+run = notebook_parameters("05_recording", globals())
+record = Measurement(notebook="05_recording", benchmark="gaussians-mlp", technique=f"seed {seed}",
+                     family="baseline", profile=profile, seed=seed)
+print("records written to", run.write([record]))"""
+RECORDING_PARAMETERS = 'profile: str = "quick"\nseed: int = 0\nrecords_to: str = "adhoc"'
+
+
+def test_adhoc_papermill_run_leaves_the_regeneration_records_alone(tmp_path, monkeypatch):
+    import papermill as pm
+
+    results = tmp_path / "results"
+    monkeypatch.setenv("GANSURVEY_RESULTS", str(results))  # the kernels inherit it
+    monkeypatch.setattr(runner, "package_digest", lambda: "fixed")  # others may edit the package meanwhile
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "05_recording.ipynb", RECORDING, RECORDING_PARAMETERS)
+    out = results / "quick"
+    runner.regenerate("quick", folder=folder, out=out)
+    records = out / "05_recording.csv"
+    regenerated = records.read_text()
+    assert "seed 0" in regenerated
+    manifest = json.loads((out / "manifest.json").read_text())["notebooks"]["05_recording"]
+    assert manifest["parameters"]["records_to"] == "tables"
+    assert manifest["records_sha256"] == runner.records_digest(records)
+
+    # an ad hoc run with other parameters writes elsewhere and says so with a path relative to the project
+    adhoc = pm.execute_notebook(str(folder / "05_recording.ipynb"), str(tmp_path / "adhoc.ipynb"),
+                                parameters={"seed": 3}, progress_bar=False, cwd=str(folder),
+                                extra_arguments=runner.KERNEL_ARGUMENTS)
+    printed = "".join(o.get("text", "") for o in adhoc.cells[-1].outputs)
+    assert records.read_text() == regenerated
+    written = list((out / "adhoc").glob("05_recording-*.csv"))
+    assert len(written) == 1 and "seed 3" in written[0].read_text() and written[0].name in printed
+    assert runner.foreign_records(out) == []
+    assert runner.regenerate("quick", folder=folder, out=out)[0].status == "skipped"
+
+    # records replaced behind the regeneration's back (asked for, or an old-style notebook) are noticed
+    records.write_text(regenerated.replace("seed 0", "seed 9"))
+    assert runner.foreign_records(out) == [f"{records} changed after the last regeneration wrote it"]
+    lines = []
+    assert runner.regenerate("quick", folder=folder, out=out, report=lines.append)[0].status == "ran"
+    assert "changed after the last regeneration wrote it; running again" in lines[0]
+    assert records.read_text() == regenerated
+
+
+def test_regenerate_refuses_a_notebook_without_profile_and_an_unwritable_folder(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "00_plain.ipynb", "print(1)", parameters="size = 3")
+    with pytest.raises(GanSurveyError, match=r"00_plain has no 'profile' in its parameters cell.*size"):
+        runner.regenerate("quick", folder=folder, out=tmp_path / "out")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(GanSurveyError, match=r"results folder .*a-file/out cannot be written"):
+        runner.regenerate("quick", folder=folder, out=blocker / "out")
+
+
+def test_cli_turns_an_expected_failure_into_one_line(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("GANSURVEY_RESULTS", str(blocker / "results"))
+    assert cli.main(["regenerate", "--only", "07_survey_tables"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: the results folder") and "Traceback" not in err
+    assert cli.main(["strip-injected", str(tmp_path / "missing.ipynb")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.ipynb" in err
+
+
+def test_cli_strip_injected(tmp_path):
+    path = tmp_path / "x.ipynb"
+    _notebook(path, "print(profile)")
+    nb = nbformat.read(path, as_version=4)
+    injected = nbformat.v4.new_code_cell('# Parameters\nprofile = "full"\n')
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(1, injected)
+    nbformat.write(nb, path)
+    done = subprocess.run([sys.executable, "-m", "gansurvey", "strip-injected", str(path)], capture_output=True,
+                          text=True, check=True)
+    assert "stripped" in done.stdout
+    assert len(nbformat.read(path, as_version=4).cells) == 2

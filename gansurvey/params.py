@@ -1,0 +1,348 @@
+"""Notebook parameters, checked before any work, and where a run's records go.
+
+Every notebook's second code cell (right after the cell tagged ``parameters``) is::
+
+    import gansurvey as gs
+    run = gs.notebook_parameters("01_pruning", globals())
+
+:func:`notebook_parameters` checks every parameter against the notebook's spec (:data:`NOTEBOOK_PARAMETERS`):
+types, allowed values and bounds, with errors that name the bad value and what is allowed. A list parameter given
+as a string (``papermill -p benchmarks '["mnist-dcgan"]'``) is parsed as JSON/YAML; a single value stands for a
+list of one. A parameter name that papermill injected but the notebook does not have (a misspelling, which papermill
+only warns about) is refused, with the closest known name. The results folder is checked for writing before any
+computation.
+
+Records kept apart: a regeneration (``python -m gansurvey regenerate`` injects ``records_to = "tables"``) writes
+``results/<profile>/<notebook>.csv``, the records the survey tables are built from. Any other run (JupyterLab's
+Run All, an ad hoc ``papermill`` call) keeps the default ``records_to = "adhoc"`` and writes
+``results/<profile>/adhoc/<notebook>-<digest of its parameters>.csv`` with a ``.json`` beside it holding the
+parameters, so it never replaces a regeneration's records.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gansurvey.checks import GanSurveyError, check_choice, check_number, check_writable
+from gansurvey.config import DEVICES, PROFILES, display_path, results_dir
+from gansurvey.io import atomic_write_text
+
+#: Where a notebook's records go: ``"adhoc"`` (the default of every parameters cell) or ``"tables"`` (what
+#: ``regenerate`` injects: ``results/<profile>/<notebook>.csv``, read by the survey tables).
+RECORDS_TO = ("adhoc", "tables")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One notebook parameter: its type, what is allowed, and what it means.
+
+    ``kind`` is ``"str"``, ``"int"``, ``"float"``, ``"bool"`` or ``"list"`` (of ``item``: ``"str"``, ``"int"`` or
+    ``"float"``). ``choices`` restricts strings (or list items); ``minimum``/``maximum`` (inclusive) and ``below``
+    (exclusive) bound numbers (or list items). ``optional`` allows ``None``, which means the profile's default.
+    ``choices`` may be a callable returning the allowed values, so heavy modules load only when checked.
+    """
+
+    kind: str
+    description: str
+    item: str | None = None
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    below: float | None = None
+    optional: bool = False
+    nonempty: bool = True
+
+    def allowed(self) -> tuple[str, ...] | None:
+        return self.choices() if callable(self.choices) else self.choices
+
+
+def _benchmarks() -> tuple[str, ...]:
+    from gansurvey.benchmarks import BENCHMARKS
+
+    return BENCHMARKS
+
+
+def _criteria() -> tuple[str, ...]:
+    from gansurvey.compress.channels import CRITERIA
+
+    return CRITERIA
+
+
+def _variants() -> tuple[str, ...]:
+    from gansurvey.experiments import DISTILL_VARIANTS
+
+    return DISTILL_VARIANTS
+
+
+#: Parameters shared by several notebooks (one meaning each).
+COMMON: dict[str, Param] = {
+    "profile": Param("str", "how much work: 'quick' (minutes on a CPU) or 'full' (the reproduction)",
+                     choices=PROFILES),
+    "device": Param("str", "'auto' (CUDA when a GPU is visible, else CPU), 'cpu' or 'cuda'", choices=DEVICES),
+    "seed": Param("int", "seed of every random choice (an integer >= 0)", minimum=0),
+    "benchmarks": Param("list", "benchmarks to run", item="str", choices=_benchmarks),
+    "latency_batch": Param("int", "batch size of the latency measurement (>= 1)", minimum=1),
+    "finetune_steps": Param("int", "training steps per model; None: the profile's budget", minimum=0,
+                            optional=True),
+    "records_to": Param("str", "'adhoc' (results/<profile>/adhoc/) or 'tables' (the regeneration's records)",
+                        choices=RECORDS_TO),
+}
+
+_FRACTION = dict(minimum=0.0, below=1.0)
+
+#: Every notebook's parameters, in the order of its parameters cell (a test keeps the two in step).
+NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
+    "00_background": {
+        **{k: COMMON[k] for k in ("profile", "device", "seed", "benchmarks")},
+        "inception_samples": Param("int", "images for the Inception FID; None: the profile's", minimum=0,
+                                   optional=True),
+        "latency_batch": COMMON["latency_batch"],
+        "records_to": COMMON["records_to"],
+    },
+    "01_pruning": {
+        **{k: COMMON[k] for k in ("profile", "device", "seed", "benchmarks")},
+        "sparsities": Param("list", "unstructured sparsities in [0, 1)", item="float", **_FRACTION),
+        "channel_ratios": Param("list", "channel ratios in [0, 1)", item="float", **_FRACTION),
+        "criterion": Param("str", "channel importance", choices=_criteria),
+        "finetune_steps": COMMON["finetune_steps"],
+        "toy_sparsities": Param("list", "toy sparsities in [0, 1)", item="float", **_FRACTION),
+        "lottery_rounds": Param("int", "lottery-ticket pruning rounds (>= 1)", minimum=1),
+        "lottery_sparsity": Param("float", "lottery-ticket final sparsity in [0, 1)", **_FRACTION),
+        "lottery_steps": Param("int", "training steps per lottery round; None: the profile's", minimum=1,
+                               optional=True),
+        "latency_batch": COMMON["latency_batch"],
+        "records_to": COMMON["records_to"],
+    },
+    "02_distillation": {
+        **{k: COMMON[k] for k in ("profile", "device", "seed")},
+        "seeds": Param("list", "seeds of every arm; None: the profile's", item="int", minimum=0, optional=True),
+        "benchmarks": COMMON["benchmarks"],
+        "widths": Param("list", "student widths in (0, 1]; None: the profile's", item="float", minimum=1e-3,
+                        maximum=1.0, optional=True),
+        "variants": Param("list", "distillation variants", item="str", choices=_variants),
+        "finetune_steps": COMMON["finetune_steps"],
+        "mac_tolerance": Param("float", "relative MAC mismatch allowed in (0, 1)", minimum=1e-6, below=1.0),
+        "latency_batch": COMMON["latency_batch"],
+        "records_to": COMMON["records_to"],
+    },
+    "07_survey_tables": {
+        "profile": COMMON["profile"],
+        "seed": COMMON["seed"],
+        "save": Param("bool", "write the tables and figures to results/<profile>/tables/"),
+    },
+}
+
+RESULTS_HINT = "set GANSURVEY_RESULTS to a folder you can write (it defaults to results/ in the project)"
+LIST_HINT = "pass a list with -y '{name}: [a, b]' or -p {name} '[a, b]'"
+
+
+def parameter_specs(notebook: str) -> dict[str, Param]:
+    """The spec of ``notebook``'s parameters; a notebook not registered here gets :data:`COMMON`."""
+    return NOTEBOOK_PARAMETERS.get(notebook, COMMON)
+
+
+def check_parameters(notebook: str, **params: Any) -> dict[str, Any]:
+    """Check ``params`` against ``notebook``'s spec and return them normalized (lists parsed from strings).
+
+    Raises :class:`GanSurveyError` naming the parameter, the bad value and what is allowed. For a registered
+    notebook an unknown name is refused (with the closest known name); for others, unknown names pass unchecked.
+    """
+    specs = parameter_specs(notebook)
+    registered = notebook in NOTEBOOK_PARAMETERS
+    out = {}
+    for name, value in params.items():
+        if name not in specs:
+            if registered:
+                raise GanSurveyError(_unknown_name(notebook, name, specs))
+            out[name] = value
+            continue
+        out[name] = check_value(name, value, specs[name])
+    return out
+
+
+def check_value(name: str, value: Any, spec: Param) -> Any:
+    """One parameter checked against its spec; returns the normalized value."""
+    if value is None:
+        if spec.optional:
+            return None
+        raise GanSurveyError(f"parameter {name} cannot be None ({spec.description})")
+    if spec.kind == "list":
+        return _check_list(name, value, spec)
+    return _check_scalar(name, value, spec.kind, spec)
+
+
+def _check_scalar(name: str, value: Any, kind: str, spec: Param) -> Any:
+    if kind == "str":
+        allowed = spec.allowed()
+        if allowed is not None:
+            if not isinstance(value, str) or value not in allowed:
+                raise GanSurveyError(f"parameter {name}: unknown value {value!r}; allowed: "
+                                     f"{', '.join(map(repr, allowed))}")
+            return value
+        if not isinstance(value, str):
+            raise GanSurveyError(f"parameter {name} must be a string, got {value!r} ({type(value).__name__})")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise GanSurveyError(f"parameter {name} must be True or False, got {value!r}")
+        return value
+    if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool) and not \
+            math.isfinite(value):
+        raise GanSurveyError(f"parameter {name} must be a finite number, got {value!r}")
+    return check_number(f"parameter {name}", value, minimum=spec.minimum, maximum=spec.maximum, below=spec.below,
+                        integer=kind == "int")
+
+
+def _check_list(name: str, value: Any, spec: Param) -> list:
+    original, given_as_string = value, isinstance(value, str)
+    if given_as_string:
+        value = _parse_list_string(name, value)
+    if isinstance(value, tuple):
+        value = list(value)
+    if not isinstance(value, list):
+        value = [value]  # one value stands for a list of one
+    if spec.nonempty and not value:
+        raise GanSurveyError(f"parameter {name} must name at least one value, got an empty list")
+    item = Param(spec.item or "str", spec.description, choices=spec.choices, minimum=spec.minimum,
+                 maximum=spec.maximum, below=spec.below)
+    checked = []
+    for element in value:
+        if isinstance(element, list | dict):
+            raise GanSurveyError(f"parameter {name} must be a flat list, got {value!r}; "
+                                 + LIST_HINT.format(name=name))
+        try:
+            checked.append(_check_scalar(name, element, item.kind, item))
+        except GanSurveyError as exc:
+            if given_as_string:
+                raise GanSurveyError(f"{exc} (from the string {original!r}; {LIST_HINT.format(name=name)})") \
+                    from None
+            raise
+    return checked
+
+
+def _parse_list_string(name: str, text: str) -> Any:
+    """A list given as a string (``'["mnist-dcgan"]'``, ``'[0.3, 0.7]'``, ``'a, b'``) parsed as JSON/YAML."""
+    import yaml
+
+    stripped = text.strip()
+    if stripped.startswith("[") or "," in stripped:
+        source = stripped if stripped.startswith("[") else f"[{stripped}]"
+        try:
+            parsed = yaml.safe_load(source)
+        except yaml.YAMLError as exc:
+            raise GanSurveyError(f"parameter {name} got the string {text!r}, which is not a list; "
+                                 + LIST_HINT.format(name=name)) from exc
+        if not isinstance(parsed, list):
+            raise GanSurveyError(f"parameter {name} got the string {text!r}, which is not a list; "
+                                 + LIST_HINT.format(name=name))
+        return parsed
+    try:
+        return yaml.safe_load(stripped) if stripped else []
+    except yaml.YAMLError:
+        return stripped
+
+
+def _unknown_name(notebook: str, name: str, specs: Mapping[str, Param]) -> str:
+    close = difflib.get_close_matches(name, list(specs), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (f"unknown parameter {name!r} for notebook {notebook}{hint}; its parameters are: "
+            f"{', '.join(specs)}")
+
+
+def injected_names(namespace: Mapping[str, Any]) -> list[str]:
+    """The names papermill injected into this kernel (its ``# Parameters`` cell, read back from IPython's
+    input history ``In``); empty outside papermill."""
+    import ast
+
+    for source in reversed(list(namespace.get("In") or [])):
+        if isinstance(source, str) and source.lstrip().startswith("# Parameters"):
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                return []
+            return [t.id for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
+                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                    if isinstance(t, ast.Name)]
+    return []
+
+
+def parameters_digest(notebook: str, values: Mapping[str, Any]) -> str:
+    """A short digest of a notebook's parameter values (``records_to`` left out): names an ad hoc run's records."""
+    kept = {k: v for k, v in values.items() if k != "records_to"}
+    text = json.dumps({"notebook": notebook, "parameters": kept}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def records_path(notebook: str, profile: str, records_to: str, values: Mapping[str, Any]) -> Path:
+    """Where a run's records go: ``results/<profile>/<notebook>.csv`` for ``records_to="tables"`` (a
+    regeneration), else ``results/<profile>/adhoc/<notebook>-<parameters digest>.csv``."""
+    check_choice("records_to", records_to, RECORDS_TO)
+    root = results_dir(profile)
+    if records_to == "tables":
+        return root / f"{notebook}.csv"
+    return root / "adhoc" / f"{notebook}-{parameters_digest(notebook, values)}.csv"
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """A notebook's checked parameters and where its records go (``records_path`` is None when it keeps none)."""
+
+    notebook: str
+    values: dict[str, Any]
+    records_path: Path | None
+
+    def write(self, records: list) -> str:
+        """Write ``records`` (Measurements) to :attr:`records_path`; return that path relative to the project.
+
+        An ad hoc run also leaves its parameters beside the records (same name, ``.json``).
+        """
+        from gansurvey.results import ResultsStore
+
+        if self.records_path is None:
+            raise GanSurveyError(f"notebook {self.notebook} keeps no records (it has no records_to parameter)")
+        store = ResultsStore(self.values["profile"])
+        store.root = self.records_path.parent  # the same checks and atomic write, in the chosen folder
+        path = store.write(self.records_path.stem, records)
+        if self.values.get("records_to") == "adhoc":
+            atomic_write_text(path.with_suffix(".json"), json.dumps(
+                {"notebook": self.notebook, "parameters": self.values}, indent=2, sort_keys=True, default=str))
+        return display_path(path)
+
+
+def notebook_parameters(notebook: str, namespace: dict[str, Any], echo: bool = True) -> NotebookRun:
+    """Check the parameters of ``notebook`` found in ``namespace`` (a notebook's ``globals()``) before any work.
+
+    Lists given as strings are parsed and written back into ``namespace``; a name papermill injected that the
+    notebook does not have is refused; the results folder is checked for writing. Prints one line saying where
+    the records go (``echo``) and returns a :class:`NotebookRun` whose ``write`` stores the records.
+    """
+    specs = parameter_specs(notebook)
+    if notebook in NOTEBOOK_PARAMETERS:
+        for name in injected_names(namespace):
+            if name not in specs:
+                raise GanSurveyError(_unknown_name(notebook, name, specs))
+        missing = [name for name in specs if name not in namespace]
+        if missing:
+            raise GanSurveyError(f"notebook {notebook}'s parameters cell lacks {', '.join(missing)}")
+    present = {name: namespace[name] for name in specs if name in namespace
+               and not isinstance(namespace[name], types.ModuleType)}
+    values = check_parameters(notebook, **present)
+    namespace.update(values)
+    profile = values.get("profile", "quick")
+    check_writable("results folder", results_dir(profile), RESULTS_HINT)
+    target = None
+    if "records_to" in values:
+        target = records_path(notebook, profile, values["records_to"], values)
+        check_writable("records folder", target.parent, RESULTS_HINT)
+    if echo:
+        where = f"records go to {display_path(target)}" if target is not None else "no records kept"
+        print(f"parameters checked; {where}")
+    return NotebookRun(notebook, values, target)
