@@ -28,7 +28,8 @@ GENERATORS = {
 # config type -> (good config, architectures it applies to, [(bad field values, words the error must contain)])
 CASES = {
     C.MagnitudePruneConfig: (C.MagnitudePruneConfig(sparsity=0.5), tuple(GENERATORS),
-                             [({"sparsity": 1.0}, "sparsity"), ({"scope": "row"}, "'row'")]),
+                             [({"sparsity": 1.0}, "sparsity"), ({"scope": "row"}, "'row'"),
+                              ({"pattern": "3:4"}, "'3:4'")]),
     C.ChannelPruneConfig: (C.ChannelPruneConfig(ratio=0.5), tuple(GENERATORS),
                            [({"ratio": -0.1}, "ratio"), ({"criterion": "l3"}, "'l3'")]),
     C.StudentConfig: (C.StudentConfig(width=0.5), tuple(GENERATORS), [({"width": 0.0}, "width")]),

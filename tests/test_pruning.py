@@ -449,3 +449,53 @@ def test_bad_arguments_to_prune():
         lottery_ticket(g, lambda m: m, rounds=0, final_sparsity=0.5)
     with pytest.raises(GanSurveyError, match="has no pruning masks"):
         random_reinit(g)
+
+
+# ---------------------------------------------------------------- 2:4 semi-structured, decode-once storage
+
+
+def test_two_of_four_pattern_on_every_layer_type():
+    from gansurvey.compress.sparse import semi_structured_layers, to_semi_structured
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 3), nn.Conv2d(3, 4, 3), nn.ConvTranspose2d(4, 2, 3))
+    pruned = prune(model, MagnitudePruneConfig(0.5, pattern="2:4"))
+    rows = {  # each layer's weight viewed along its reduction dimension
+        "0": pruned[0].weight.detach(),
+        "1": pruned[1].weight.detach().reshape(4, -1),
+        "2": pruned[2].weight.detach().permute(1, 2, 3, 0).reshape(-1, 4),
+    }
+    for name, w in rows.items():
+        full = w.shape[1] // 4 * 4
+        per_group = (w[:, :full] != 0).view(w.shape[0], -1, 4).sum(-1)
+        assert int(per_group.max()) <= 2 and int(per_group.min()) == 2, name
+        assert full == w.shape[1] or int((w[:, full:] != 0).sum(-1).max()) <= 2, name
+    # the kept pair is the larger pair of each group
+    w, orig = pruned[1].weight.detach().reshape(4, -1)[:, :24], model[1].weight.detach().reshape(4, -1)[:, :24]
+    kept, dropped = orig.abs().masked_fill(w == 0, float("inf")), orig.abs().masked_fill(w != 0, -1.0)
+    assert bool((kept.view(4, -1, 4).min(-1).values >= dropped.view(4, -1, 4).max(-1).values).all())
+    x = torch.randn(2, 8)
+    lin = prune(nn.Linear(8, 4), MagnitudePruneConfig(0.5, pattern="2:4"))
+    assert list(semi_structured_layers(lin)) == [""]
+    assert torch.allclose(to_semi_structured(lin)(x), lin(x))  # on a CPU: the dense reference path
+
+
+def test_two_of_four_refuses_other_sparsities():
+    with pytest.raises(GanSurveyError, match=r"pattern '2:4' .* sparsity=0.5 and scope='layer', got sparsity=0.7"):
+        MagnitudePruneConfig(0.7, pattern="2:4")
+    with pytest.raises(GanSurveyError, match=r"unknown sparsity pattern '3:4'; allowed: 'unstructured', '2:4'"):
+        MagnitudePruneConfig(0.5, pattern="3:4")
+
+
+def test_sparse_storage_decodes_once_for_inference():
+    torch.manual_seed(0)
+    sparse = to_sparse_storage(prune(nn.Linear(32, 16), MagnitudePruneConfig(0.8)))
+    x = torch.randn(4, 32)
+    with torch.no_grad():
+        first = sparse.weight
+        assert sparse.weight is first  # cached, not rebuilt
+        out = sparse(x)
+        sparse.values.mul_(2)  # a change to the stored values invalidates the cache
+        assert torch.allclose(sparse(x) - sparse.bias, 2 * (out - sparse.bias), atol=1e-5)
+    assert "_dense_cache" not in sparse.state_dict()
+    assert sparse.weight.requires_grad  # training still rebuilds differentiably

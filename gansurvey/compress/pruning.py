@@ -40,6 +40,7 @@ from gansurvey.compress.sparse import (
 from gansurvey.train import TrainResult
 
 SCOPES = ("layer", "global")
+PATTERNS = ("unstructured", "2:4")
 _MASK_SUFFIX = ".parametrizations.weight.0.mask"
 _ORIGINAL_SUFFIX = ".parametrizations.weight.original"
 
@@ -52,6 +53,10 @@ class MagnitudePruneConfig(CompressConfig):
       (``scope="layer"``) or over all n selected weights ranked together (``scope="global"``). Ties in
       magnitude fall to the earlier weight (layer order, then flat position), so the result is deterministic.
     - ``layers``: module names to prune; ``None`` = every Linear, Conv2d and ConvTranspose2d weight.
+    - ``pattern``: ``"unstructured"`` (any weights), or ``"2:4"`` semi-structured sparsity (Mishra et al. 2021,
+      NVIDIA Ampere's sparse tensor cores): of every four consecutive weights along a layer's reduction
+      dimension (a Linear's or Conv2d's fan-in; a ConvTranspose2d's input channels) the two largest are kept,
+      so it needs ``sparsity=0.5`` and ``scope="layer"``. A trailing group of fewer than four keeps two.
 
     Pruning an already-masked model ranks its current (masked) weights, and masks only grow.
     """
@@ -62,10 +67,16 @@ class MagnitudePruneConfig(CompressConfig):
     sparsity: float
     scope: str = "layer"
     layers: tuple[str, ...] | None = None
+    pattern: str = "unstructured"
 
     def __post_init__(self) -> None:
         check_number("sparsity", self.sparsity, minimum=0, below=1)
         check_choice("pruning scope", self.scope, SCOPES)
+        check_choice("sparsity pattern", self.pattern, PATTERNS)
+        if self.pattern == "2:4" and (self.sparsity != 0.5 or self.scope != "layer"):
+            raise GanSurveyError(f"pattern '2:4' keeps two of every four weights in each layer: it needs "
+                                 f"sparsity=0.5 and scope='layer', got sparsity={self.sparsity!r}, "
+                                 f"scope={self.scope!r}")
         if self.layers is not None:
             if isinstance(self.layers, str) or not all(isinstance(n, str) for n in self.layers):
                 raise GanSurveyError(f"layers must be a tuple of module names or None, got {self.layers!r}")
@@ -122,7 +133,12 @@ def magnitude_prune(model: nn.Module, config: MagnitudePruneConfig) -> nn.Module
             # Weights pruned earlier score -1, below every live weight, so masks only grow.
             scores[name] = weight.abs().masked_fill(~old.mask, -1.0) if old is not None else weight.abs()
             already[name] = int((~old.mask).sum()) if old is not None else 0
-    if config.scope == "layer":
+    if config.pattern == "2:4":
+        keeps = {name: _two_of_four(score, isinstance(layers[name], nn.ConvTranspose2d))
+                 for name, score in scores.items()}
+        for name, keep in keeps.items():
+            _check_growth(name, int((~keep).sum()), already[name], config.sparsity)
+    elif config.scope == "layer":
         keeps = {}
         for name, score in scores.items():
             k = round(config.sparsity * score.numel())
@@ -137,6 +153,20 @@ def magnitude_prune(model: nn.Module, config: MagnitudePruneConfig) -> nn.Module
     for name, keep in keeps.items():
         set_mask(layers[name], keep)
     return out
+
+
+def _two_of_four(score: torch.Tensor, transposed: bool) -> torch.Tensor:
+    """Keep-mask with the two highest scores of every four along the reduction dimension (ties: earlier)."""
+    # Rows of the GEMM view: a transposed conv's weight is (in, out, kh, kw) and reduces over ``in``.
+    rows = score.permute(1, 2, 3, 0).reshape(-1, score.shape[0]) if transposed else score.reshape(score.shape[0], -1)
+    length = rows.shape[1]
+    groups = torch.nn.functional.pad(rows, (0, -length % 4), value=-2.0).view(rows.shape[0], -1, 4)
+    order = torch.argsort(-groups, dim=-1, stable=True)
+    keep = torch.zeros_like(groups, dtype=torch.bool).scatter_(-1, order[..., :2], True)
+    keep = keep.view(rows.shape[0], -1)[:, :length]
+    if transposed:
+        return keep.view(score.shape[1], score.shape[2], score.shape[3], score.shape[0]).permute(3, 0, 1, 2)
+    return keep.view_as(score)
 
 
 def _check_growth(where: str, k: int, already: int, target: float) -> None:

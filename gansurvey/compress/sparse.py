@@ -18,7 +18,8 @@ Two representations of an unstructured-pruned layer:
 
   A bitmap costs n/8 bytes, gaps 2 bytes and positions 4 bytes per survivor, so the bitmap wins up to about
   94% sparsity and the gaps beyond. ``weight`` is rebuilt densely on every access, so the forward runs the
-  same dense kernel as before: stored bytes fall with sparsity, latency does not.
+  same dense kernel as before: stored bytes fall with sparsity, latency does not. At inference the dense weight
+  is decoded once and cached (not serialized), so a sparse-stored model is never slower than the dense one.
 """
 
 from __future__ import annotations
@@ -230,11 +231,31 @@ class SparseWeightMixin(CompressedLayer):
 
     @property
     def weight(self) -> torch.Tensor:
+        if torch.is_grad_enabled() and self.values.requires_grad:
+            return self._rebuild()  # training: differentiable in ``values``
+        # Inference decodes once: the dense weight is cached (never serialized) until values or index change,
+        # so a sparse-stored model runs as fast as the dense one instead of rebuilding at every forward.
+        key = (self.values.data_ptr(), self.values._version, self.index.data_ptr(), self.index._version,
+               self.values.device, self.values.dtype)
+        cache = self.__dict__.get("_dense_cache")
+        if cache is None or cache[0] != key:
+            with torch.no_grad():
+                cache = (key, self._rebuild())
+            self.__dict__["_dense_cache"] = cache
+        return cache[1]
+
+    def _rebuild(self) -> torch.Tensor:
         n = math.prod(self.weight_shape)
         positions = decode_positions(self.index, n)
         # Out-of-place index_put keeps the rebuild differentiable in ``values`` (sparse fine-tuning works).
         dense = self.values.new_zeros(n).index_put((positions,), self.values)
         return dense.view(self.weight_shape)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state.pop("_dense_cache", None)  # a cache, not state: deep copies and pickles rebuild it
+        return state
 
     @property
     def index_format(self) -> str:
@@ -330,4 +351,44 @@ def to_sparse_storage(model: nn.Module, layers: tuple[str, ...] | None = None) -
     for module in targets.values():
         if not is_sparse_storage(module):
             _make_sparse(module)
+    return out
+
+
+# ---------------------------------------------------------------- 2:4 semi-structured kernels
+
+
+def semi_structured_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The Linear layers of ``model`` whose weights hold at most two non-zeros in every group of four inputs."""
+    found = {}
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if type(module) is nn.Linear or (isinstance(module, nn.Linear) and mask_of(module) is not None):
+                w = module.weight
+                if w.shape[1] % 4 == 0 and int(((w != 0).view(w.shape[0], -1, 4).sum(-1) > 2).sum()) == 0:
+                    found[name] = module
+    return found
+
+
+def to_semi_structured(model: nn.Module, dtype: torch.dtype = torch.float16) -> nn.Module:
+    """A copy of ``model`` for inference whose 2:4-sparse Linear layers run PyTorch's semi-structured sparse
+    kernels (``torch.sparse.to_sparse_semi_structured``: sparse tensor cores of Ampere and later GPUs).
+
+    The copy is cast to ``dtype`` (the kernels take fp16/bf16) and moved to CUDA. Without CUDA, or for a layer
+    whose shape the kernels refuse, the layer stays dense (with its zeros): the reference path, same outputs.
+    Prune with ``MagnitudePruneConfig(0.5, pattern="2:4")`` first.
+
+    Example::
+
+        fast = to_semi_structured(prune(g, MagnitudePruneConfig(0.5, pattern="2:4")))
+    """
+    out = bake_masks(model)
+    if not torch.cuda.is_available():
+        return out
+    out = out.to(device="cuda", dtype=dtype).eval()
+    for module in semi_structured_layers(out).values():
+        try:
+            sparse_weight = torch.sparse.to_sparse_semi_structured(module.weight.detach())
+        except (RuntimeError, ValueError):  # shapes the kernels do not take stay dense
+            continue
+        module.weight = nn.Parameter(sparse_weight, requires_grad=False)
     return out
