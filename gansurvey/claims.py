@@ -118,9 +118,10 @@ def distillation_vs_pruning(
         profile: the records' profile; ``None`` reads the ``profile`` column (quick verdicts are indicative).
 
     Returns:
-        A :class:`Check` whose ``verdicts`` hold one verdict per budget (``"equal-total"``) and per budget and
-        benchmark (``"equal-total: mnist-dcgan"``); its overall verdict combines the budgets (mixed when they
-        disagree), so read the per-budget ones.
+        A :class:`Check` whose ``verdicts`` hold one verdict per budget of :data:`BUDGETS` (``"equal-total"``;
+        not testable when the records have no such students) and per budget and benchmark
+        (``"equal-total: mnist-dcgan"``); its overall verdict combines the budgets (mixed when they disagree), so
+        read the per-budget ones.
 
     Example:
         >>> check = distillation_vs_pruning(store.load_all())  # doctest: +SKIP
@@ -172,6 +173,10 @@ def distillation_vs_pruning(
             table_rows += [{**row, "benchmark_verdict": per_bench[label]} for row in matched]
         verdicts[budget] = combine(per_bench.values())
         verdicts |= {f"{budget}: {label}": v for label, v in per_bench.items()}
+    for budget in BUDGETS:
+        if budget not in verdicts:
+            verdicts[budget] = Verdict.NOT_TESTABLE
+            notes.append(f"no {budget} students in these records, so the {budget} verdict is not testable here")
     table = pd.DataFrame(table_rows, columns=list(_F1_TABLE))
     seeds = int(table[["distilled_seeds", "pruned_seeds"]].min().min()) if len(table) else None
     if seeds is not None:
@@ -292,7 +297,7 @@ def _f1_summary(check: Check) -> str:
     if check.evidence.empty:
         parts.append("No benchmark has a distilled and a pruned generator within "
                      f"{check.parameters['mac_tolerance']:.0%} of each other's MACs.")
-    for budget in check.parameters["budgets"] or [DEFAULT_BUDGET]:
+    for budget in BUDGETS:
         parts.append(f"At the {BUDGET_WORDS[budget]}: {check.verdicts[budget]}.")
         rows_b = check.evidence[check.evidence["budget"] == budget]
         for (bench, _metric), rows in rows_b.groupby(["benchmark", "primary_metric"], sort=True):

@@ -349,3 +349,35 @@ def distillation_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.M
                                        **measure_kwargs))
                 samples[label] = bench.generate(model, SAMPLE_GRID, seed)
     return records, samples
+
+
+def equal_total_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, records: Any,
+                      profile: str, widths: list[float], seeds: list[int], finetune_steps: int | None = None,
+                      *, mac_tolerance: float = 0.10, device: str = "auto", **measure_kwargs: Any,
+                      ) -> tuple[list[Measurement], dict[str, torch.Tensor], str]:
+    """The equal-total-budget arm of ``bench``: ``scratch`` and the best distillation variant of the
+    equal-fine-tuning arm in ``records`` (:func:`best_distillation_variant`), each trained for
+    :func:`total_steps` steps at :func:`total_budget_widths`, for every seed. Pruned models are not re-run:
+    those of the equal-fine-tuning arm are the reference of both budgets.
+
+    Args:
+        bench, teacher, discriminator: the benchmark and its trained teacher pair.
+        records: the equal-fine-tuning arm's records (they choose the distillation variant).
+        profile: the profile (teacher steps, widths; also recorded by :func:`gansurvey.measure`).
+        widths, seeds: the sweep's widths and seeds.
+        finetune_steps: the fine-tuning budget (``None``: the profile's).
+        mac_tolerance, device, measure_kwargs: as :func:`distillation_sweep`.
+
+    Returns:
+        The records, the sample grids, and the chosen distillation variant.
+
+    Example:
+        >>> more, grids, variant = equal_total_sweep(bench, g, d, records, "quick", [0.5], [0])  # doctest: +SKIP
+    """
+    variant = best_distillation_variant(records, bench.name)
+    steps = total_steps(profile, bench.name, finetune_steps)
+    swept, grids = distillation_sweep(bench, teacher, discriminator, total_budget_widths(profile, widths), seeds,
+                                      steps, variants=("scratch", variant), budget="equal-total",
+                                      mac_tolerance=mac_tolerance, device=device, profile=profile,
+                                      **measure_kwargs)
+    return swept, grids, variant

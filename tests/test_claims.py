@@ -33,7 +33,9 @@ def duel(kd_values, pruned_values, kd_macs=1.0e6, pruned_macs=1.04e6, **kw) -> p
 def test_f1_supported_when_distillation_is_better_beyond_the_spread():
     check = distillation_vs_pruning(duel([10.0, 11.0, 12.0], [20.0, 21.0, 22.0]))
     assert check.verdict == SUPPORTED
-    assert check.verdicts == {"equal-finetune": SUPPORTED, "equal-finetune: mnist-dcgan": SUPPORTED}
+    assert check.verdicts == {"equal-finetune": SUPPORTED, "equal-finetune: mnist-dcgan": SUPPORTED,
+                              "equal-total": UNTESTABLE}
+    assert "no equal-total students" in check.summary
     assert check.source == "measured" and check.basis == "survey abstract" and check.seeds == 3
     row = check.table.iloc[0]
     assert row["distilled"] == "distill w0.5" and row["pruned"] == "prune 50% + finetune"
@@ -81,7 +83,7 @@ def test_f1_takes_the_best_of_each_family_per_budget_and_combines_benchmarks():
     rows += toy.to_dict("records")
     check = distillation_vs_pruning(pd.DataFrame(rows))
     assert check.verdicts == {"equal-finetune": MIXED, "equal-finetune: mnist-dcgan": CONTRADICTED,
-                              "equal-finetune: gaussians-mlp": SUPPORTED}
+                              "equal-finetune: gaussians-mlp": SUPPORTED, "equal-total": UNTESTABLE}
     assert check.verdict == MIXED
     assert set(check.table["pruned"]) == {"prune 50% + longer finetune", "prune 50% + finetune"}
 

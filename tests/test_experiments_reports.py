@@ -130,6 +130,21 @@ def test_best_distillation_variant_follows_the_equal_finetune_arm():
     assert experiments.best_distillation_variant(records, "other") == "feature"  # the documented fallback
 
 
+def test_equal_total_sweep_runs_scratch_and_the_chosen_variant(monkeypatch):
+    bench = gs.get_benchmark("gaussians-mlp")
+    torch.manual_seed(0)
+    teacher, disc = bench.new_generator(), bench.new_discriminator()
+    monkeypatch.setattr(experiments, "total_steps", lambda profile, name, steps=None: 2)
+    earlier = records_frame([Measurement(notebook="nb", benchmark=bench.name, technique="output w0.5",
+                                         family="distillation", settings={"variant": "output"},
+                                         primary_metric="m", primary_value=1.0, higher_is_better=False)])
+    records, _, variant = experiments.equal_total_sweep(bench, teacher, disc, earlier, "quick", [0.5], [0],
+                                                        device="cpu", notebook="test")
+    assert variant == "output" and {r.profile for r in records} == {"quick"}
+    assert [r.settings["variant"] for r in records] == ["scratch", "output"]
+    assert {r.settings["budget"] for r in records} == {"equal-total"}
+
+
 def test_profile_budgets_defaults_and_overrides():
     quick, full = gs.benchmarks.profile_settings("quick"), gs.benchmarks.profile_settings("full")
     assert experiments.budget_steps("quick", "finetune") == quick.finetune_steps
