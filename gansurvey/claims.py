@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from gansurvey.checks import GanSurveyError, check_choice, check_number
+from gansurvey.reports import stage_of
 from gansurvey.verdicts import Check, Verdict, combine
 
 # Compatibility names: the words of :class:`Verdict`.
@@ -136,6 +137,12 @@ def distillation_vs_pruning(
     if unpriced.any():
         notes.append(f"{int(unpriced.sum())} record(s) without MACs or a primary value were left out")
     rows = rows[~unpriced]
+    untuned = pd.Series([stage_of(t, f, s) == "no fine-tuning" for t, f, s in
+                         zip(rows["technique"], rows["family"], rows["settings"], strict=True)], index=rows.index,
+                        dtype=bool)
+    if untuned.any():
+        notes.append(f"{int(untuned.sum())} record(s) measured before fine-tuning were left out")
+    rows = rows[~untuned]
     rows = rows.assign(budget=[budget_of(s) for s in rows["settings"]])
     pruned_rows = rows[rows["family"] == pruned_family]
     kd_budgets = [b for b in BUDGETS if (rows.loc[rows["family"] == distilled_family, "budget"] == b).any()]

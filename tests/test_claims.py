@@ -192,3 +192,11 @@ def test_checks_share_one_vocabulary():
         Verdict.of("maybe")
     with pytest.raises(GanSurveyError, match="unknown check source 'rumour'"):
         Check("X", "c", "supported", "s", source="rumour")
+
+
+def test_f1_leaves_out_models_measured_before_fine_tuning():
+    rows = duel([10.0, 11.0], [20.0, 21.0]).to_dict("records")
+    rows += [record("prune 50% (no fine-tuning)", "pruning", s, 1.0e6, 1.0, settings='{"finetuned": false}')
+             for s in range(2)]
+    check = distillation_vs_pruning(pd.DataFrame(rows))
+    assert check.verdicts["equal-finetune"] == SUPPORTED and "2 record(s) measured before fine-tuning" in check.summary

@@ -351,6 +351,8 @@ def test_write_tables_writes_every_file(tmp_path: Path, monkeypatch: pytest.Monk
     shown = (out / "reproduction_mnist-dcgan.md").read_text()
     assert "mean ± sd" in shown and "-2.5" in shown and "-50.0" in shown
     assert "rebuilt from their primary sources" in (out / "all_tables.md").read_text()
+    checks = (out / "reproduction_checks.md").read_text()
+    assert "equal total budget" in checks and "not testable" in checks and "indicative only" not in checks
     assert not list(out.glob(".*.tmp"))
     with pytest.raises(GanSurveyError, match="unknown profile 'slow'"):
         write_tables("slow", out)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gansurvey import claims
 from gansurvey.config import check_profile, results_dir
 from gansurvey.io import atomic_write_bytes, atomic_write_text
 from gansurvey.results import ResultsStore
@@ -104,6 +105,12 @@ def write_tables(profile: str, out_dir: Path | None = None) -> list[Path]:
     for bench in tables.benchmarks(measured) if not measured.empty else []:
         for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
             text(f"reproduction_{bench}.{ext}", tables.render_reproduction(measured, bench, fmt))
+    if not measured.empty:
+        # F1 on our own records: one verdict per training budget, with its seed count
+        f1 = claims.distillation_vs_pruning(measured, profile=profile)
+        evidence = tables.to_markdown(_strings(f1.evidence)) if len(f1.evidence) else ""
+        text("reproduction_checks.md",
+             "# Claims checked on this reproduction's measurements\n\n" + f1.to_markdown() + "\n" + evidence)
 
     for bench in figures.plotted_benchmarks(lit):
         written.append(

@@ -81,7 +81,7 @@ def _approx(row: pd.Series, column: str, text: str) -> str:
     return f"~{text}" if text and column in row["approx"].split(";") else text
 
 
-def _reduction(row: pd.Series, kind: str) -> str:
+def _factor(row: pd.Series, kind: str) -> str:
     computed, reported = row.get(f"{kind}_x_computed"), row.get(f"{kind}_x_reported")
     if computed is not None and not pd.isna(computed):
         return f"{computed:.3g}×"
@@ -132,10 +132,10 @@ def display_frame(frame: pd.DataFrame, benchmark: str) -> pd.DataFrame:
                 )
                 for _, r in rows.iterrows()
             ],
-            "MACs ×": [_reduction(r, "macs") for _, r in rows.iterrows()],
-            "params ×": [_reduction(r, "params") for _, r in rows.iterrows()],
-            "memory ×": [_reduction(r, "memory") for _, r in rows.iterrows()],
-            "stored bytes ×": [_reduction(r, "stored_bytes") for _, r in rows.iterrows()],
+            "MACs ×": [_factor(r, "macs") for _, r in rows.iterrows()],
+            "params ×": [_factor(r, "params") for _, r in rows.iterrows()],
+            "memory ×": [_factor(r, "memory") for _, r in rows.iterrows()],
+            "stored bytes ×": [_factor(r, "stored_bytes") for _, r in rows.iterrows()],
             "Δ quality (+ = better)": [_change(r) for _, r in rows.iterrows()],
             "claim": rows["claim"],
             "protocol": rows["protocol"],
