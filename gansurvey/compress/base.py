@@ -26,8 +26,8 @@ from torch import nn
 from gansurvey.checks import GanSurveyError
 
 __all__ = [
-    "FAMILIES", "CompressConfig", "chain_method", "check_family_configs", "compress", "compression_chain",
-    "config_from_dict", "family_label", "register", "registered_configs",
+    "FAMILIES", "CompressConfig", "chain_method", "check_family_configs", "check_order", "compress",
+    "compression_chain", "config_from_dict", "family_label", "register", "registered_configs",
 ]
 
 #: The survey's five lossy families, in its order. Combinations are written ``pruning+distillation``.
@@ -52,6 +52,9 @@ class CompressConfig:
     VERSION: ClassVar[int] = 1
     #: The method within the family (``magnitude``, ``channel``...); a config with a ``method`` field uses that.
     method: ClassVar[str] = ""
+    #: Where the config may stand in a chain, lower first (see :func:`check_order`), and the reason.
+    stage_rank: ClassVar[int] = 2
+    stage_rule: ClassVar[str] = "it works on float weights, so it comes before quantization and encoding"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -162,6 +165,29 @@ def check_family_configs(verb: str, model: Any, config: Any, allowed: tuple[type
                                  f"{', '.join(t.__name__ for t in allowed)}")
 
 
+def check_order(configs: Sequence[CompressConfig], model: nn.Module | None = None) -> None:
+    """Refuse, before any work, a chain whose order cannot work: each config's ``stage_rank`` must be at least
+    that of every config applied before it (``model``'s own chain included).
+
+    Ranks: a distillation student (0) first; channel pruning (1) needs plain layers; magnitude pruning and
+    factorization (2) work on float weights; quantization (3) on float weights; encoding (4) turns weights
+    into bitstreams, so nothing that changes weights follows it.
+    """
+    highest, applied = -1, None
+    for entry in compression_chain(model) if model is not None else []:
+        kind = _CONFIGS.get(entry.get("type"))
+        if kind is not None and kind.stage_rank > highest:
+            highest, applied = kind.stage_rank, kind.__name__
+    order = " -> ".join(f"{c.__name__} ({c.stage_rank})" for c in sorted(
+        {registered for registered in _HANDLERS}, key=lambda c: (c.stage_rank, c.__name__)))
+    for i, config in enumerate(configs):
+        rank = type(config).stage_rank
+        if rank < highest or (rank == 0 and highest >= 0):
+            raise GanSurveyError(f"stage {i + 1} ({type(config).__name__}) cannot follow {applied}: "
+                                 f"{type(config).stage_rule}; allowed order (rank): {order}")
+        highest, applied = rank, type(config).__name__
+
+
 def compress(model: nn.Module, config: CompressConfig | Sequence[CompressConfig],
              example_input: Any = None) -> nn.Module:
     """A compressed copy of ``model``: each config applied in order; ``model`` itself is never modified.
@@ -185,6 +211,7 @@ def compress(model: nn.Module, config: CompressConfig | Sequence[CompressConfig]
     if not isinstance(model, nn.Module):
         raise GanSurveyError(f"compress needs a torch module, got {type(model).__name__}")
     configs = _as_list(config)
+    check_order(configs, model)
     chain = compression_chain(model)
     out = copy.deepcopy(model)
     for c in configs:
@@ -210,12 +237,12 @@ def family_label(chain: list[dict[str, Any]]) -> str:
     """
     families: list[str] = []
     for entry in chain:
-        if entry.get("family") not in families:
+        if entry.get("family") and entry["family"] not in families:  # plain fine-tuning has no family
             families.append(entry["family"])
     return "+".join(families) or "baseline"
 
 
 def chain_method(chain: list[dict[str, Any]]) -> str:
     """The methods of a chain for display and grouping: each entry's ``method`` field, or its config type
-    without ``Config`` (``MagnitudePrune+svd``); an empty chain is ``""``."""
-    return "+".join(str(e.get("method") or e["type"].removesuffix("Config")) for e in chain)
+    without ``Config`` (``channel+svd``); plain fine-tuning steps are left out; an empty chain is ``""``."""
+    return "+".join(str(e.get("method") or e["type"].removesuffix("Config")) for e in chain if e.get("family"))

@@ -48,6 +48,8 @@ class ChannelPruneConfig(CompressConfig):
 
     family: ClassVar[str] = "pruning"
     method: ClassVar[str] = "channel"
+    stage_rank: ClassVar[int] = 1
+    stage_rule: ClassVar[str] = "channel pruning needs plain layers: it comes before masks, factors, codes, codebooks"
 
     def __post_init__(self) -> None:
         check_number("channel pruning ratio", self.ratio, minimum=0, below=1)

@@ -59,6 +59,8 @@ class StudentConfig(CompressConfig):
 
     family: ClassVar[str] = "distillation"
     method: ClassVar[str] = "student"
+    stage_rank: ClassVar[int] = 0
+    stage_rule: ClassVar[str] = "a distillation student is built from the teacher's architecture, so it comes first"
 
     def __post_init__(self) -> None:
         check_number("student width (a fraction of the teacher's)", self.width, minimum=1e-3, maximum=1.0)

@@ -63,6 +63,8 @@ class MagnitudePruneConfig(CompressConfig):
 
     family: ClassVar[str] = "pruning"
     method: ClassVar[str] = "magnitude"
+    stage_rank: ClassVar[int] = 2
+    stage_rule: ClassVar[str] = "magnitude pruning works on float weights, so it comes before quantization and encoding"
 
     sparsity: float
     scope: str = "layer"

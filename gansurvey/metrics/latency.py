@@ -214,7 +214,6 @@ def classify_regime(macs: int, bytes_moved: int, latency_s: float, device: str |
     return regime_report(macs, bytes_moved, latency_s, device, peaks=peaks, layers=layers)["regime"]
 
 
-
 def latency_table(models: dict[str, tuple[nn.Module, Any]], batch_sizes: Iterable[int] = (1, 8, 64),
                   warmup: int = 3, repeats: int = 10, device: str | torch.device = "auto") -> pd.DataFrame:
     """Latency of each named ``(model, example_input)`` over batch sizes, beside its cost and regime.
