@@ -376,7 +376,7 @@ def load_energy(path: str | os.PathLike | None = None) -> pd.DataFrame:
     ``data/energy_45nm.csv``), which validates the file and raises naming the bad line.
 
     Example:
-        >>> load_energy().set_index(["operation", "bits"]).loc[("dram_access", 32), "energy_pj"]
+        >>> float(load_energy().set_index(["operation", "bits"]).loc[("dram_access", 32), "energy_pj"])
         640.0
     """
     return load_energy_table(path).to_frame()
