@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ BENCH = Path(__file__).resolve().parents[2] / "perf" / "bench_kernels.py"
 def _load():
     spec = importlib.util.spec_from_file_location("bench_kernels", BENCH)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
