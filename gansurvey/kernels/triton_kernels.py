@@ -15,7 +15,10 @@ lazily, once per value of ``TRITON_INTERPRET``: Triton decides at decoration tim
 function is compiled or interpreted, so defining them on first use lets tests switch on the interpreter (CPU
 tensors) even after another test imported ``gansurvey.kernels``. Interpreter notes: it computes bf16 wrongly,
 so inputs are upcast to float32 right after loading; it checks no bounds, so the wrappers assert shapes,
-dtypes and contiguity; it gets a single autotune config.
+dtypes and contiguity; it gets a single autotune config. The kernels call only core builtins (``tl.full``,
+not the ``@triton.jit`` helpers of ``triton.language.standard`` such as ``tl.zeros`` or ``tl.cdiv``): those
+helpers are compiled-or-interpreted when triton is imported, so they fail in the interpreter if triton was
+imported before ``TRITON_INTERPRET=1`` was set.
 """
 
 from __future__ import annotations
@@ -98,13 +101,13 @@ def _define(interpret: bool) -> SimpleNamespace:
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_m = offs_m < M
         mask_n = offs_n < N
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.float32)
         for g in range(0, G):
             scale = tl.load(s_ptr + offs_n * G + g, mask=mask_n, other=0.0)
             if HAS_ZEROS:
                 zero = tl.load(z_ptr + offs_n * G + g, mask=mask_n, other=0.0)
             else:
-                zero = tl.zeros((BLOCK_N,), dtype=tl.float32) + (1 << (BITS - 1))
+                zero = tl.full((BLOCK_N,), 1 << (BITS - 1), dtype=tl.float32)
             k_start = g * group_size
             k_end = tl.minimum(k_start + group_size, K)
             for k0 in range(k_start, k_end, BLOCK_K):
@@ -139,12 +142,12 @@ def _define(interpret: bool) -> SimpleNamespace:
         mask_m = offs_m < M
         mask_n = offs_n < N
         x_scale = tl.load(xs_ptr + offs_m, mask=mask_m, other=0.0)
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.float32)
         for g in range(0, G):
             w_scale = tl.load(s_ptr + offs_n * G + g, mask=mask_n, other=0.0)
             k_start = g * group_size
             k_end = tl.minimum(k_start + group_size, K)
-            acc_i = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
+            acc_i = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.int32)
             for k0 in range(k_start, k_end, BLOCK_K):
                 offs_k = k0 + tl.arange(0, BLOCK_K)
                 mask_k = offs_k < k_end
@@ -173,7 +176,7 @@ def _define(interpret: bool) -> SimpleNamespace:
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_m = offs_m < M
         mask_n = offs_n < N
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.float32)
         for k0 in range(0, K, BLOCK_K):
             offs_k = k0 + tl.arange(0, BLOCK_K)
             mask_k = offs_k < K

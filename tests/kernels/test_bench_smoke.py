@@ -1,0 +1,32 @@
+"""The benchmark script's smoke mode runs (CPU, reference path, tiny shapes); nothing here is timed."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+BENCH = Path(__file__).resolve().parents[2] / "perf" / "bench_kernels.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("bench_kernels", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_smoke_runs_and_writes_json(tmp_path, reference_backend):
+    bench = _load()
+    report = bench.run_benchmark(bench.smoke_cases()[:2], (1,), "cpu", torch.float32, warmup=0, reps=1,
+                                 log=lambda line: None)
+    methods = {r["method"] for r in report["results"]}
+    assert methods == {"dense float32", "w8", "w4g128", "w8a8", "lut4"}
+    assert all(r["median_ms"] > 0 and r["sqnr_db_vs_fp32"] > 10 for r in report["results"])
+    assert bench.device_peaks("NVIDIA H100 80GB HBM3")["bandwidth"] == 3.35e12
+    assert bench.device_peaks("Some GPU")["label"] == "unknown"
+    out = tmp_path / "bench.json"
+    bench.main(["--smoke", "--out", str(out)])
+    assert json.loads(out.read_text())["device"] == "cpu"
