@@ -165,13 +165,15 @@ def check_family_configs(verb: str, model: Any, config: Any, allowed: tuple[type
                                  f"{', '.join(t.__name__ for t in allowed)}")
 
 
-def check_order(configs: Sequence[CompressConfig], model: nn.Module | None = None) -> None:
+def check_order(configs: Sequence[CompressConfig], model: nn.Module | None = None,
+                positions: Sequence[int] | None = None) -> None:
     """Refuse, before any work, a chain whose order cannot work: each config's ``stage_rank`` must be at least
     that of every config applied before it (``model``'s own chain included).
 
     Ranks: a distillation student (0) first; channel pruning (1) needs plain layers; magnitude pruning and
     factorization (2) work on float weights; quantization (3) on float weights; encoding (4) turns weights
-    into bitstreams, so nothing that changes weights follows it.
+    into bitstreams, so nothing that changes weights follows it. ``positions`` numbers the configs in
+    messages (their stage numbers in a longer pipeline); default 1, 2, ...
     """
     highest, applied = -1, None
     for entry in compression_chain(model) if model is not None else []:
@@ -180,10 +182,11 @@ def check_order(configs: Sequence[CompressConfig], model: nn.Module | None = Non
             highest, applied = kind.stage_rank, kind.__name__
     order = " -> ".join(f"{c.__name__} ({c.stage_rank})" for c in sorted(
         {registered for registered in _HANDLERS}, key=lambda c: (c.stage_rank, c.__name__)))
-    for i, config in enumerate(configs):
+    positions = list(positions) if positions is not None else list(range(1, len(configs) + 1))
+    for position, config in zip(positions, configs, strict=True):
         rank = type(config).stage_rank
         if rank < highest or (rank == 0 and highest >= 0):
-            raise GanSurveyError(f"stage {i + 1} ({type(config).__name__}) cannot follow {applied}: "
+            raise GanSurveyError(f"stage {position} ({type(config).__name__}) cannot follow {applied}: "
                                  f"{type(config).stage_rule}; allowed order (rank): {order}")
         highest, applied = rank, type(config).__name__
 

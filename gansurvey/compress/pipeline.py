@@ -87,7 +87,8 @@ def check_pipeline(stages: Sequence[Stage], model: nn.Module | None = None) -> l
     if isinstance(stages[0], (Finetune, Distill)) and not compressed_before:
         raise GanSurveyError(f"stage 1 is a training step ({stages[0]}); a pipeline starts with a compression "
                              "config (train the teacher itself with the benchmark)")
-    check_order([s for s in stages if isinstance(s, CompressConfig)], model)
+    configs = [(i + 1, s) for i, s in enumerate(stages) if isinstance(s, CompressConfig)]
+    check_order([s for _, s in configs], model, positions=[i for i, _ in configs])
     return list(stages)
 
 

@@ -1,0 +1,297 @@
+"""The combinations notebook's experiments: pipelines across families, a budgeted search with its Pareto front,
+the premise measured on this device's roofline, and the literature's generators at their real size.
+
+Everything here measures (through :func:`gansurvey.measure`), so it sits in the study layer; the pipelines
+themselves are :mod:`gansurvey.compress.pipeline`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from gansurvey import experiments
+from gansurvey.benchmarks import Benchmark, profile_settings
+from gansurvey.checks import GanSurveyError, check_choice, check_number
+from gansurvey.compress import CompressConfig
+from gansurvey.compress.pipeline import Distill, Finetune, Stage, check_pipeline, describe, run_pipeline
+from gansurvey.evaluate import measure
+from gansurvey.metrics.cost import (
+    activation_traffic_bytes,
+    count_macs,
+    count_params,
+    energy_estimate,
+    stored_bytes,
+    weight_traffic_bytes,
+)
+from gansurvey.metrics.latency import device_peaks, measure_latency, regime_report
+from gansurvey.results import Measurement, records_frame
+
+#: Cost axes a search budget or a Pareto front can use (columns of a record).
+COSTS = ("stored_bytes", "macs", "latency_ms", "energy_uj")
+
+
+# ------------------------------------------------------------------------------------------ running a pipeline
+
+
+def trainer(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, profile: str, seed: int = 0,
+            device: str = "auto"):
+    """The ``train`` callback of :func:`~gansurvey.compress.pipeline.run_pipeline` for ``bench``: fine-tuning
+    with the benchmark's recipe against a copy of the teacher's discriminator, or distillation from ``teacher``,
+    for the step's ``steps`` (``None``: the profile's fine-tuning budget, as every other family)."""
+
+    def train(model: nn.Module, step: Finetune | Distill) -> nn.Module:
+        steps = experiments.budget_steps(profile, "finetune", step.steps)
+        if isinstance(step, Finetune):
+            return experiments.finetune(model, bench, steps, discriminator, seed=seed, device=device).model
+        return experiments.distilled_student(bench, teacher, discriminator, step.variant, model, steps, seed,
+                                             device)
+
+    return train
+
+
+def run_arm(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, stages: Sequence[Stage], *,
+            profile: str = "quick", seed: int = 0, device: str = "auto") -> nn.Module:
+    """The teacher put through ``stages`` (order checked first), trained where the pipeline says so."""
+    return run_pipeline(teacher, stages, train=trainer(bench, teacher, discriminator, profile, seed, device),
+                        example_input=bench.example_input(8))
+
+
+def measure_pipelines(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
+                      pipelines: dict[str, Sequence[Stage]], *, profile: str = "quick", seed: int = 0,
+                      device: str = "auto", **measure_kwargs: Any) -> list[Measurement]:
+    """Each labelled pipeline run on the teacher and measured; every order is checked before any training."""
+    for stages in pipelines.values():
+        check_pipeline(stages, teacher)
+    records = []
+    for label, stages in pipelines.items():
+        model = run_arm(bench, teacher, discriminator, stages, profile=profile, seed=seed, device=device)
+        records.append(measure(model, bench, technique=label, profile=profile, seed=seed, device=device,
+                               settings={"pipeline": describe(stages), "stages": len(stages)}, **measure_kwargs))
+    return records
+
+
+# ------------------------------------------------------------------------------------------ budgeted search
+
+
+@dataclass(frozen=True)
+class Budget:
+    """An upper bound on one cost of the compressed generator, e.g. ``Budget("stored_bytes", 20_000)``."""
+
+    cost: str
+    limit: float
+
+    def __post_init__(self) -> None:
+        check_choice("budget cost", self.cost, COSTS)
+        check_number(f"{self.cost} budget", self.limit, minimum=0)
+
+
+@dataclass
+class SearchResult:
+    """What :func:`search` found: every measured candidate, the Pareto front among those within the budget,
+    those the budget rejected before training (with their cost), and a sentence saying how it went."""
+
+    records: pd.DataFrame
+    front: pd.DataFrame
+    rejected: pd.DataFrame = field(default_factory=pd.DataFrame)
+    message: str = ""
+
+
+def _untrained_cost(model: nn.Module, cost: str, x: torch.Tensor) -> float:
+    """A cost that training cannot change, read before any training (early rejection)."""
+    if cost == "stored_bytes":
+        return float(stored_bytes(model))
+    if cost == "macs":
+        return float(count_macs(model, x))
+    if cost == "energy_uj":
+        return float(energy_estimate(model, x)["total_uj"])
+    raise GanSurveyError(f"cost {cost!r} cannot be read before measuring; early rejection uses stored_bytes, "
+                         "macs or energy_uj")
+
+
+def search(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
+           candidates: dict[str, Sequence[Stage]], budget: Budget, *, profile: str = "quick", seed: int = 0,
+           device: str = "auto", **measure_kwargs: Any) -> SearchResult:
+    """Measure the candidates that fit ``budget`` and return their Pareto front (quality against the cost).
+
+    Each candidate's compression stages are first applied without training and its cost read; training cannot
+    change stored bytes, MACs or the energy estimate, so a candidate over the budget is rejected before any
+    training (latency is measured, so a latency budget is checked after). When no candidate fits, the result
+    says so and names the closest ones instead of returning an empty front.
+    """
+    if not candidates:
+        raise GanSurveyError("search needs at least one candidate pipeline, got none")
+    x = bench.example_input(1)
+    kept, rejected = {}, []
+    for label, stages in candidates.items():
+        stages = check_pipeline(stages, teacher)
+        if budget.cost != "latency_ms":
+            compressed = [s for s in stages if isinstance(s, CompressConfig)]
+            shape_only = run_pipeline(teacher, compressed, example_input=bench.example_input(8))
+            cost = _untrained_cost(shape_only, budget.cost, x)
+            if cost > budget.limit:
+                rejected.append({"technique": label, "pipeline": describe(stages), budget.cost: cost,
+                                 "over_budget_x": cost / budget.limit})
+                continue
+        kept[label] = stages
+    records = records_frame(measure_pipelines(bench, teacher, discriminator, kept, profile=profile, seed=seed,
+                                              device=device, **measure_kwargs)) if kept else pd.DataFrame()
+    within = records[records[budget.cost] <= budget.limit] if len(records) else records
+    rejected_frame = pd.DataFrame(rejected)
+    if len(within):
+        front = pareto_front(within, budget.cost)
+        message = (f"{len(within)} of {len(candidates)} candidates fit {budget.cost} <= {budget.limit:.4g}; "
+                   f"{len(front)} on the Pareto front")
+    else:
+        front = pd.DataFrame()
+        closest = (rejected_frame.sort_values("over_budget_x").head(3)["technique"].tolist()
+                   if len(rejected_frame) else records.sort_values(budget.cost).head(3)["technique"].tolist())
+        message = (f"no candidate fits {budget.cost} <= {budget.limit:.4g}; closest: {', '.join(closest)} "
+                   "(loosen the budget or add smaller candidates)")
+    return SearchResult(records=records, front=front, rejected=rejected_frame, message=message)
+
+
+def pareto_front(records: pd.DataFrame, cost: str, quality: str = "primary_value") -> pd.DataFrame:
+    """The records no other record beats on both ``cost`` (lower is better) and ``quality`` (the benchmark's
+    direction), per benchmark, sorted by cost."""
+    check_choice("cost", cost, COSTS)
+    fronts = []
+    for _, group in records.groupby("benchmark", sort=False):
+        higher = str(group["higher_is_better"].iloc[0]).strip().lower() in ("true", "1", "1.0")
+        ordered = group.sort_values([cost, quality], ascending=[True, not higher])
+        best, keep = None, []
+        for idx, row in ordered.iterrows():
+            value = row[quality]
+            if pd.isna(value):
+                continue
+            if best is None or (value > best if higher else value < best):
+                keep.append(idx)
+                best = value
+        fronts.append(ordered.loc[keep])
+    return pd.concat(fronts) if fronts else records.iloc[0:0]
+
+
+def front_owner(records: pd.DataFrame, cost: str) -> pd.DataFrame:
+    """Which family (or combination) owns each point of the Pareto front over all ``records``."""
+    front = pareto_front(records, cost)
+    return front[["benchmark", "family", "method", "technique", cost, "primary_value"]].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------ headline targets
+
+
+def headline(records: pd.DataFrame, benchmark: str, cost: str, target_x: float, max_quality_loss: float = 0.10,
+             baseline: str = "teacher") -> dict[str, Any]:
+    """Whether some record of ``benchmark`` cuts ``cost`` by ``target_x`` or more with its primary metric no
+    more than ``max_quality_loss`` (relative) worse than the baseline's; always names the best point found
+    within the quality bound (the largest reduction) and the reduction it reached.
+    """
+    check_choice("cost", cost, COSTS)
+    rows = records[records["benchmark"] == benchmark]
+    base = rows[rows["technique"] == baseline]
+    if base.empty:
+        raise GanSurveyError(f"no {baseline!r} record for {benchmark!r}; techniques: {sorted(rows['technique'])}")
+    base = base.iloc[0]
+    higher = str(base["higher_is_better"]).strip().lower() in ("true", "1", "1.0")
+    bound = base["primary_value"] * (1 - max_quality_loss if higher else 1 + max_quality_loss)
+    ok = rows[(rows["technique"] != baseline) & (rows["primary_value"] >= bound if higher
+                                                 else rows["primary_value"] <= bound)]
+    reduction = base[cost] / ok[cost] if len(ok) else pd.Series(dtype=float)
+    best = ok.loc[reduction.idxmax()] if len(ok) else None
+    return {
+        "benchmark": benchmark, "cost": cost, "target_x": target_x, "max_quality_loss": max_quality_loss,
+        "baseline_quality": float(base["primary_value"]), "quality_bound": float(bound),
+        "best_technique": None if best is None else best["technique"],
+        "best_x": None if best is None else float(reduction.max()),
+        "best_quality": None if best is None else float(best["primary_value"]),
+        "met": bool(best is not None and reduction.max() >= target_x),
+    }
+
+
+# ------------------------------------------------------------------------------------------ the premise measured
+
+
+def roofline(models: dict[str, nn.Module], bench: Benchmark, batch_sizes: Sequence[int], *, profile: str = "quick",
+             device: str = "auto") -> pd.DataFrame:
+    """Latency over batch sizes for each named model beside the bytes it moves and the FLOPs it does, placed on
+    this device's measured roofline (copy bandwidth and GEMM peak, measured once), with the regime each run
+    falls in and the 45 nm energy estimate split into data movement and arithmetic.
+
+    Columns: name, batch, median_ms, per_sample_ms, flops, weight_bytes, activation_bytes, intensity (FLOP per
+    byte moved), machine_balance, achieved GFLOP/s and GB/s, regime, and per sample compute_uj, memory_uj.
+    """
+    settings = profile_settings(profile)
+    peaks = device_peaks(device)
+    rows = []
+    for name, model in models.items():
+        weights = weight_traffic_bytes(model)
+        timing = measure_latency(model, bench.example_input(1), batch_sizes=tuple(batch_sizes),
+                                 warmup=settings.latency_warmup, repeats=settings.latency_repeats, device=device)
+        for _, t in timing.iterrows():
+            batch = int(t["batch"])
+            x = bench.example_input(batch)
+            macs = count_macs(model, x)
+            acts = activation_traffic_bytes(model, x)
+            energy = energy_estimate(model, x)
+            report = regime_report(macs, weights + acts, t["median_ms"] / 1e3, device, peaks=peaks)
+            rows.append({
+                "name": name, "batch": batch, "median_ms": t["median_ms"], "per_sample_ms": t["per_sample_ms"],
+                "flops": 2 * macs, "weight_bytes": weights, "activation_bytes": acts,
+                "intensity": report["intensity_flop_per_byte"],
+                "machine_balance": report["machine_balance_flop_per_byte"],
+                "achieved_gflops": report["achieved_gflops"], "achieved_gbytes_per_s": report["achieved_gbytes_per_s"],
+                "regime": report["regime"], "compute_uj": energy["compute_uj"] / batch,
+                "memory_uj": (energy["weight_dram_uj"] + energy["activation_uj"]) / batch, "device": t["device"],
+            })
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------ real-size generators
+
+
+def cost_row(name: str, model: nn.Module, x: torch.Tensor, *, latency_batches: Sequence[int] = (1,),
+             warmup: int = 1, repeats: int = 2, device: str = "auto") -> dict[str, Any]:
+    """Every cost of ``model`` on input ``x`` (batch of one): params, MACs in both conventions, stored bytes,
+    energy estimate, and median latency at each of ``latency_batches`` (none when empty)."""
+    row = {"name": name, "params": count_params(model), "macs": count_macs(model, x),
+           "macs_torchprofile": count_macs(model, x, convention="torchprofile"),
+           "stored_bytes": stored_bytes(model), "energy_uj": energy_estimate(model, x)["total_uj"]}
+    if latency_batches:
+        timing = measure_latency(model, x, batch_sizes=tuple(latency_batches), warmup=warmup, repeats=repeats,
+                                 device=device)
+        for _, t in timing.iterrows():
+            row[f"latency_ms_b{int(t['batch'])}"] = t["median_ms"]
+        row["device"] = timing["device"].iloc[0]
+    return row
+
+
+def real_size_costs(generators: dict[str, tuple[nn.Module, torch.Tensor]],
+                    configs: dict[str, CompressConfig | Sequence[CompressConfig]], *,
+                    latency_batches: Sequence[int] = (1,), latency_of: Sequence[str] | None = None,
+                    warmup: int = 1, repeats: int = 2, device: str = "auto") -> pd.DataFrame:
+    """Costs of each generator (random weights: cost needs no data) and of each labelled compression of it,
+    with reduction factors (``*_x``) against the uncompressed generator. Latency is measured for the labels in
+    ``latency_of`` (default: all), at ``latency_batches``.
+    """
+    from gansurvey.compress import compress
+
+    rows = []
+    for gen_name, (model, x) in generators.items():
+        variants = {"uncompressed": model}
+        for label, config in configs.items():
+            variants[label] = compress(model, config, example_input=x)
+        base = None
+        for label, variant in variants.items():
+            timed = latency_of is None or label in latency_of or label == "uncompressed"
+            row = {"generator": gen_name, **cost_row(label, variant, x, latency_batches=latency_batches if timed
+                                                     else (), warmup=warmup, repeats=repeats, device=device)}
+            base = base or row
+            for cost in ("params", "macs", "stored_bytes", "energy_uj"):
+                row[f"{cost}_x"] = base[cost] / row[cost] if row[cost] else float("nan")
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,123 @@
+"""Pipelines across families, the budgeted search, the Pareto front and the combinations claims."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+import gansurvey as gs
+from gansurvey import experiments_combinations as ex
+from gansurvey.checks import GanSurveyError
+from gansurvey.claims_combinations import bytes_pay_where_memory_bound, combinations_beat_single
+from gansurvey.compress import ChannelPruneConfig, MagnitudePruneConfig, StudentConfig, compress
+from gansurvey.compress.pipeline import Distill, Finetune, check_pipeline, describe, run_pipeline
+from gansurvey.verdicts import Verdict
+
+
+@pytest.fixture(scope="module")
+def toy():
+    bench = gs.get_benchmark("gaussians-mlp")
+    torch.manual_seed(0)
+    return bench, bench.new_generator(width=0.25), bench.new_discriminator(width=0.25)
+
+
+def test_pipeline_records_every_stage_and_leaves_the_input_alone(toy):
+    bench, g, d = toy
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    stages = [ChannelPruneConfig(0.5), Finetune(steps=2), MagnitudePruneConfig(0.5)]
+    out = ex.run_arm(bench, g, d, stages, profile="quick")
+    assert [e["type"] for e in out.compression] == ["ChannelPruneConfig", "Finetune", "MagnitudePruneConfig"]
+    assert all(torch.equal(before[k], v) for k, v in g.state_dict().items())
+    assert describe(stages) == "channel ratio 0.5 -> finetune -> magnitude sparsity 0.5"
+    record = gs.measure(out, bench, profile="quick")
+    assert record.family == "pruning" and record.method == "channel+magnitude"
+
+
+def test_distillation_steps_in_a_pipeline(toy):
+    bench, g, d = toy
+    out = ex.run_arm(bench, g, d, [StudentConfig(0.5), Distill("output", steps=2), ChannelPruneConfig(0.25)])
+    assert gs.measure(out, bench, profile="quick").family == "distillation+pruning"
+
+
+def test_incompatible_orders_are_refused_before_any_work(toy):
+    bench, g, d = toy
+    calls = []
+    with pytest.raises(GanSurveyError, match=r"stage 3 \(ChannelPruneConfig\) cannot follow MagnitudePruneConfig"):
+        run_pipeline(g, [MagnitudePruneConfig(0.5), Finetune(1), ChannelPruneConfig(0.5)],
+                     train=lambda m, s: calls.append(s) or m)
+    assert calls == []  # refused before the first stage ran
+    with pytest.raises(GanSurveyError, match="cannot follow MagnitudePruneConfig"):
+        compress(compress(g, MagnitudePruneConfig(0.5)), ChannelPruneConfig(0.5))
+    with pytest.raises(GanSurveyError, match="stage 1 is a training step"):
+        check_pipeline([Finetune()])
+    with pytest.raises(GanSurveyError, match="StudentConfig.*cannot follow ChannelPruneConfig"):
+        check_pipeline([ChannelPruneConfig(0.5), StudentConfig(0.5)])
+    with pytest.raises(GanSurveyError, match="training steps; pass train="):
+        run_pipeline(g, [ChannelPruneConfig(0.5), Finetune()])
+    with pytest.raises(GanSurveyError, match="unknown distillation variant 'scratch'"):
+        Distill("scratch")
+
+
+def test_search_rejects_over_budget_early_and_says_when_nothing_fits(toy):
+    bench, g, d = toy
+    candidates = {"half": [ChannelPruneConfig(0.5)], "three quarters": [ChannelPruneConfig(0.75)]}
+    limit = gs.measure(compress(g, ChannelPruneConfig(0.6)), bench, profile="quick").stored_bytes
+    found = ex.search(bench, g, d, candidates, ex.Budget("stored_bytes", limit), profile="quick")
+    assert list(found.records["technique"]) == ["three quarters"]  # "half" never trained or measured
+    assert list(found.rejected["technique"]) == ["half"] and found.rejected["over_budget_x"].iloc[0] > 1
+    assert list(found.front["technique"]) == ["three quarters"]
+    none = ex.search(bench, g, d, candidates, ex.Budget("stored_bytes", 10), profile="quick")
+    assert none.front.empty and none.records.empty
+    assert "no candidate fits stored_bytes <= 10; closest: three quarters, half" in none.message
+    with pytest.raises(GanSurveyError, match="unknown budget cost 'bytes'"):
+        ex.Budget("bytes", 1)
+
+
+def _rows(specs):
+    return pd.DataFrame([{"benchmark": "b", "technique": t, "family": f, "stored_bytes": s, "macs": m,
+                          "latency_ms": lat, "primary_value": q, "higher_is_better": False, "seed": 0,
+                          "profile": "quick", "method": ""} for t, f, s, m, lat, q in specs])
+
+
+def test_pareto_front_and_headline():
+    rows = _rows([("teacher", "baseline", 100, 100, 1.0, 10.0), ("a", "pruning", 50, 50, 1.0, 11.0),
+                  ("b", "precision", 25, 100, 1.0, 10.5), ("c", "pruning+precision", 10, 50, 1.0, 10.9),
+                  ("d", "encoding", 30, 100, 1.0, 20.0)])
+    front = ex.pareto_front(rows, "stored_bytes")
+    assert list(front["technique"]) == ["c", "b", "teacher"]
+    hit = ex.headline(rows, "b", "stored_bytes", target_x=10)
+    assert hit["met"] and hit["best_technique"] == "c" and hit["best_x"] == pytest.approx(10)
+    miss = ex.headline(rows, "b", "stored_bytes", target_x=60)
+    assert not miss["met"] and miss["best_technique"] == "c"
+
+
+def test_f3_follows_the_numbers():
+    better = _rows([("a", "pruning", 50, 50, 1, 11.0), ("c", "pruning+precision", 50, 50, 1, 9.0)])
+    assert combinations_beat_single(better).verdict == Verdict.SUPPORTED
+    worse = _rows([("a", "pruning", 50, 50, 1, 9.0), ("c", "pruning+precision", 50, 50, 1, 11.0)])
+    assert combinations_beat_single(worse).verdict == Verdict.CONTRADICTED
+    reach = _rows([("a", "pruning", 50, 50, 1, 9.0), ("c", "pruning+precision", 5, 5, 1, 30.0)])
+    check = combinations_beat_single(reach)
+    assert check.verdict == Verdict.SUPPORTED and set(check.evidence["outcome"]) == {"reach"}
+    assert combinations_beat_single(_rows([("a", "pruning", 1, 1, 1, 1.0)])).verdict == Verdict.NOT_TESTABLE
+
+
+def test_f4_measured_follows_the_numbers():
+    faster = _rows([("teacher", "baseline", 100, 100, 2.0, 10.0), ("q", "precision", 25, 100, 1.0, 10.0)])
+    assert bytes_pay_where_memory_bound(faster).verdict == Verdict.SUPPORTED
+    slower = _rows([("teacher", "baseline", 100, 100, 1.0, 10.0), ("q", "precision", 25, 100, 2.0, 10.0)])
+    assert bytes_pay_where_memory_bound(slower).verdict == Verdict.CONTRADICTED
+    fewer_macs = _rows([("teacher", "baseline", 100, 100, 2.0, 10.0), ("p", "pruning", 25, 50, 1.0, 10.0)])
+    assert bytes_pay_where_memory_bound(fewer_macs).verdict == Verdict.NOT_TESTABLE
+
+
+def test_roofline_and_real_size_costs(toy):
+    bench, g, _ = toy
+    table = ex.roofline({"toy": g}, bench, (1, 4), profile="quick", device="cpu")
+    assert list(table["batch"]) == [1, 4] and (table["flops"] > 0).all()
+    assert set(table["regime"]) <= {"launch-bound", "memory-bound", "compute-bound"}
+    costs = ex.real_size_costs({"toy": (g, bench.example_input(1))}, {"channels 50%": ChannelPruneConfig(0.5)},
+                               latency_batches=(1,), latency_of=(), device="cpu")
+    assert list(costs["name"]) == ["uncompressed", "channels 50%"]
+    assert costs["params_x"].iloc[1] > 1.5 and "latency_ms_b1" in costs and pd.isna(costs["latency_ms_b1"].iloc[1])
