@@ -48,6 +48,7 @@ class ProfileSettings:
     seeds: int  # how many seeds the family notebooks repeat each arm over (the spread of a verdict)
     student_widths: tuple[float, ...]  # distillation students, as fractions of the teacher's width
     lottery_steps: int  # training steps per lottery-ticket round on the toy
+    total_budget_widths: tuple[float, ...] | None = None  # widths of 02's equal-total-budget arm (None: all)
 
 
 PROFILE_SETTINGS = {
@@ -55,11 +56,13 @@ PROFILE_SETTINGS = {
         teacher_steps={"gaussians-mlp": 1500, "mnist-dcgan": 900, "edges2digits-resnet": 200},
         finetune_steps=40, eval_samples=500, inception_samples=32, classifier_steps=400,
         latency_warmup=2, latency_repeats=5, seeds=1, student_widths=(0.5,), lottery_steps=500,
+        total_budget_widths=(0.5,),
     ),
     "full": ProfileSettings(
         teacher_steps={"gaussians-mlp": 5000, "mnist-dcgan": 3000, "edges2digits-resnet": 2000},
         finetune_steps=500, eval_samples=1000, inception_samples=1000, classifier_steps=2000,
         latency_warmup=5, latency_repeats=30, seeds=3, student_widths=(0.25, 0.5), lottery_steps=1000,
+        total_budget_widths=(0.25, 0.5),
     ),
 }
 
