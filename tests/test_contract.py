@@ -33,6 +33,9 @@ CASES = {
     C.ChannelPruneConfig: (C.ChannelPruneConfig(ratio=0.5), tuple(GENERATORS),
                            [({"ratio": -0.1}, "ratio"), ({"criterion": "l3"}, "'l3'")]),
     C.StudentConfig: (C.StudentConfig(width=0.5), tuple(GENERATORS), [({"width": 0.0}, "width")]),
+    C.EncodeConfig: (C.EncodeConfig(bits=4, coder="huffman"), tuple(GENERATORS),
+                     [({"bits": 9}, "bits must be an integer >= 1 and <= 8, got 9"), ({"coder": "lzw"}, "'lzw'"),
+                      ({"init": "kmeans++"}, "'kmeans++'")]),
 }
 
 

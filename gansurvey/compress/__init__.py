@@ -4,7 +4,9 @@ are its family names. Every config is a frozen, versioned :class:`CompressConfig
 
 Pruning: ``pruning`` (the ``prune`` verb, magnitude pruning, lottery ticket), ``channels`` (structured channel
 pruning) and ``sparse`` (masks and the sparse storage format). Distillation: ``distillation`` (the ``distill``
-verb, students, output/feature/adversarial/perceptual terms).
+verb, students, output/feature/adversarial/perceptual terms). Encoding: ``encoding`` (the ``encode`` verb, k-means
+weight sharing, codebook layers whose state is an entropy-coded bitstream) and ``entropy`` (Huffman, ANS and
+range coders).
 """
 
 from gansurvey.compress.base import (
@@ -28,6 +30,19 @@ from gansurvey.compress.distillation import (
     feature_pairs,
     make_student,
     remove_feature_hooks,
+)
+from gansurvey.compress.encoding import (
+    CodebookConv2d,
+    CodebookConvTranspose2d,
+    CodebookLinear,
+    EncodeConfig,
+    codebook_layers,
+    decode,
+    deserialize,
+    encode,
+    encoding_report,
+    kmeans_codebook,
+    serialize,
 )
 from gansurvey.compress.pruning import (
     LotteryResult,
@@ -61,4 +76,6 @@ __all__ = [
     "distill", "distillation_losses", "feature_pairs", "kept_channels", "lottery_ticket", "magnitude_prune",
     "make_student", "masks", "prunable_layers", "prune", "prune_channels", "random_reinit",
     "remove_feature_hooks", "rewind", "sparsity", "sparsity_report", "to_sparse_storage",
+    "CodebookConv2d", "CodebookConvTranspose2d", "CodebookLinear", "EncodeConfig", "codebook_layers", "decode",
+    "deserialize", "encode", "encoding_report", "kmeans_codebook", "serialize",
 ]

@@ -1,0 +1,292 @@
+"""Encoding: weight sharing, entropy coders and the bitstream layers (bit-exact round trips, damage, bad input)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gansurvey import models
+from gansurvey.checks import GanSurveyError
+from gansurvey.compress import (
+    CodebookConv2d,
+    CodebookConvTranspose2d,
+    CodebookLinear,
+    EncodeConfig,
+    MagnitudePruneConfig,
+    codebook_layers,
+    compress,
+    decode,
+    deserialize,
+    encode,
+    encoding_report,
+    kmeans_codebook,
+    prune,
+    serialize,
+    sparsity,
+    to_sparse_storage,
+)
+from gansurvey.compress.encoding import decode_stream
+from gansurvey.compress.entropy import CODERS, decode_symbols, encode_symbols, entropy_bits, huffman_code_lengths
+from gansurvey.metrics.cost import count_params, stored_bytes
+from gansurvey.nn import is_compressed
+
+
+def _gaussian_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Bell-shaped weights, as trained ones are (the default initialisation is uniform)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    return model
+
+
+class DCGAN64(nn.Module):
+    """The published DCGAN generator for 64x64 images, written in plain torch (not built by the package)."""
+
+    def __init__(self, nz: int = 16, ngf: int = 8) -> None:
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf, 3, 4, 2, 1, bias=False), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z)
+
+
+class CycleGANStyle(nn.Module):
+    """A CycleGAN-style ResNet generator in plain torch: reflection padding mode, InstanceNorm, a residual block,
+    transposed convolutions with output padding."""
+
+    def __init__(self, ngf: int = 8) -> None:
+        super().__init__()
+        self.down = nn.Sequential(
+            nn.Conv2d(3, ngf, 7, padding=3, padding_mode="reflect"), nn.InstanceNorm2d(ngf), nn.ReLU(True),
+            nn.Conv2d(ngf, ngf * 2, 3, 2, 1), nn.InstanceNorm2d(ngf * 2), nn.ReLU(True))
+        self.block = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(ngf * 2, ngf * 2, 3), nn.ReLU(True))
+        self.up = nn.Sequential(nn.ConvTranspose2d(ngf * 2, ngf, 3, 2, 1, output_padding=1), nn.ReLU(True),
+                                nn.Conv2d(ngf, 3, 7, padding=3, padding_mode="reflect"), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.down(x)
+        return self.up(h + self.block(h))
+
+
+PACKAGE = {
+    "mlp": (lambda: models.MLPGenerator(hidden=32, depth=2), None),
+    "dcgan": (lambda: models.DCGANGenerator(base=8), None),
+    "resnet": (lambda: models.ResNetGenerator(ngf=8, blocks=1), (2, 1, 16, 16)),
+    "dcgan64": (lambda: DCGAN64(), (2, 16, 1, 1)),
+    "cyclegan": (lambda: CycleGANStyle(), (2, 3, 16, 16)),
+}
+
+
+def _input(name: str, model: nn.Module) -> torch.Tensor:
+    shape = PACKAGE[name][1]
+    if shape is None:
+        return model.sample_inputs(2, torch.Generator().manual_seed(1))
+    return torch.randn(shape, generator=torch.Generator().manual_seed(1))
+
+
+# ---------------------------------------------------------------- entropy coders
+
+
+@pytest.mark.parametrize("coder", CODERS)
+def test_coders_round_trip_bit_exactly(coder):
+    rng = np.random.default_rng(0)
+    for alphabet in (1, 2, 16, 256):
+        for n in (0, 1, 7, 5000):
+            symbols = rng.choice(alphabet, size=n, p=rng.dirichlet(np.full(alphabet, 0.3)))
+            data = encode_symbols(symbols, alphabet, coder)
+            assert np.array_equal(decode_symbols(data, n, alphabet, coder), symbols)
+
+
+def test_coders_approach_the_entropy():
+    rng = np.random.default_rng(1)
+    p = np.array([0.6, 0.2, 0.1, 0.05, 0.05])
+    symbols = rng.choice(5, size=20000, p=p)
+    h = entropy_bits(np.bincount(symbols))
+    bits = {c: 8 * len(encode_symbols(symbols, 5, c)) / len(symbols) for c in CODERS}
+    assert h <= bits["ans"] < h + 0.02 and h <= bits["arithmetic"] < h + 0.02
+    assert h <= bits["huffman"] < h + 0.2  # Huffman: within one bit, here much closer
+    # Huffman cannot go below one bit per symbol; ANS can
+    skewed = (rng.random(20000) < 0.02).astype(int)
+    assert len(encode_symbols(skewed, 2, "huffman")) * 8 >= 20000 > 8 * len(encode_symbols(skewed, 2, "ans")) * 4
+
+
+def test_huffman_lengths_are_limited_and_optimal_on_a_textbook_case():
+    assert huffman_code_lengths(np.array([45, 13, 12, 16, 9, 5])).tolist() == [1, 3, 3, 3, 4, 4]
+    fibonacci = [1, 1]
+    while len(fibonacci) < 30:
+        fibonacci.append(fibonacci[-1] + fibonacci[-2])  # an optimal code 29 bits deep
+    lengths = huffman_code_lengths(np.array(fibonacci))
+    assert lengths.max() <= 16 and np.sum(2.0 ** -lengths) <= 1  # limited, and still a prefix code
+
+
+# ---------------------------------------------------------------- weight sharing
+
+
+def test_kmeans_inits_and_uniform_baseline():
+    values = np.random.default_rng(0).normal(size=5000)
+    for init in ("linear", "density", "random"):
+        codebook, idx = kmeans_codebook(values, 3, init, 30, np.random.default_rng(0))
+        assert codebook.dtype == np.float32 and len(codebook) == 8 and np.all(np.diff(codebook) >= 0)
+        err = np.abs(values.astype(np.float32) - codebook[idx])
+        assert np.all(err <= np.abs(values.astype(np.float32)[:, None] - codebook[None]).min(1) + 1e-7)
+    uniform, _ = kmeans_codebook(values, 3, "linear", 0)
+    assert np.allclose(np.diff(uniform), np.diff(uniform)[0], rtol=1e-4)  # iterations=0: uniform quantization
+    kmeans, kidx = kmeans_codebook(values, 3, "linear", 30)
+    uidx = kmeans_codebook(values, 3, "linear", 0)[1]
+    assert np.mean((values - kmeans[kidx]) ** 2) < np.mean((values - uniform[uidx]) ** 2)
+
+
+@pytest.mark.parametrize("coder", [None, "huffman", "ans"])
+def test_every_bit_width_round_trips_bit_exactly(coder):
+    torch.manual_seed(0)
+    model = _gaussian_(nn.Sequential(nn.Linear(24, 40), nn.ReLU(), nn.Conv2d(3, 12, 3), nn.ConvTranspose2d(12, 4, 4)))
+    for bits in range(1, 9):
+        enc = encode(model, EncodeConfig(bits=bits, coder=coder))
+        for name, layer in codebook_layers(enc).items():
+            original = dict(model.named_modules())[name].weight.detach().flatten().numpy()
+            codebook, idx = kmeans_codebook(original, bits, "linear", 20)
+            assert torch.equal(layer.dense_weight().flatten(), torch.from_numpy(codebook[idx]))  # the shared weights
+            decoded = decode_stream(layer.stream)
+            assert decoded.bits == bits and decoded.coder in (coder, None) and np.array_equal(decoded.indices, idx)
+            assert layer.distinct_weights() <= 2**bits
+        # through bytes: a template encoded differently adopts the streams and decodes the same weights
+        template = encode(model, EncodeConfig(bits=1, coder="ans"))
+        back = deserialize(template, serialize(enc))
+        for name, layer in codebook_layers(back).items():
+            assert torch.equal(layer.dense_weight(), codebook_layers(enc)[name].dense_weight())
+        assert all(torch.equal(a, b) for a, b in zip(decode(back).state_dict().values(),
+                                                     decode(enc).state_dict().values(), strict=True))
+
+
+def test_stored_bytes_fall_to_one_eighth_and_below_with_a_coder():
+    torch.manual_seed(0)
+    g = _gaussian_(models.DCGANGenerator(base=32)).eval()
+    dense = stored_bytes(g)
+    packed = stored_bytes(encode(g, EncodeConfig(bits=4, coder=None)))
+    for coder in CODERS:
+        enc = encode(g, EncodeConfig(bits=4, coder=coder))
+        assert stored_bytes(enc) == len(serialize(enc))
+        report = encoding_report(enc)
+        # bell-shaped weights on a linear grid: code entropy below 4 bits, and the coded stream follows it
+        assert (report["code_entropy"] < 3.9).all()
+        # the weights: 4-bit codes plus, per layer, a 16-entry codebook, a 28-byte header and the coder's own table
+        weights = int(report["weights"].sum())
+        assert (report["stream_bytes"] + report["codebook_bytes"]).sum() <= weights / 2 + len(report) * 120
+        # the file: about one eighth (BatchNorm, biases and torch.save's own records stay), less with a coder
+        assert stored_bytes(enc) < packed <= dense / 8 * 1.06, (coder, stored_bytes(enc), packed, dense)
+    # uniform weights (entropy ~4 bits): still about one eighth
+    u = models.DCGANGenerator(base=32).eval()
+    assert stored_bytes(encode(u, EncodeConfig(bits=4, coder="huffman"))) <= stored_bytes(u) / 8 * 1.08
+    assert count_params(encode(g, EncodeConfig(bits=4))) == count_params(g)
+
+
+# ---------------------------------------------------------------- damage
+
+
+def test_corrupted_or_truncated_streams_raise_never_wrong_weights():
+    torch.manual_seed(0)
+    model = _gaussian_(nn.Sequential(nn.Linear(32, 32)))
+    for coder in (None, "huffman", "ans", "arithmetic"):
+        enc = encode(model, EncodeConfig(bits=3, coder=coder))
+        state = enc.state_dict()
+        stream = state["0.stream"]
+        for position in (0, 5, 20, 27, 28, len(stream) // 2, len(stream) - 1):
+            bad = {**state, "0.stream": stream.clone()}
+            bad["0.stream"][position] ^= 0x5A
+            with pytest.raises(GanSurveyError, match=r"corrupted\)? encoded weights in 0\.stream"):
+                encode(model, EncodeConfig(bits=3, coder=coder)).load_state_dict(bad)
+        for length in (0, 10, 28, len(stream) - 1):
+            with pytest.raises(GanSurveyError, match=r"truncated (\(or corrupted\) )?encoded weights in 0\.stream"):
+                encode(model, EncodeConfig(bits=3)).load_state_dict({**state, "0.stream": stream[:length].clone()})
+    with pytest.raises(GanSurveyError, match="cannot read the serialized model"):
+        deserialize(enc, serialize(enc)[:100])
+
+
+# ---------------------------------------------------------------- any generator, kernels, pruning
+
+
+@pytest.mark.parametrize("name", list(PACKAGE))
+def test_encodes_any_generator_and_runs_through_the_kernels(name):
+    torch.manual_seed(0)
+    model = PACKAGE[name][0]().eval()
+    x = _input(name, model)
+    enc = encode(model, EncodeConfig(bits=4, coder="huffman"))
+    layers = codebook_layers(enc)
+    plain = [m for m in model.modules() if type(m) in (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)]
+    assert len(layers) == len(plain) and all(is_compressed(m) for m in layers.values())
+    assert any(isinstance(m, (CodebookLinear, CodebookConv2d, CodebookConvTranspose2d)) for m in layers.values())
+    with torch.no_grad():
+        y, ref = enc(x), decode(enc)(x)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)  # the LUT kernel path == the decoded dense weights
+    assert y.shape == model(x).shape
+    with torch.enable_grad():  # the float path (autograd) agrees too
+        torch.testing.assert_close(enc(x), ref, rtol=1e-5, atol=1e-5)
+    report = encoding_report(enc)  # 4-bit codes, a 16-entry codebook and a header per layer, at most
+    assert (report["stream_bytes"] + report["codebook_bytes"]).sum() <= report["weights"].sum() / 2 + len(report) * 120
+
+
+@pytest.mark.parametrize("storage", ["masked", "sparse"])
+def test_chains_with_magnitude_pruning_zeros_stay_exact(storage):
+    torch.manual_seed(0)
+    g = _gaussian_(models.DCGANGenerator(base=16)).eval()
+    pruned = prune(g, MagnitudePruneConfig(sparsity=0.9))
+    pruned = to_sparse_storage(pruned) if storage == "sparse" else pruned
+    x = g.sample_inputs(2, torch.Generator().manual_seed(1))
+    sizes = {}
+    for coder in (None, "huffman", "ans"):
+        enc = compress(pruned, EncodeConfig(bits=4, coder=coder))
+        assert [c["type"] for c in enc.compression] == ["MagnitudePruneConfig", "EncodeConfig"]
+        for name, layer in codebook_layers(enc).items():
+            before = dict(pruned.named_modules())[name].weight.detach()
+            after = layer.dense_weight()
+            assert torch.equal(after == 0, before == 0) and layer.has_positions
+            assert layer.distinct_weights() <= 2**4 + 1
+        assert sparsity(enc) == pytest.approx(sparsity(pruned))
+        with torch.no_grad():
+            torch.testing.assert_close(enc(x), decode(enc)(x), rtol=1e-5, atol=1e-5)
+        sizes[coder] = stored_bytes(enc)
+    # coding the positions as relative offsets beats the sparse format's bitmap, and codes beat packed indices
+    assert sizes["ans"] < sizes["huffman"] < sizes[None] < stored_bytes(to_sparse_storage(prune(
+        g, MagnitudePruneConfig(0.9)))) / 2
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_bad_configs_name_the_value_and_what_is_allowed():
+    for bits in (0, 9, -1):
+        with pytest.raises(GanSurveyError, match=rf"bits must be an integer >= 1 and <= 8, got {bits}"):
+            EncodeConfig(bits=bits)
+    with pytest.raises(GanSurveyError, match=r"bits must be an integer, got 2.5"):
+        EncodeConfig(bits=2.5)
+    with pytest.raises(GanSurveyError, match=r"unknown entropy coder 'lzw'; allowed: None .*'huffman', 'ans'"):
+        EncodeConfig(coder="lzw")
+    with pytest.raises(GanSurveyError, match=r"unknown codebook initialisation 'kmeans\+\+'; allowed: 'linear'"):
+        EncodeConfig(init="kmeans++")
+    with pytest.raises(GanSurveyError, match=r"layer '0' has 4 weights, fewer than the 8 centroids of a 3-bit "
+                                             r"codebook; allowed: bits <= 2"):
+        encode(nn.Sequential(nn.Linear(2, 2)), EncodeConfig(bits=3))
+    with pytest.raises(GanSurveyError, match=r"layer 'nope' is not a prunable layer .*allowed: '0'"):
+        encode(nn.Sequential(nn.Linear(4, 4)), EncodeConfig(bits=1, layers=("nope",)))
+    with pytest.raises(GanSurveyError, match="encode needs a encode config, got MagnitudePruneConfig"):
+        encode(nn.Sequential(nn.Linear(4, 4)), MagnitudePruneConfig(0.5))
+
+
+def test_state_is_the_bitstream():
+    enc = encode(_gaussian_(nn.Sequential(nn.Linear(64, 64))), EncodeConfig(bits=2, coder="ans"))
+    state = enc.state_dict()
+    assert set(state) == {"0.stream", "0.codebook", "0.bias"}
+    assert state["0.stream"].dtype == torch.uint8 and state["0.codebook"].shape == (4,)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    assert buffer.getbuffer().nbytes == stored_bytes(enc)
