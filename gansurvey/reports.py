@@ -55,7 +55,9 @@ def reduction_table(records: pd.DataFrame, baseline: str = "teacher", device: st
                                  f"{', '.join(map(repr, group['technique'].unique()))}")
         base = base.iloc[0]
         for _, r in group.iterrows():
-            row = {"benchmark": bench, "technique": r["technique"], "settings": r["settings"]}
+            row = {"benchmark": bench, "technique": r["technique"], "family": r["family"],
+                   "method": r.get("method"), "stage": stage_of(r["technique"], r["family"], r["settings"]),
+                   "settings": r["settings"]}
             for column, name in RATIO_COLUMNS.items():
                 row[name] = base[column] / r[column] if r[column] else float("nan")
             row["latency_ms"] = r["latency_ms"]
@@ -96,6 +98,21 @@ def stage_of(technique: str, family: str, settings: Any) -> str:
     if flag is False or (flag is None and str(technique).endswith(NO_FINETUNE)):
         return "no fine-tuning"
     return "trained"
+
+
+def with_settings(records: pd.DataFrame, keys: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    """``records`` with the named settings as columns of their own (missing ones empty) and a ``stage`` column
+    (:func:`stage_of`), so tables and plots group by columns instead of parsing labels.
+
+    Example:
+        >>> with_settings(frame, ["variant", "budget"]).groupby(["family", "variant", "budget"])  # doctest: +SKIP
+    """
+    out = records.copy()
+    parsed = [_settings(v) for v in out["settings"]]
+    for key in keys:
+        out[key] = [p.get(key) for p in parsed]
+    out["stage"] = [stage_of(t, f, p) for t, f, p in zip(out["technique"], out["family"], parsed, strict=True)]
+    return out
 
 
 def arm_table(records: pd.DataFrame, baseline: str = "teacher", near_floor: float = NEAR_FLOOR) -> pd.DataFrame:
