@@ -295,3 +295,161 @@ def real_size_costs(generators: dict[str, tuple[nn.Module, torch.Tensor]],
                 row[f"{cost}_x"] = base[cost] / row[cost] if row[cost] else float("nan")
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------ the notebook's arms
+
+
+def single_family_arms(quick: bool = True) -> dict[str, list[Stage]]:
+    """One or two representative settings per family, each fine-tuned (or distilled) with the common budget
+    before any quantization or encoding (post-training for those two, as their notebooks' baselines)."""
+    from gansurvey.compress import (
+        ChannelPruneConfig,
+        EncodeConfig,
+        LowRankConfig,
+        MagnitudePruneConfig,
+        QuantConfig,
+        StudentConfig,
+    )
+
+    arms: dict[str, list[Stage]] = {
+        "channels 50%": [ChannelPruneConfig(0.5), Finetune()],
+        "magnitude 90%": [MagnitudePruneConfig(0.9), Finetune()],
+        "student w0.5 (output KD)": [StudentConfig(0.5), Distill("output")],
+        "svd rank 50%": [LowRankConfig("svd", rank=0.5), Finetune()],
+        "int4 per-channel": [QuantConfig(weight_bits=4)],
+        "shared 4-bit + huffman": [EncodeConfig(bits=4, coder="huffman")],
+    }
+    if not quick:
+        arms |= {
+            "channels 75%": [ChannelPruneConfig(0.75), Finetune()],
+            "tucker2 rank 25%": [LowRankConfig("tucker2", rank=0.25), Finetune()],
+            "int8 per-channel": [QuantConfig(weight_bits=8)],
+            "shared 2-bit + ans": [EncodeConfig(bits=2, coder="ans")],
+        }
+    return arms
+
+
+def pipeline_arms(quick: bool = True) -> dict[str, list[Stage]]:
+    """The combinations: Deep Compression's three stages, channel pruning with quantization or sharing, a
+    distilled student quantized (GAN Slimming's families), and longer chains in the full profile."""
+    from gansurvey.compress import ChannelPruneConfig, EncodeConfig, MagnitudePruneConfig, QuantConfig, StudentConfig
+
+    arms: dict[str, list[Stage]] = {
+        "magnitude 90% -> shared 4-bit + huffman": [MagnitudePruneConfig(0.9), Finetune(),
+                                                    EncodeConfig(bits=4, coder="huffman")],
+        "channels 50% -> magnitude 80% -> shared 3-bit + ans": [ChannelPruneConfig(0.5), Finetune(),
+                                                                MagnitudePruneConfig(0.8), Finetune(),
+                                                                EncodeConfig(bits=3, coder="ans")],
+        "channels 50% -> int4": [ChannelPruneConfig(0.5), Finetune(), QuantConfig(weight_bits=4)],
+        "student w0.5 -> int8": [StudentConfig(0.5), Distill("output"), QuantConfig(weight_bits=8)],
+    }
+    if not quick:
+        arms |= {
+            "channels 75% -> magnitude 80% -> shared 2-bit + ans": [ChannelPruneConfig(0.75), Finetune(),
+                                                                    MagnitudePruneConfig(0.8), Finetune(),
+                                                                    EncodeConfig(bits=2, coder="ans")],
+            "student w0.5 -> magnitude 80% -> shared 4-bit + huffman": [
+                StudentConfig(0.5), Distill("output"), MagnitudePruneConfig(0.8), Finetune(),
+                EncodeConfig(bits=4, coder="huffman")],
+        }
+    return arms
+
+
+def order_arms() -> dict[str, list[Stage]]:
+    """Orders compared at the same final settings: prune -> share against share -> prune (refused: shared
+    weights are bitstreams), channels before magnitude against after (refused), and distillation before or after
+    channel pruning at about the same final width."""
+    from gansurvey.compress import ChannelPruneConfig, EncodeConfig, MagnitudePruneConfig, StudentConfig
+
+    return {
+        "prune -> share": [MagnitudePruneConfig(0.8), Finetune(), EncodeConfig(bits=4, coder="ans")],
+        "share -> prune": [EncodeConfig(bits=4, coder="ans"), MagnitudePruneConfig(0.8), Finetune()],
+        "channels -> magnitude": [ChannelPruneConfig(0.5), Finetune(), MagnitudePruneConfig(0.5), Finetune()],
+        "magnitude -> channels": [MagnitudePruneConfig(0.5), Finetune(), ChannelPruneConfig(0.5), Finetune()],
+        "prune -> distill": [ChannelPruneConfig(0.5), Distill("output")],
+        "distill -> prune": [StudentConfig(0.75), Distill("output"), ChannelPruneConfig(1 / 3), Finetune()],
+    }
+
+
+def order_experiment(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
+                     orders: dict[str, Sequence[Stage]], **kwargs: Any) -> tuple[list[Measurement], pd.DataFrame]:
+    """Measure every order that can run; the others are listed with the reason the order check gives, found
+    before any training (so a refused order costs nothing)."""
+    runnable, refused = {}, []
+    for label, stages in orders.items():
+        try:
+            check_pipeline(stages, teacher)
+        except GanSurveyError as err:
+            refused.append({"order": label, "pipeline": describe(stages), "refused because": str(err)})
+            continue
+        runnable[label] = stages
+    return measure_pipelines(bench, teacher, discriminator, runnable, **kwargs), pd.DataFrame(refused)
+
+
+def stored_family_records(profile: str, benchmarks: Sequence[str]) -> pd.DataFrame:
+    """The records a regeneration of the family notebooks (01-05) wrote for ``profile``, trained arms only, for
+    the Pareto plots; empty when none were written (e.g. before the first ``make regenerate``)."""
+    from gansurvey.reports import with_settings
+    from gansurvey.results import ResultsStore
+
+    frame = ResultsStore(profile).load_all()
+    if frame.empty:
+        return frame
+    frame = frame[frame["notebook"].astype(str).str[:2].isin(["01", "02", "03", "04", "05"])
+                  & frame["benchmark"].isin(list(benchmarks))]
+    if frame.empty:
+        return frame
+    frame = with_settings(frame, [])
+    return frame[frame["stage"] == "trained"].drop(columns=["stage"])
+
+
+def all_arms(quick: bool = True) -> dict[str, list[Stage]]:
+    """Every labelled arm of the notebook (single families, pipelines, orders), to rebuild a record's model."""
+    return single_family_arms(quick) | pipeline_arms(quick) | order_arms()
+
+
+def best_forms(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, records: pd.DataFrame, *,
+               max_quality_loss: float = 0.10, profile: str = "quick", seed: int = 0,
+               device: str = "auto") -> dict[str, nn.Module]:
+    """The teacher and, among ``bench``'s arms within ``max_quality_loss`` of its quality, the one with the
+    fewest stored bytes and the one with the fewest MACs, rebuilt (same stages and seed) for timing."""
+    arms = all_arms(profile == "quick")
+    forms = {"teacher": teacher}
+    for cost in ("stored_bytes", "macs"):
+        best = headline(records, bench.name, cost, target_x=1.0, max_quality_loss=max_quality_loss)
+        label = best["best_technique"]
+        if label is not None and label in arms and label not in forms:
+            forms[label] = run_arm(bench, teacher, discriminator, arms[label], profile=profile, seed=seed,
+                                   device=device)
+    return forms
+
+
+def literature_generators(size: int = 256) -> dict[str, tuple[nn.Module, torch.Tensor]]:
+    """CycleGAN's ResNet-9 and pix2pix's U-Net-256 generators (published definitions, random weights, eval
+    mode) with a ``size`` x ``size`` RGB input: what the surveyed works compress, at their real size."""
+    from gansurvey.published import ResnetGenerator9, UnetGenerator256
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    return {"CycleGAN ResNet-9": (ResnetGenerator9().eval(), x), "pix2pix U-Net-256": (UnetGenerator256().eval(), x)}
+
+
+def real_size_configs(quick: bool = True) -> dict[str, CompressConfig | list[CompressConfig]]:
+    """One setting per family for the real-size generators (no training: costs only), and one pipeline.
+
+    The quick profile shares weights by uniform codebooks stored packed (k-means and entropy coding of tens of
+    millions of weights take minutes on a CPU); the full profile runs k-means and the ANS coder.
+    """
+    from gansurvey.compress import ChannelPruneConfig, EncodeConfig, LowRankConfig, MagnitudePruneConfig, QuantConfig
+
+    share = EncodeConfig(bits=4, coder=None, iterations=0) if quick else EncodeConfig(bits=4, coder="ans")
+    return {
+        "channels 50%": ChannelPruneConfig(0.5),
+        "magnitude 90%": MagnitudePruneConfig(0.9),
+        "svd rank 25%": LowRankConfig("svd", rank=0.25),
+        "int8 per-channel": QuantConfig(weight_bits=8),
+        "int4 per-channel": QuantConfig(weight_bits=4),
+        "shared 4-bit": share,
+        "channels 50% -> int4": [ChannelPruneConfig(0.5), QuantConfig(weight_bits=4)],
+    }

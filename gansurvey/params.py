@@ -133,6 +133,13 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "latency_batch": COMMON["latency_batch"],
         "records_to": COMMON["records_to"],
     },
+    "06_combinations": {
+        **{k: COMMON[k] for k in ("profile", "device", "seed", "benchmarks")},
+        "batch_sizes": Param("list", "roofline batch sizes (>= 1); None: the profile's", item="int", minimum=1,
+                             optional=True),
+        "real_size": Param("bool", "also cost CycleGAN ResNet-9 and pix2pix U-Net-256 at 256x256"),
+        "records_to": COMMON["records_to"],
+    },
     "07_survey_tables": {
         "profile": COMMON["profile"],
         "seed": COMMON["seed"],
