@@ -213,7 +213,9 @@ def scan_folder(root: str | os.PathLike) -> FolderData:
     elif layout == "pix2pix":
         _split_dir(root / "train", _PIX2PIX_HELP)
         test = _test_name(root)
-        _split_dir(root / test, f"{_PIX2PIX_HELP} (as the test split)")
+        if not (root / test).is_dir():
+            raise GanSurveyError(f"{root / 'test'}: missing folder; the pix2pix layout needs test/ (or val/) beside "
+                                 "train/ (each file A|B side by side)")
         train_a, test_a = _list_images(root / "train"), _list_images(root / test)
         sizes = _sizes(train_a + test_a)
         _check_one_size(sizes, "the pix2pix layout (A|B side by side)")
@@ -468,5 +470,7 @@ def step_loader(dataset: PairedFolder | UnpairedFolder, batch_size: int, steps: 
     check_number("num_workers", num_workers, minimum=0, integer=True)
     unpaired = dataset.sizes[1] if isinstance(dataset, UnpairedFolder) else None
     sampler = StepSampler(len(dataset), batch_size, steps, seed, start, unpaired)
+    # The loader's own generator: otherwise creating its iterator draws from torch's global generator, which
+    # would shift dropout after a resume (the global state is restored before the loader is made).
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
-                      persistent_workers=False)
+                      persistent_workers=False, generator=torch.Generator().manual_seed(seed))
