@@ -307,7 +307,8 @@ def _loop(run: _Run, step_fn: Callable[..., dict[str, torch.Tensor]], checkpoint
         for name, opt in run.opts.items():
             opt.load_state_dict(state["opts"][name])
         for name, scaler in scalers.items():
-            scaler.load_state_dict(state["scalers"][name])
+            if state["scalers"][name]:  # empty when saved by a disabled scaler (a CPU run)
+                scaler.load_state_dict(state["scalers"][name])
         for name, pool in run.pools.items():
             pool.load_state_dict(state["pools"][name], device)
         _set_rng_state(state["rng"])

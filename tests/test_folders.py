@@ -208,11 +208,11 @@ def test_benchmark_arguments_are_checked(tmp_path):
 # ------------------------------------------------------------------------------------------- train, resume
 
 
-def _pix2pix_run(root, steps, checkpoint=None, callback=None):
+def _pix2pix_run(root, steps, checkpoint=None, callback=None, amp=False):
     gs.seed_everything(0)
     g, d = UnetGenerator256(num_downs=6, width=WIDTH), NLayerPatchGAN(6, width=WIDTH)
     data = folders.PairedFolder(root, "train", SIZE, augment=True)
-    config = FolderTrainConfig(steps=steps, checkpoint_every=3, log_every=2, progress=False)
+    config = FolderTrainConfig(steps=steps, checkpoint_every=3, log_every=2, progress=False, amp=amp)
     history = train_pix2pix(g, d, data, config, checkpoint=checkpoint, callback=callback)
     return {"g": g.state_dict(), "d": d.state_dict()}, history
 
@@ -251,6 +251,13 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, kind):
     assert resumed_log == straight_log and [row["step"] for row in straight_log] == [2, 4, 6]
     with pytest.raises(GanSurveyError, match="checkpoint of another run"):
         run(root, 7, ckpt)
+
+
+def test_mixed_precision_is_cuda_only(tmp_path):
+    root = make_pix2pix(tmp_path / "data")
+    plain, _ = _pix2pix_run(root, 2)
+    asked, _ = _pix2pix_run(root, 2, amp=True)  # on a CPU the option is ignored
+    assert all(torch.equal(v, asked["g"][k]) for k, v in plain["g"].items())
 
 
 def test_image_pool_follows_the_published_rule():
