@@ -285,7 +285,7 @@ class Pix2PixFolderBenchmark(FolderBenchmark):
     """
 
     name = "pix2pix-folder"
-    family = "unet"
+    family = "unet256"
 
     def __init__(self, data_root: str | os.PathLike, size: int = 256, *, direction: str = "AtoB",
                  **options) -> None:

@@ -192,5 +192,5 @@ def build_discriminator(kind: str, **hparams) -> nn.Module:
     return DISCRIMINATORS[check_choice("discriminator family", kind, DISCRIMINATORS)](**hparams)
 
 
-# The published pix2pix/CycleGAN networks register themselves in GENERATORS/DISCRIMINATORS ("unet", "resnet9").
+# The published pix2pix/CycleGAN networks register themselves in GENERATORS/DISCRIMINATORS ("unet256", "resnet9").
 import gansurvey.published  # noqa: E402,F401

@@ -247,7 +247,7 @@ class NLayerPatchGAN(nn.Module):
 
 
 # Registered beside the small networks, so Benchmark.new_generator / new_discriminator build them by family.
-models.GENERATORS.setdefault("unet", UnetGenerator256)
+models.GENERATORS.setdefault("unet256", UnetGenerator256)
 models.GENERATORS.setdefault("resnet9", ResnetGenerator9)
-models.DISCRIMINATORS.setdefault("unet", NLayerPatchGAN)
+models.DISCRIMINATORS.setdefault("unet256", NLayerPatchGAN)
 models.DISCRIMINATORS.setdefault("resnet9", NLayerPatchGAN)

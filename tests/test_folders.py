@@ -81,7 +81,7 @@ def test_published_parameter_counts():
     assert count(ResnetGenerator9()) == PUBLISHED_PARAMS["resnet_9blocks"] == 11_378_179  # printed "11.378 M"
     assert count(NLayerPatchGAN(6, norm="batch")) == 2_768_705  # pix2pix's 70x70 PatchGAN, "2.769 M"
     assert count(NLayerPatchGAN(3, norm="instance")) == 2_764_737  # CycleGAN's, "2.765 M"
-    g = models.build_generator("unet", num_downs=6, width=WIDTH)
+    g = models.build_generator("unet256", num_downs=6, width=WIDTH)
     assert g(torch.zeros(1, 3, SIZE, SIZE)).shape == (1, 3, SIZE, SIZE)
     assert count(models.build_generator("resnet9", width=0.5)) < count(ResnetGenerator9()) / 3
     with pytest.raises(TypeError, match="fed with images"):
@@ -274,7 +274,7 @@ def test_image_pool_follows_the_published_rule():
 def test_pix2pix_folder_teacher_is_cached_and_measured(tmp_path, artifacts):
     bench = gs.get_benchmark("pix2pix-folder", data_root=make_paired(tmp_path / "q"), size=SIZE, steps=3,
                              width=WIDTH, num_workers=0)
-    assert (bench.primary_metric, bench.higher_is_better, bench.family) == ("fid", False, "unet")
+    assert (bench.primary_metric, bench.higher_is_better, bench.family) == ("fid", False, "unet256")
     g, d = bench.teacher("quick", progress=False, device="cpu")
     assert g.hparams["num_downs"] == 6 and g.hparams["width"] == WIDTH
     teachers = list((artifacts / "teachers").glob("*.pt"))
