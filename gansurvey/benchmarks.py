@@ -8,14 +8,16 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import torch
 from torch import nn
 
 from gansurvey import data, models, zoo
-from gansurvey.checks import check_choice, check_number
+from gansurvey.checks import GanSurveyError, check_choice, check_number
 from gansurvey.config import check_profile, resolve_device, seed_everything
 from gansurvey.metrics import classifier as clf
 from gansurvey.metrics.frechet import frechet_distance, frechet_from_stats, gaussian_stats
@@ -31,6 +33,8 @@ from gansurvey.metrics.quality import (
 from gansurvey.train import PairedTask, TrainConfig, UnconditionalTask, train_gan
 
 BENCHMARKS = ("gaussians-mlp", "mnist-dcgan", "edges2digits-resnet")
+#: Benchmarks on the user's own image folders (``get_benchmark(name, data_root=...)``; gansurvey.folder_benchmarks).
+FOLDER_BENCHMARKS = ("pix2pix-folder", "cyclegan-folder")
 EVAL_SEED_OFFSET = 10_000  # evaluation noise never coincides with training noise
 
 
@@ -305,6 +309,28 @@ def real_statistics(profile: str = "quick") -> tuple:
 _REGISTRY = {cls.name: cls for cls in (GaussiansBenchmark, MnistBenchmark, Edges2DigitsBenchmark)}
 
 
-def get_benchmark(name: str) -> Benchmark:
-    """The benchmark called ``name`` (one of :data:`BENCHMARKS`)."""
-    return _REGISTRY[check_choice("benchmark", name, BENCHMARKS)]()
+def get_benchmark(name: str, data_root: str | os.PathLike | None = None, size: int | None = None,
+                  **options: Any) -> Benchmark:
+    """The benchmark called ``name``: one of :data:`BENCHMARKS`, or of :data:`FOLDER_BENCHMARKS` with a data folder.
+
+    Args:
+        name: the benchmark's name.
+        data_root: the image folder of a folder benchmark (see :mod:`gansurvey.folders` for the layouts).
+        size: image side of a folder benchmark (default 256).
+        **options: further options of a folder benchmark (``steps``, ``direction``, ``amp``, ``num_workers``...).
+
+    Example:
+        >>> get_benchmark("pix2pix-folder", data_root="datasets/facades", size=256)  # doctest: +SKIP
+    """
+    check_choice("benchmark", name, BENCHMARKS + FOLDER_BENCHMARKS)
+    if name in FOLDER_BENCHMARKS:
+        if data_root is None:
+            raise GanSurveyError(f"benchmark {name!r} trains on your own image folder: pass data_root=<folder> "
+                                 "(layouts: pix2pix train/ + test/, paired A/ + B/, CycleGAN trainA/ trainB/ ...)")
+        from gansurvey.folder_benchmarks import FOLDER_REGISTRY
+
+        return FOLDER_REGISTRY[name](data_root, 256 if size is None else size, **options)
+    if data_root is not None or size is not None or options:
+        raise GanSurveyError(f"benchmark {name!r} is built in: data_root, size and other options apply only to "
+                             f"{', '.join(map(repr, FOLDER_BENCHMARKS))}")
+    return _REGISTRY[name]()

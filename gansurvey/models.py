@@ -190,3 +190,7 @@ def build_generator(kind: str, **hparams) -> Generator:
 
 def build_discriminator(kind: str, **hparams) -> nn.Module:
     return DISCRIMINATORS[check_choice("discriminator architecture", kind, DISCRIMINATORS)](**hparams)
+
+
+# The published pix2pix/CycleGAN networks register themselves in GENERATORS/DISCRIMINATORS ("unet256", "resnet9").
+import gansurvey.published  # noqa: E402,F401
