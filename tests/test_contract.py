@@ -36,6 +36,10 @@ CASES = {
     C.EncodeConfig: (C.EncodeConfig(bits=4, coder="huffman"), tuple(GENERATORS),
                      [({"bits": 9}, "bits must be an integer >= 1 and <= 8, got 9"), ({"coder": "lzw"}, "'lzw'"),
                       ({"init": "kmeans++"}, "'kmeans++'")]),
+    C.QuantConfig: (C.QuantConfig(weight_bits=4, granularity="per-channel"), tuple(GENERATORS),
+                    [({"weight_bits": 5}, "unsupported weight_bits 5; allowed: 8, 6, 4, 3, 2, 1"),
+                     ({"granularity": "per-row"}, "'per-row'"), ({"rounding": "adaround"}, "'adaround'"),
+                     ({"activation_bits": 4}, "activation_bits 4")]),
 }
 
 

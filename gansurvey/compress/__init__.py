@@ -4,9 +4,11 @@ are its family names. Every config is a frozen, versioned :class:`CompressConfig
 
 Pruning: ``pruning`` (the ``prune`` verb, magnitude pruning, lottery ticket), ``channels`` (structured channel
 pruning) and ``sparse`` (masks and the sparse storage format). Distillation: ``distillation`` (the ``distill``
-verb, students, output/feature/adversarial/perceptual terms). Encoding: ``encoding`` (the ``encode`` verb, k-means
-weight sharing, codebook layers whose state is an entropy-coded bitstream) and ``entropy`` (Huffman, ANS and
-range coders).
+verb, students, output/feature/adversarial/perceptual terms). Precision: ``precision`` (the ``quantize`` verb,
+``QuantConfig``, quantization-aware training, mixed precision, integer engines) and ``quantized_layers`` (the
+packed layers and the quantizer arithmetic). Encoding: ``encoding`` (the ``encode`` verb, k-means weight
+sharing, codebook layers whose state is an entropy-coded bitstream) and ``entropy`` (Huffman, ANS and range
+coders).
 """
 
 from gansurvey.compress.base import (
@@ -44,6 +46,18 @@ from gansurvey.compress.encoding import (
     kmeans_codebook,
     serialize,
 )
+from gansurvey.compress.precision import (
+    QuantConfig,
+    allocate_bits,
+    convert_qat,
+    layer_sensitivity,
+    output_sqnr,
+    prepare_qat,
+    quantize,
+    quantized_bytes,
+    sqnr_db,
+    to_integer_engine,
+)
 from gansurvey.compress.pruning import (
     LotteryResult,
     MagnitudePruneConfig,
@@ -53,6 +67,13 @@ from gansurvey.compress.pruning import (
     prune,
     random_reinit,
     rewind,
+)
+from gansurvey.compress.quantized_layers import (
+    FakeQuantLayer,
+    QuantizedConv2d,
+    QuantizedConvTranspose2d,
+    QuantizedLayer,
+    QuantizedLinear,
 )
 from gansurvey.compress.sparse import (
     SparseConv2d,
@@ -76,6 +97,9 @@ __all__ = [
     "distill", "distillation_losses", "feature_pairs", "kept_channels", "lottery_ticket", "magnitude_prune",
     "make_student", "masks", "prunable_layers", "prune", "prune_channels", "random_reinit",
     "remove_feature_hooks", "rewind", "sparsity", "sparsity_report", "to_sparse_storage",
+    "FakeQuantLayer", "QuantConfig", "QuantizedConv2d", "QuantizedConvTranspose2d", "QuantizedLayer",
+    "QuantizedLinear", "allocate_bits", "convert_qat", "layer_sensitivity", "output_sqnr", "prepare_qat",
+    "quantize", "quantized_bytes", "sqnr_db", "to_integer_engine",
     "CodebookConv2d", "CodebookConvTranspose2d", "CodebookLinear", "EncodeConfig", "codebook_layers", "decode",
     "deserialize", "encode", "encoding_report", "kmeans_codebook", "serialize",
 ]
