@@ -471,3 +471,369 @@ def _lt_summary(check: Check) -> str:
     parts += [f"Note: {n}." for n in check.notes]
     return " ".join(parts)
 
+
+
+# ----------------------------------------------------------------------------------------- encoding (05_encoding)
+
+
+def _settings_of(value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return dict(value)
+    try:
+        parsed = json.loads(value) if isinstance(value, str) and value.strip() else {}
+    except ValueError:
+        parsed = {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _encoding_rows(records: pd.DataFrame) -> pd.DataFrame:
+    rows = _check_records(records)
+    parsed = rows["settings"].map(_settings_of)
+    for key in ("bits", "quantizer", "trained"):
+        rows[key] = parsed.map(lambda s, k=key: s.get(k))
+    rows["stored_bytes"] = pd.to_numeric(rows.get("stored_bytes"), errors="coerce")
+    return rows
+
+
+def _quality(group: pd.DataFrame, bench: str) -> tuple[bool, str]:
+    metric = str(group["primary_metric"].iloc[0])
+    return _direction(_configurations(group), bench, metric), metric
+
+
+def _relative_loss(value: float, teacher: float, higher: bool) -> float:
+    """How much worse than the teacher, relative (positive = worse)."""
+    return ((teacher - value) if higher else (value - teacher)) / max(abs(teacher), 1e-12)
+
+
+def bits_needed(records: pd.DataFrame, tolerance: float = 0.10, reference_bits: int = 4, teacher: str = "teacher",
+                quantizer: str = "k-means", profile: str | None = None) -> Check:
+    """EB: how many bits per weight a GAN generator's shared weights need before quality falls.
+
+    Per benchmark, the fewest ``bits`` whose post-training ``quantizer`` sharing (records with ``settings``
+    ``bits``, ``quantizer`` and ``trained`` false) keeps the mean quality (over seeds) within ``tolerance``
+    (relative) of the teacher's. Deep Compression kept classifiers' accuracy with 4-bit (convolutions) and 2-bit
+    (fully connected) shared weights (Han et al. 2016); the claim checked is that a generator needs no more
+    than ``reference_bits``: supported when it holds, contradicted when more bits (or none tried) are needed.
+
+    Args:
+        records: the records of the bits sweep and the teacher (``technique == teacher``).
+        tolerance: relative quality loss allowed (0.10 = 10% worse FID).
+        reference_bits: the classifier figure compared with.
+        teacher: the teacher's technique label.
+        quantizer: ``k-means`` (weight sharing) or ``uniform``.
+        profile: the records' profile; ``None`` reads it.
+
+    Example:
+        >>> bits_needed(records_frame(sweep_records + [teacher_record])).verdict  # doctest: +SKIP
+    """
+    check_number("tolerance", tolerance, minimum=0)
+    check_number("reference_bits", reference_bits, minimum=1, maximum=8, integer=True)
+    rows = _encoding_rows(records)
+    verdicts, table = {}, []
+    for bench, group in rows.groupby("benchmark", sort=False):
+        base = group[group["technique"] == teacher]["primary_value"]
+        sweep = group[(group["quantizer"] == quantizer) & (group["trained"].map(_as_bool) != True)  # noqa: E712
+                      & group["bits"].notna()]
+        if base.empty or sweep.empty:
+            verdicts[bench] = UNTESTABLE
+            continue
+        higher, metric = _quality(group, bench)
+        per_bits = sweep.groupby("bits")["primary_value"].agg(["mean", "std", "count"]).sort_index()
+        losses = {int(b): _relative_loss(r["mean"], float(base.mean()), higher) for b, r in per_bits.iterrows()}
+        # the fewest bits from which every larger width tried also stays within tolerance
+        needed = next((b for b in sorted(losses) if all(losses[c] <= tolerance for c in losses if c >= b)), None)
+        verdicts[bench] = SUPPORTED if needed is not None and needed <= reference_bits else CONTRADICTED
+        for b, r in per_bits.iterrows():
+            table.append(dict(benchmark=bench, metric=metric, bits=int(b), teacher=float(base.mean()),
+                              mean=float(r["mean"]), spread=float(r["std"]) if r["count"] > 1 else 0.0,
+                              seeds=int(r["count"]), relative_loss=losses[int(b)],
+                              within_tolerance=losses[int(b)] <= tolerance, bits_needed=needed,
+                              verdict=verdicts[bench]))
+    seeds = int(min((r["seeds"] for r in table), default=0))
+    check = Check("EB", f"A GAN generator keeps its quality with {reference_bits}-bit shared weights or fewer, as "
+                  "classifiers do under Deep Compression (Han et al. 2016).", combine(verdicts.values()), "",
+                  pd.DataFrame(table), verdicts, seed_note(seeds, _profile_of(rows, profile)) if seeds else [],
+                  {"tolerance": tolerance, "reference_bits": reference_bits, "quantizer": quantizer},
+                  source="measured", basis="this project's reading", seeds=seeds or None)
+    parts = []
+    for bench, part in check.evidence.groupby("benchmark", sort=False) if len(check.evidence) else []:
+        needed = part["bits_needed"].iloc[0]
+        cells = ", ".join(f"{r.bits} bits {r.mean:.4g}" + (f" ± {r.spread:.2g}" if r.seeds > 1 else "")
+                          for r in part.itertuples())
+        parts.append(f"{bench} ({part['metric'].iloc[0]}, teacher {part['teacher'].iloc[0]:.4g}): {cells}; "
+                     + (f"{int(needed)} bits are enough" if pd.notna(needed) else "no width tried is enough")
+                     + f" ({check.verdicts[bench]}).")
+    parts.append(f"Enough means within {tolerance:.0%} of the teacher, for that width and every wider one tried.")
+    parts += [f"Note: {n}." for n in check.notes]
+    check.summary = " ".join(parts)
+    return check
+
+
+def trained_beats_post_sharing(records: pd.DataFrame, profile: str | None = None) -> Check:
+    """ES: fine-tuning the shared centroids (trained sharing) beats post-training sharing at the same bits.
+
+    Records carry ``settings`` ``bits`` and ``trained`` (true/false). Per benchmark and bits, the mean quality
+    over seeds of each arm; an arm wins when its mean is better by more than the larger of the two spreads
+    (sample standard deviations; 0 with one seed). Supported when trained sharing wins everywhere, contradicted
+    when post-training sharing wins everywhere or the two tie everywhere, mixed otherwise.
+
+    Example:
+        >>> trained_beats_post_sharing(records_frame(records)).verdict  # doctest: +SKIP
+    """
+    rows = _encoding_rows(records)
+    rows = rows[rows["trained"].notna() & rows["bits"].notna()]
+    verdicts, table = {}, []
+    for (bench, bits), group in rows.groupby(["benchmark", "bits"], sort=False):
+        higher, metric = _quality(group, bench)
+        arms = {flag: group[group["trained"].map(_as_bool) == flag]["primary_value"] for flag in (True, False)}
+        if arms[True].empty or arms[False].empty:
+            continue
+        stats = {flag: (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v))
+                 for flag, v in arms.items()}
+        gain = (stats[True][0] - stats[False][0]) * (1 if higher else -1)
+        spread = max(stats[True][1], stats[False][1])
+        outcome = "trained" if gain > spread else "post-training" if -gain > spread else "tie"
+        key = f"{bench} {int(bits)}-bit"
+        verdicts[key] = SUPPORTED if outcome == "trained" else CONTRADICTED
+        table.append(dict(benchmark=bench, bits=int(bits), metric=metric, trained=stats[True][0],
+                          trained_spread=stats[True][1], post_training=stats[False][0],
+                          post_spread=stats[False][1], seeds=min(stats[True][2], stats[False][2]),
+                          gain=gain, outcome=outcome, verdict=verdicts[key]))
+    seeds = int(min((r["seeds"] for r in table), default=0))
+    check = Check("ES", "Trained weight sharing (fine-tuned centroids) beats post-training sharing at the same "
+                  "bits (Han et al. 2016, on GAN generators).", combine(verdicts.values()), "",
+                  pd.DataFrame(table), verdicts, seed_note(seeds, _profile_of(rows, profile)) if seeds else [],
+                  {"win": "mean better by more than the larger spread"}, source="measured",
+                  basis="this project's reading", seeds=seeds or None)
+    parts = [f"{r.benchmark} at {r.bits} bits: trained {r.trained:.4g} ± {r.trained_spread:.2g}, post-training "
+             f"{r.post_training:.4g} ± {r.post_spread:.2g} ({r.metric}, {r.seeds} seed(s)): {r.outcome}."
+             for r in check.evidence.itertuples()] if len(check.evidence) else ["No paired arms to compare."]
+    parts += [f"Note: {n}." for n in check.notes]
+    check.summary = " ".join(parts)
+    return check
+
+
+def encoding_target(records: pd.DataFrame, ratio: float = 40.0, tolerance: float = 0.10,
+                    benchmark: str = "mnist-dcgan", teacher: str = "teacher", profile: str | None = None) -> Check:
+    """ET: encoding cuts the generator's stored bytes ``ratio`` times or more at no more than ``tolerance``
+    worse quality than the teacher (Deep Compression reached 35-49x on classifiers, Han et al. 2016).
+
+    Among ``benchmark``'s records (means over seeds per technique), the largest stored-bytes reduction whose
+    quality stays within tolerance is the frontier; supported when it reaches ``ratio``, contradicted otherwise
+    (the summary says where the frontier is and what the largest cut costs).
+
+    Example:
+        >>> encoding_target(records_frame(records)).verdict  # doctest: +SKIP
+    """
+    check_number("ratio", ratio, minimum=1)
+    check_number("tolerance", tolerance, minimum=0)
+    rows = _encoding_rows(records)
+    rows = rows[rows["benchmark"] == benchmark]
+    base = rows[rows["technique"] == teacher]
+    verdicts, table = {}, []
+    if not base.empty and len(rows) > len(base):
+        higher, metric = _quality(rows, benchmark)
+        teacher_q, teacher_b = float(base["primary_value"].mean()), float(base["stored_bytes"].mean())
+        for technique, group in rows[rows["technique"] != teacher].groupby("technique", sort=False):
+            q = float(group["primary_value"].mean())
+            table.append(dict(benchmark=benchmark, technique=technique, metric=metric, quality=q,
+                              stored_bytes=float(group["stored_bytes"].mean()),
+                              stored_bytes_x=teacher_b / float(group["stored_bytes"].mean()),
+                              relative_loss=_relative_loss(q, teacher_q, higher), seeds=int(group["seed"].nunique()),
+                              teacher=teacher_q))
+        frame = pd.DataFrame(table)
+        frame["within_tolerance"] = frame["relative_loss"] <= tolerance
+        best = frame[frame["within_tolerance"]]["stored_bytes_x"].max() if frame["within_tolerance"].any() else 0.0
+        verdicts[benchmark] = SUPPORTED if best >= ratio else CONTRADICTED
+        table = frame.sort_values("stored_bytes_x").to_dict("records")
+    else:
+        verdicts[benchmark] = UNTESTABLE
+    evidence = pd.DataFrame(table)
+    seeds = int(evidence["seeds"].min()) if len(evidence) else 0
+    check = Check("ET", f"Encoding (with pruning) cuts {benchmark}'s stored bytes {ratio:g}x or more at no more than "
+                  f"{tolerance:.0%} worse quality, as Deep Compression did for classifiers (35-49x).",
+                  combine(verdicts.values()), "", evidence, verdicts,
+                  seed_note(seeds, _profile_of(rows, profile)) if seeds else [],
+                  {"ratio": ratio, "tolerance": tolerance}, source="measured", basis="surveyed work",
+                  seeds=seeds or None)
+    if len(evidence):
+        ok = evidence[evidence["within_tolerance"]]
+        top = evidence.loc[evidence["stored_bytes_x"].idxmax()]
+        frontier = (f"the largest cut within {tolerance:.0%} is {ok['stored_bytes_x'].max():.1f}x "
+                    f"({ok.loc[ok['stored_bytes_x'].idxmax(), 'technique']})" if len(ok) else
+                    f"no encoded model stays within {tolerance:.0%}")
+        check.summary = (f"{benchmark}: teacher {evidence['teacher'].iloc[0]:.4g} ({evidence['metric'].iloc[0]}); "
+                         f"{frontier}; the largest cut measured, {top['stored_bytes_x']:.1f}x ({top['technique']}), "
+                         f"is {top['relative_loss']:+.0%} in quality ({verdicts[benchmark]}). "
+                         + " ".join(f"Note: {n}." for n in check.notes))
+    else:
+        check.summary = f"{benchmark}: no teacher and encoded records to compare (not testable)."
+    return check
+
+
+# ----------------------------------------------------------------------------------------- precision (04)
+
+
+def _precision_rows(records: pd.DataFrame) -> pd.DataFrame:
+    rows = _check_records(records)
+    parsed = [json.loads(s) if s else {} for s in rows["settings"]]
+    for key in ("weight_bits", "training", "granularity", "allocation", "budget_bits"):
+        rows[key] = [p.get(key) for p in parsed]
+    return rows
+
+
+def _stats(values: pd.Series) -> tuple[float, float, int]:
+    return float(values.mean()), float(values.std()) if len(values) > 1 else float("nan"), int(len(values))
+
+
+def precision_collapse(records: pd.DataFrame, tolerance: float = 0.5, granularity: str = "per-channel",
+                       teacher: str = "teacher", profile: str | None = None) -> Check:
+    """PQ: post-training quantization of a GAN collapses below some bit width, and quantization-aware training
+    recovers it there (QGAN, Wang et al. 2019).
+
+    Per benchmark, the quality (``primary_value``, mean over seeds) of each bit width is compared with the
+    teacher's: a width *holds* when it is at most ``tolerance`` (relative) worse. The collapse width is the
+    lowest width at and above which post-training quantization holds; every tested width below it collapsed.
+    At those widths: supported when quantization-aware training holds, mixed when it is better than post-training
+    by more than the spread over seeds (or at all, with one seed) without holding, contradicted otherwise;
+    not testable when post-training quantization holds at every tested width.
+
+    Args:
+        records: the precision sweep's records with the teacher's (settings ``weight_bits``, ``training``,
+            ``granularity``).
+        tolerance: how much worse than the teacher (relative) still counts as holding.
+        granularity: which granularity's arms to read.
+        teacher: the ``technique`` of the teacher's records.
+        profile: the records' profile; ``None`` reads the ``profile`` column.
+
+    Example:
+        >>> precision_collapse(records_frame(records)).verdict  # doctest: +SKIP
+    """
+    check_number("tolerance", tolerance, minimum=0)
+    rows = _precision_rows(records)
+    verdicts, table, seeds = {}, [], []
+    for bench, group in rows.groupby("benchmark", sort=False):
+        base = group[group["technique"] == teacher]["primary_value"]
+        arms = group[(group["family"] == "precision") & (group["granularity"] == granularity)
+                     & group["training"].notna() & group["allocation"].isna()]
+        if not len(base) or not len(arms):
+            verdicts[bench] = UNTESTABLE
+            continue
+        higher = _direction(group, bench, str(group["primary_metric"].iloc[0]))
+        sign, ref = (1.0 if higher else -1.0), float(base.mean())
+        stats = {}
+        for (bits, training), arm in arms.groupby(["weight_bits", "training"]):
+            stats[(int(bits), training)] = _stats(arm["primary_value"])
+            seeds.append(len(arm))
+        widths = sorted({b for b, _ in stats}, reverse=True)
+
+        def gap(key, stats=stats, sign=sign, ref=ref):
+            return sign * (stats[key][0] - ref) / max(abs(ref), 1e-12)
+
+        holds = {b: (b, "post-training") in stats and gap((b, "post-training")) >= -tolerance for b in widths}
+        threshold = None
+        for b in widths:
+            if not holds[b]:
+                break
+            threshold = b
+        collapsed = [b for b in widths if threshold is None or b < threshold]
+        parts = []
+        for b in widths:
+            ptq, qat = stats.get((b, "post-training")), stats.get((b, "quantization-aware"))
+            recovers = qat is not None and gap((b, "quantization-aware")) >= -tolerance
+            spread = max((s[1] for s in (ptq, qat) if s is not None and s[1] == s[1]), default=0.0)
+            better = qat is not None and ptq is not None and sign * (qat[0] - ptq[0]) > spread
+            if b in collapsed and qat is not None:
+                parts.append(SUPPORTED if recovers else MIXED if better else CONTRADICTED)
+            table.append(dict(benchmark=bench, metric=group["primary_metric"].iloc[0], weight_bits=b, teacher=ref,
+                              post_training=ptq[0] if ptq else None, post_training_sd=ptq[1] if ptq else None,
+                              quantization_aware=qat[0] if qat else None,
+                              quantization_aware_sd=qat[1] if qat else None,
+                              seeds=min(s[2] for s in (ptq, qat) if s is not None),
+                              post_training_holds=holds[b], collapsed=b in collapsed,
+                              qat_holds=bool(recovers), qat_better=bool(better)))
+        verdicts[bench] = combine(parts) if parts else UNTESTABLE
+    n = min(seeds) if seeds else None
+    check = Check("PQ", "Post-training quantization of a GAN collapses at low bit widths and quantization-aware "
+                  "training recovers it (QGAN).", combine(verdicts.values()), "", pd.DataFrame(table), verdicts,
+                  seed_note(n, _profile_of(rows, profile)) if n else [],
+                  {"tolerance": tolerance, "granularity": granularity}, source="measured", basis="surveyed work",
+                  seeds=n)
+    check.summary = _pq_summary(check)
+    return check
+
+
+def _pq_summary(check: Check) -> str:
+    parts = []
+    for bench, rows in check.table.groupby("benchmark", sort=False):
+        holding = rows[rows["post_training_holds"] & ~rows["collapsed"]]["weight_bits"]
+        collapsed = rows[rows["collapsed"]]
+        metric = rows["metric"].iloc[0]
+        if collapsed.empty:
+            parts.append(f"{bench}: post-training quantization holds down to {int(holding.min())} bits "
+                         f"({metric} within {check.parameters['tolerance']:.0%} of the teacher), so no collapse "
+                         f"is seen in the tested widths ({check.verdicts[bench]}).")
+            continue
+        where = (f"holds down to {int(holding.min())} bits and collapses below" if len(holding)
+                 else "collapses at every tested width, down from")
+        widths = ", ".join(f"{int(r.weight_bits)} bits: PTQ {r.post_training:.4g} vs QAT {r.quantization_aware:.4g}"
+                           if r.quantization_aware is not None and r.quantization_aware == r.quantization_aware
+                           else f"{int(r.weight_bits)} bits: PTQ {r.post_training:.4g}" for r in collapsed.itertuples())
+        parts.append(f"{bench} ({metric}, teacher {rows['teacher'].iloc[0]:.4g}): post-training quantization "
+                     f"{where} {int(holding.min()) if len(holding) else int(collapsed['weight_bits'].max())} bits "
+                     f"({widths}); {check.verdicts[bench]}.")
+    parts.append(f"A width holds when its quality is within {check.parameters['tolerance']:.0%} of the teacher's.")
+    parts += [f"Note: {n}." for n in check.notes]
+    return " ".join(parts)
+
+
+def mixed_vs_uniform(records: pd.DataFrame, tolerance: float = 0.01, profile: str | None = None) -> Check:
+    """MP: bits chosen per layer (mixed precision) give better quality than uniform bits at the same stored bytes.
+
+    Per benchmark and byte budget (``settings["budget_bits"]``, the uniform width whose bytes the mixed model
+    matches): supported when the mixed model's mean quality is better by more than ``tolerance`` (relative) and
+    than the spread over seeds, contradicted when it is worse by as much, mixed in between.
+
+    Args:
+        records: the mixed-precision records (settings ``allocation`` = ``uniform``/``mixed``, ``budget_bits``).
+        tolerance: the smallest relative difference that counts.
+        profile: the records' profile; ``None`` reads the ``profile`` column.
+
+    Example:
+        >>> mixed_vs_uniform(records_frame(records)).verdict  # doctest: +SKIP
+    """
+    check_number("tolerance", tolerance, minimum=0)
+    rows = _precision_rows(records)
+    rows = rows[rows["allocation"].isin(["uniform", "mixed"])]
+    verdicts, table, seeds = {}, [], []
+    for (bench, budget), group in rows.groupby(["benchmark", "budget_bits"], sort=False):
+        higher = _direction(group, bench, str(group["primary_metric"].iloc[0]))
+        sign = 1.0 if higher else -1.0
+        arms = {a: _stats(g["primary_value"]) for a, g in group.groupby("allocation")}
+        if set(arms) != {"uniform", "mixed"}:
+            verdicts[f"{bench} w{budget}"] = UNTESTABLE
+            continue
+        (um, usd, un), (mm, msd, mn) = arms["uniform"], arms["mixed"]
+        seeds.append(min(un, mn))
+        diff = sign * (mm - um) / max(abs(um), 1e-12)
+        spread = max((s for s in (usd, msd) if s == s), default=0.0) / max(abs(um), 1e-12)
+        margin = max(tolerance, spread)
+        verdict = SUPPORTED if diff > margin else CONTRADICTED if diff < -margin else MIXED
+        verdicts[f"{bench} w{budget}"] = verdict
+        stored = group.groupby("allocation")["stored_bytes"].mean()
+        table.append(dict(benchmark=bench, budget_bits=int(budget), metric=group["primary_metric"].iloc[0],
+                          uniform=um, uniform_sd=usd, mixed=mm, mixed_sd=msd, seeds=min(un, mn),
+                          uniform_stored_bytes=int(stored["uniform"]), mixed_stored_bytes=int(stored["mixed"]),
+                          relative_gain=diff, verdict=verdict))
+    n = min(seeds) if seeds else None
+    check = Check("MP", "Mixed precision (bits per layer by sensitivity) beats uniform bits at the same stored "
+                  "bytes.", combine(verdicts.values()), "", pd.DataFrame(table), verdicts,
+                  seed_note(n, _profile_of(rows, profile)) if n else [], {"tolerance": tolerance},
+                  source="measured", basis="this project's reading", seeds=n)
+    parts = [f"{r.benchmark} at the bytes of {r.budget_bits}-bit weights: mixed {r.mixed:.4g} vs uniform "
+             f"{r.uniform:.4g} ({r.metric}; {abs(r.relative_gain):.1%} {'better' if r.relative_gain > 0 else 'worse'}"
+             f"; {r.mixed_stored_bytes} vs {r.uniform_stored_bytes} stored bytes) -> {r.verdict}."
+             for r in check.table.itertuples()]
+    parts.append(f"A difference counts beyond {tolerance:.0%} and beyond the spread over seeds.")
+    check.summary = " ".join(parts + [f"Note: {x}." for x in check.notes])
+    return check

@@ -290,3 +290,61 @@ def test_state_is_the_bitstream():
     buffer = io.BytesIO()
     torch.save(state, buffer)
     assert buffer.getbuffer().nbytes == stored_bytes(enc)
+
+
+# ---------------------------------------------------------------- trained sharing and the claims
+
+
+def test_trained_sharing_keeps_the_sharing_and_moves_the_centroids():
+    from gansurvey import experiments_encoding as xe
+    from gansurvey.benchmarks import get_benchmark
+    from gansurvey.train import TrainResult
+
+    bench = get_benchmark("gaussians-mlp")
+    torch.manual_seed(0)
+    g = bench.new_generator(width=0.25)
+    shared = compress(prune(g, MagnitudePruneConfig(0.5)), EncodeConfig(bits=2, coder="ans"))
+    result = xe.trained_sharing(shared, bench, steps=3, device="cpu")
+    assert isinstance(result, TrainResult) and result.model is not shared
+    before, after = codebook_layers(shared), codebook_layers(result.model)
+    for name, layer in after.items():
+        assert layer.distinct_weights() <= 2**2 + 1
+        assert torch.equal(layer.stream, before[name].stream)  # indices and positions unchanged
+        assert torch.equal(layer.dense_weight() == 0, before[name].dense_weight() == 0)
+    assert any(not torch.equal(after[n].codebook, before[n].codebook) for n in after)  # the centroids trained
+    recoded = xe.recode(result.model, "huffman")
+    assert all(torch.equal(a.dense_weight(), b.dense_weight()) for a, b in
+               zip(codebook_layers(recoded).values(), after.values(), strict=True))
+    times = xe.encode_decode_times(g, EncodeConfig(bits=2), repeats=1)
+    assert times["encode_ms"] > 0 and times["decode_ms"] > 0
+
+
+def test_encoding_claims_follow_the_numbers():
+    import json
+
+    import pandas as pd
+
+    from gansurvey import claims
+
+    rows = []
+
+    def add(technique, seed, value, stored, **settings):
+        rows.append(dict(benchmark="mnist-dcgan", technique=technique, family="encoding", seed=seed, macs=1,
+                         primary_metric="domain_fid", primary_value=value, higher_is_better=False,
+                         stored_bytes=stored, settings=json.dumps(settings), profile="full"))
+
+    add("teacher", 0, 50.0, 4e6)
+    for bits, value in [(1, 200.0), (2, 80.0), (3, 54.0), (4, 51.0), (8, 50.0)]:
+        add(f"k-means {bits}-bit", 0, value, 4e6 * bits / 32, bits=bits, quantizer="k-means", trained=False)
+    for seed in (0, 1):
+        add("post-training 2-bit", seed, 80.0 + seed, 1e5, bits=2, trained=False)
+        add("trained 2-bit", seed, 54.0 + seed, 9e4, bits=2, trained=True)
+    frame = pd.DataFrame(rows)
+    eb = claims.bits_needed(frame)
+    assert str(eb.verdict) == "supported" and eb.evidence["bits_needed"].iloc[0] == 3
+    assert str(claims.bits_needed(frame, reference_bits=2).verdict) == "contradicted"
+    es = claims.trained_beats_post_sharing(frame)
+    assert str(es.verdict) == "supported" and es.seeds == 2
+    et = claims.encoding_target(frame)
+    assert str(et.verdict) == "supported" and "44.4x (trained 2-bit)" in et.summary
+    assert str(claims.encoding_target(frame, ratio=50).verdict) == "contradicted"

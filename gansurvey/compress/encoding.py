@@ -62,7 +62,8 @@ from gansurvey.nn import CompressedLayer
 
 __all__ = [
     "CODERS", "INITS", "CodebookConv2d", "CodebookConvTranspose2d", "CodebookLinear", "EncodeConfig",
-    "codebook_layers", "decode", "deserialize", "encode", "encoding_report", "kmeans_codebook", "serialize",
+    "codebook_layers", "decode", "deserialize", "encode", "encoding_report", "kmeans_codebook", "recode",
+    "serialize",
 ]
 
 #: Centroid initialisations compared by Han et al. (2016).
@@ -622,6 +623,37 @@ def decode(model: nn.Module) -> nn.Module:
     return out
 
 
+def recode(model: nn.Module, coder: str | None) -> nn.Module:
+    """A copy of an encoded ``model`` whose streams hold the same indices and positions coded with ``coder``
+    (lossless: the shared weights, trained codebooks included, do not change). This is Deep Compression's
+    last stage applied to a shared (and possibly fine-tuned) model.
+
+    Example::
+
+        coded = recode(trained_shared_model, "huffman")
+    """
+    if coder is not None and coder not in CODERS:
+        raise GanSurveyError(f"unknown entropy coder {coder!r}; allowed: None (packed indices), "
+                             f"{', '.join(map(repr, CODERS))}")
+    layers = codebook_layers(model)
+    if not layers:
+        raise GanSurveyError(f"{type(model).__name__} has no encoded layers to recode; encode it first")
+    out = copy.deepcopy(model)
+    for module in codebook_layers(out).values():
+        indices = module._indices.cpu().numpy()
+        positions = module._positions.cpu().numpy() if module.has_positions else None
+        numel = math.prod(module.weight_shape)
+        data = encode_stream(indices, module.bits, coder, numel, positions)
+        used = _CODER_NAMES[_HEADER.unpack_from(data)[2]]
+        module.stream = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(module.stream.device)
+        module._decode_cache(decoded=DecodedStream(module.bits, used, numel, positions, indices))
+    if getattr(out, "compression", None):
+        last = dict(out.compression[-1])
+        if last.get("type") == "EncodeConfig":
+            out.compression = [*out.compression[:-1], {**last, "coder": coder}]
+    return out
+
+
 def serialize(model: nn.Module) -> bytes:
     """The bytes ``torch.save(model.state_dict())`` writes: for an encoded model, its bitstreams, codebooks and
     the rest of its state. :func:`gansurvey.metrics.cost.stored_bytes` is their length."""
@@ -645,22 +677,24 @@ def deserialize(template: nn.Module, data: bytes) -> nn.Module:
 
 
 def encoding_report(model: nn.Module) -> pd.DataFrame:
-    """One row per encoded layer: weights, coded weights, bits, coder, the Shannon entropy of its indices
-    (bits per coded weight) and of its position symbols, and the achieved size (stream bits per weight of the
-    layer, the codebook included) beside the packed size the indices would take without a coder."""
+    """One row per encoded layer: weights, coded weights, bits, coder of the indices, the Shannon entropy of the
+    indices (bits per coded weight) and of the position symbols (bits per symbol), the entropy bound of the
+    whole layer (bits per weight), and the achieved size (stream and codebook, bits per weight) beside the size
+    of packed ``bits``-bit indices plus codebook."""
     rows = []
     for name, m in codebook_layers(model).items():
         numel, coded = math.prod(m.weight_shape), m._indices.numel()
         counts = np.bincount(m._indices.cpu().numpy(), minlength=2**m.bits)
-        gap_entropy = entropy_bits(np.bincount(_gap_symbols(m._positions.cpu().numpy()), minlength=256)) \
-            if m.has_positions else 0.0
+        symbols = _gap_symbols(m._positions.cpu().numpy()) if m.has_positions else np.zeros(0, dtype=np.int64)
+        gap_entropy = entropy_bits(np.bincount(symbols, minlength=256)) if len(symbols) else 0.0
         codebook_bits = 8 * m.codebook.numel() * m.codebook.element_size()
         rows.append(dict(
             layer=name, type=type(m).__name__.removeprefix("Codebook"), weights=numel, coded=coded, bits=m.bits,
-            coder=m.coder or "packed", code_entropy=entropy_bits(counts),
-            position_entropy=gap_entropy, stream_bytes=m.stream.numel(), codebook_bytes=codebook_bits // 8,
+            coder=m.coder or "packed", code_entropy=entropy_bits(counts), position_entropy=gap_entropy,
+            entropy_bits_per_weight=(entropy_bits(counts) * coded + gap_entropy * len(symbols)) / numel,
+            stream_bytes=m.stream.numel(), codebook_bytes=codebook_bits // 8,
             coded_bits_per_weight=(8 * m.stream.numel() + codebook_bits) / numel,
             packed_bits_per_weight=(m.bits * coded + codebook_bits) / numel))
     return pd.DataFrame(rows, columns=["layer", "type", "weights", "coded", "bits", "coder", "code_entropy",
-                                       "position_entropy", "stream_bytes", "codebook_bytes",
-                                       "coded_bits_per_weight", "packed_bits_per_weight"])
+                                       "position_entropy", "entropy_bits_per_weight", "stream_bytes",
+                                       "codebook_bytes", "coded_bits_per_weight", "packed_bits_per_weight"])

@@ -1,0 +1,200 @@
+"""Experiment steps of ``05_encoding``: trained weight sharing, the Deep Compression stages, the bits sweep
+(k-means codebooks against uniform quantization at equal bits), per-layer entropy, and encode/decode timing.
+
+Every trained arm uses the shared trainer (:func:`gansurvey.experiments.finetune`) with the same step budget as
+the other families' fine-tuning (:func:`gansurvey.experiments.budget_steps`).
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from gansurvey.benchmarks import Benchmark, get_benchmark
+from gansurvey.checks import GanSurveyError, check_number
+from gansurvey.compress import EncodeConfig, MagnitudePruneConfig, compress, encode
+from gansurvey.compress.encoding import codebook_layers, decode_stream, recode  # noqa: F401 (recode re-exported)
+from gansurvey.evaluate import measure
+from gansurvey.experiments import finetune, pruned_and_finetuned
+from gansurvey.params import COMMON, Param, check_value
+from gansurvey.results import Measurement
+from gansurvey.train import TrainResult
+
+#: The parameters of ``05_encoding`` beyond :data:`gansurvey.params.COMMON`, in its parameters cell's order
+#: (``NOTEBOOK_PARAMETERS["05_encoding"]`` can be built from ``COMMON`` and these).
+PARAMETERS: dict[str, Param] = {
+    "seeds": Param("list", "seeds of the trained-sharing comparison; None: the profile's", item="int", minimum=0,
+                   optional=True),
+    "bits": Param("list", "bits per shared weight in the sweep, each 1 to 8", item="int", minimum=1, maximum=8),
+    "pipeline_sparsity": Param("float", "magnitude-pruning sparsity of the pipeline, in [0, 1)", minimum=0.0,
+                               below=1.0),
+    "pipeline_bits": Param("int", "bits of the pipeline's codebooks, 1 to 8", minimum=1, maximum=8),
+    "trained_bits": Param("list", "bits of the trained-sharing comparison, each 1 to 8", item="int", minimum=1,
+                          maximum=8),
+    "coder": Param("str", "entropy coder of the sweeps", choices=("huffman", "ans", "arithmetic")),
+    "target_ratio": Param("float", "stored-bytes cut aimed at (>= 1)", minimum=1.0),
+    "quality_tolerance": Param("float", "relative quality loss allowed (>= 0)", minimum=0.0),
+}
+NOTEBOOK_SPEC: dict[str, Param] = {
+    **{k: COMMON[k] for k in ("profile", "device", "seed")}, "seeds": PARAMETERS["seeds"],
+    "benchmarks": COMMON["benchmarks"], **{k: v for k, v in PARAMETERS.items() if k != "seeds"},
+    "finetune_steps": COMMON["finetune_steps"], "latency_batch": COMMON["latency_batch"],
+    "records_to": COMMON["records_to"],
+}
+
+
+def check_parameters(namespace: dict[str, Any]) -> dict[str, Any]:
+    """Check ``05_encoding``'s own parameters (:data:`PARAMETERS`) found in ``namespace`` (the notebook's
+    ``globals()``), write the normalized values back and return them; errors name the value and what is
+    allowed."""
+    missing = [name for name in PARAMETERS if name not in namespace]
+    if missing:
+        raise GanSurveyError(f"notebook 05_encoding's parameters cell lacks {', '.join(missing)}")
+    values = {name: check_value(name, namespace[name], spec) for name, spec in PARAMETERS.items()}
+    namespace.update(values)
+    return values
+
+
+SAMPLE_GRID = 16
+#: Quantizers of the bits sweep: k-means weight sharing (Deep Compression's linear initialisation, 20 Lloyd
+#: iterations) and uniform min/max quantization stored the same way (no iterations).
+QUANTIZERS = {"k-means": dict(init="linear", iterations=20), "uniform": dict(init="linear", iterations=0)}
+
+
+def trained_sharing(model: nn.Module, benchmark: str | Benchmark, steps: int, discriminator: nn.Module | None = None,
+                    seed: int = 0, device: str = "auto") -> TrainResult:
+    """Fine-tune the centroids of an encoded ``model`` with the shared trainer (Han et al. 2016, section 3.3).
+
+    Each encoded layer's forward is ``codebook[indices]`` while training, so the gradient of every weight that
+    shares a centroid is summed into it; indices, zeros and streams stay as they are. Biases and normalization
+    parameters train too, as in any fine-tuning. The input is not modified.
+
+    Args:
+        model: a model with encoded layers (from :func:`gansurvey.compress.encode`).
+        benchmark: the benchmark whose recipe trains it.
+        steps: training steps (the family's budget: :func:`gansurvey.experiments.budget_steps`).
+        discriminator: the discriminator to train against (copied), e.g. the teacher's.
+        seed, device: as for :func:`gansurvey.experiments.finetune`.
+
+    Returns:
+        A :class:`~gansurvey.train.TrainResult` whose model still holds at most ``2**bits`` distinct values
+        per encoded layer.
+
+    Example::
+
+        shared = encode(teacher, EncodeConfig(bits=3, coder=None))
+        tuned = trained_sharing(shared, "mnist-dcgan", steps=40, discriminator=disc).model
+    """
+    if not codebook_layers(model):
+        raise GanSurveyError(f"{type(model).__name__} has no encoded layers; encode it before trained sharing")
+    check_number("steps", steps, minimum=0, integer=True)
+    start = copy.deepcopy(model)
+    for layer in codebook_layers(start).values():
+        layer.codebook.requires_grad_(True)
+    result = finetune(start, benchmark, steps, discriminator, seed=seed, device=device)
+    for name, layer in codebook_layers(result.model).items():
+        limit = 2**layer.bits + (1 if layer.has_positions else 0)
+        if layer.distinct_weights() > limit:  # pragma: no cover - guarded by construction
+            raise GanSurveyError(f"trained sharing broke the sharing of {name!r}: {layer.distinct_weights()} "
+                                 f"distinct weights, at most {limit} allowed")
+    return result
+
+
+def encode_decode_times(model: nn.Module, config: EncodeConfig, repeats: int = 3) -> dict[str, float]:
+    """Median wall-clock milliseconds (over ``repeats``) to encode ``model`` with ``config`` and to decode every
+    stream of the result from its bytes, on this machine's CPU (a benchmark, not a test)."""
+    check_number("repeats", repeats, minimum=1, integer=True)
+    encode_ms, decode_ms = [], []
+    encoded = None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        encoded = encode(model, config)
+        encode_ms.append(1000 * (time.perf_counter() - start))
+        streams = [layer.stream for layer in codebook_layers(encoded).values()]
+        start = time.perf_counter()
+        for stream in streams:
+            decode_stream(stream)
+        decode_ms.append(1000 * (time.perf_counter() - start))
+    weights = sum(layer._indices.numel() for layer in codebook_layers(encoded).values())
+    return dict(bits=config.bits, coder=config.coder or "packed", coded_weights=weights,
+                encode_ms=statistics.median(encode_ms), decode_ms=statistics.median(decode_ms))
+
+
+def _grid(bench: Benchmark, model: nn.Module, seed: int) -> torch.Tensor:
+    return bench.generate(model, SAMPLE_GRID, seed)
+
+
+def deep_compression_stages(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, sparsity: float,
+                            bits: int, steps: int, *, coders: tuple[str, ...] = ("huffman", "ans"), seed: int = 0,
+                            device: str = "auto", **measure_kwargs: Any,
+                            ) -> tuple[list[Measurement], dict[str, torch.Tensor], dict[str, nn.Module]]:
+    """Deep Compression's pipeline on a generator, measured after each stage (Han et al. 2016, figure 1):
+
+    1. ``pruned``: magnitude pruning to ``sparsity``, fine-tuned ``steps`` steps, sparse storage;
+    2. ``+ sharing``: ``bits``-bit k-means codebooks on the surviving weights, indices packed (post-training);
+    3. ``+ trained sharing``: the centroids fine-tuned ``steps`` steps;
+    4. ``+ <coder>``: the same indices and positions entropy-coded (lossless: quality as in stage 3).
+
+    Returns the records (technique = stage label; settings hold sparsity, bits, coder, steps), sample grids and
+    the models by stage.
+    """
+    settings = dict(sparsity=sparsity, bits=bits, finetune_steps=steps)
+    pruned = pruned_and_finetuned(bench, teacher, discriminator, MagnitudePruneConfig(sparsity=sparsity), steps,
+                                  seed, device)
+    shared = compress(pruned, EncodeConfig(bits=bits, coder=None))
+    trained = trained_sharing(shared, bench, steps, discriminator, seed=seed, device=device).model
+    stages = {"pruned": pruned, "+ sharing": shared, "+ trained sharing": trained}
+    stages |= {f"+ {coder}": recode(trained, coder) for coder in coders}
+    records, samples = [], {}
+    for label, model in stages.items():
+        coder = label.removeprefix("+ ") if label.removeprefix("+ ") in coders else None
+        records.append(measure(model, bench, technique=label, family=None, settings={
+            **settings, "stage": label, "coder": coder or "packed"}, seed=seed, device=device, **measure_kwargs))
+        samples[label] = _grid(bench, model, seed)
+    return records, samples, stages
+
+
+def bits_sweep(bench: Benchmark, teacher: nn.Module, bits: list[int], *, coder: str = "ans", seed: int = 0,
+               device: str = "auto", quantizers: tuple[str, ...] = tuple(QUANTIZERS), **measure_kwargs: Any,
+               ) -> list[Measurement]:
+    """Post-training weight sharing of the teacher at each of ``bits``, with each quantizer of
+    :data:`QUANTIZERS` (k-means codebooks, uniform grids), indices coded with ``coder``. Technique
+    ``"<quantizer> <b>-bit"``; settings hold bits, quantizer, coder."""
+    records = []
+    for quantizer in quantizers:
+        for b in bits:
+            model = encode(teacher, EncodeConfig(bits=b, coder=coder, **QUANTIZERS[quantizer]))
+            records.append(measure(model, bench, technique=f"{quantizer} {b}-bit", family=None, settings=dict(
+                bits=b, quantizer=quantizer, coder=coder, trained=False), seed=seed, device=device,
+                **measure_kwargs))
+    return records
+
+
+def trained_vs_post(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, bits: list[int],
+                    seeds: list[int], steps: int, *, coder: str = "ans", device: str = "auto",
+                    **measure_kwargs: Any) -> list[Measurement]:
+    """Post-training sharing against trained sharing (``steps`` steps of centroid fine-tuning) at each of
+    ``bits``, over ``seeds`` (the seed of the k-means ``random``-free encoding is fixed; the seed drives
+    fine-tuning and measurement). Techniques ``"post-training <b>-bit"`` and ``"trained <b>-bit"``."""
+    records = []
+    for b in bits:
+        post = encode(teacher, EncodeConfig(bits=b, coder=coder))
+        for seed in seeds:
+            trained = recode(trained_sharing(post, bench, steps, discriminator, seed=seed, device=device).model,
+                             coder)
+            for label, model, was_trained in ((f"post-training {b}-bit", post, False),
+                                              (f"trained {b}-bit", trained, True)):
+                records.append(measure(model, bench, technique=label, family=None, settings=dict(
+                    bits=b, coder=coder, trained=was_trained, finetune_steps=steps if was_trained else 0),
+                    seed=seed, device=device, **measure_kwargs))
+    return records
+
+
+def benchmark_of(name: str | Benchmark) -> Benchmark:
+    """The benchmark object of ``name`` (or the object itself)."""
+    return name if isinstance(name, Benchmark) else get_benchmark(name)
