@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -25,6 +26,7 @@ from gansurvey.compress import (
 )
 from gansurvey.evaluate import measure
 from gansurvey.experiments import SAMPLE_GRID, finetune
+from gansurvey.metrics.cost import stored_bytes
 from gansurvey.results import Measurement
 from gansurvey.train import TrainResult
 
@@ -163,3 +165,27 @@ def integer_engine_models(quantized: dict[str, nn.Module], example_input: torch.
             raise GanSurveyError(f"{label!r} is not a quantized model")
         out[f"{label} int8 {engine}"] = to_integer_engine(model, example_input, engine)
     return out
+
+
+def fidelity_table(teachers: dict[str, tuple[nn.Module, Any]], bits: list[int], granularities: list[str],
+                   roundings: list[str], samples: int = 64, group_size: int = 4, seed: int = 0) -> pd.DataFrame:
+    """Output SQNR (dB) of each teacher quantized post-training, per bit width, granularity and rounding.
+
+    ``teachers`` maps benchmark names to ``(generator, discriminator)`` pairs (as ``Benchmark.teacher`` returns
+    them); SQNR is measured on ``samples`` fixed evaluation inputs; ``gptq`` calibrates on training inputs.
+    Columns: ``benchmark``, ``weight_bits``, ``granularity``, ``rounding``, ``sqnr_db``, ``stored_bytes``.
+    """
+    rows = []
+    for name, (teacher, _) in teachers.items():
+        bench = get_benchmark(name)
+        z = bench.example_input(samples)
+        calibration = calibration_inputs(bench, samples, seed)
+        for b in bits:
+            for g in granularities:
+                for r in roundings:
+                    config = QuantConfig(weight_bits=b, granularity=g, rounding=r,
+                                         group_size=group_size if g == "per-group" else None)
+                    model = quantize(teacher, config, calibration)
+                    rows.append(dict(benchmark=name, weight_bits=b, granularity=g, rounding=r,
+                                     sqnr_db=output_sqnr(teacher, model, z), stored_bytes=stored_bytes(model)))
+    return pd.DataFrame(rows)

@@ -243,3 +243,40 @@ def test_integer_engine_matches_float_on_transposed_convs(engine):
     fast = to_integer_engine(q, z, engine=engine)
     with torch.no_grad():
         assert sqnr_db(q(z), fast(z)) >= 30.0
+
+
+def _row(bench, technique, value, seed=0, **settings):
+    import json
+
+    family = "baseline" if technique == "teacher" else "precision"
+    return dict(benchmark=bench, technique=technique, family=family, seed=seed, macs=1, primary_metric="domain_fid",
+                primary_value=value, higher_is_better=False, profile="full", stored_bytes=100,
+                settings=json.dumps(settings))
+
+
+def test_precision_claims_follow_the_numbers():
+    import pandas as pd
+
+    from gansurvey import claims
+
+    rows = [_row("b", "teacher", 10.0)]
+    for seed in (0, 1):
+        for bits, ptq, qat in ((8, 10.5, 10.2), (4, 12.0, 11.0), (2, 60.0, 13.0)):
+            for training, value in (("post-training", ptq), ("quantization-aware", qat)):
+                rows.append(_row("b", f"w{bits} {training}", value + 0.1 * seed, seed, weight_bits=bits,
+                                 training=training, granularity="per-channel"))
+        rows.append(_row("b", "uniform", 12.0 + 0.1 * seed, seed, allocation="uniform", budget_bits=4))
+        rows.append(_row("b", "mixed", 11.0 + 0.1 * seed, seed, allocation="mixed", budget_bits=4))
+    frame = pd.DataFrame(rows)
+    check = claims.precision_collapse(frame)
+    assert str(check.verdict) == "supported" and check.seeds == 2
+    assert check.table.set_index("weight_bits")["collapsed"].to_dict() == {8: False, 4: False, 2: True}
+    assert "collapses below 4 bits" in check.summary
+    worse_qat = frame.assign(primary_value=[v if "quantization-aware" not in t else 70.0
+                                            for t, v in zip(frame["technique"], frame["primary_value"], strict=True)])
+    assert str(claims.precision_collapse(worse_qat).verdict) == "contradicted"
+    assert str(claims.mixed_vs_uniform(frame).verdict) == "supported"
+    swapped = frame.replace({"technique": {"mixed": "uniform", "uniform": "mixed"}})
+    swapped["settings"] = [s.replace('"mixed"', '"tmp"').replace('"uniform"', '"mixed"').replace('"tmp"', '"uniform"')
+                           for s in frame["settings"]]
+    assert str(claims.mixed_vs_uniform(swapped).verdict) == "contradicted"

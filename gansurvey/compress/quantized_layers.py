@@ -374,7 +374,7 @@ class QuantizedLayer(nn.Module, CompressedLayer):
     def _dense(self, dtype: torch.dtype) -> Tensor:
         key = (self._key(), dtype)
         if self._cache.get("dense_key") != key:
-            self._cache["dense"] = self.dense_weight().to(dtype)
+            self._cache["dense"] = self.dense_weight().to(dtype).contiguous()
             self._cache["dense_key"] = key
         return self._cache["dense"]
 
