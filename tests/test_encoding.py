@@ -227,7 +227,15 @@ def test_encodes_any_generator_and_runs_through_the_kernels(name):
     assert any(isinstance(m, (CodebookLinear, CodebookConv2d, CodebookConvTranspose2d)) for m in layers.values())
     with torch.no_grad():
         y, ref = enc(x), decode(enc)(x)
-    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)  # the LUT kernel path == the decoded dense weights
+        try:  # the kernels API (gansurvey.kernels: LUT GEMM and the convolutions on it), forced on the CPU
+            for layer in layers.values():
+                layer.kernel_mode = "always"
+            y_kernel = enc(x)
+        finally:
+            for layer in layers.values():
+                del layer.kernel_mode
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(y_kernel, ref, rtol=1e-5, atol=1e-5)  # the LUT kernel path == the decoded weights
     assert y.shape == model(x).shape
     with torch.enable_grad():  # the float path (autograd) agrees too
         torch.testing.assert_close(enc(x), ref, rtol=1e-5, atol=1e-5)
@@ -253,7 +261,11 @@ def test_chains_with_magnitude_pruning_zeros_stay_exact(storage):
             assert layer.distinct_weights() <= 2**4 + 1
         assert sparsity(enc) == pytest.approx(sparsity(pruned))
         with torch.no_grad():
-            torch.testing.assert_close(enc(x), decode(enc)(x), rtol=1e-5, atol=1e-5)
+            ref = decode(enc)(x)
+            torch.testing.assert_close(enc(x), ref, rtol=1e-5, atol=1e-5)
+            for layer in codebook_layers(enc).values():
+                layer.kernel_mode = "always"  # the LUT kernels, the zero as one more codebook entry
+            torch.testing.assert_close(enc(x), ref, rtol=1e-5, atol=1e-5)
         sizes[coder] = stored_bytes(enc)
     # coding the positions as relative offsets beats the sparse format's bitmap, and codes beat packed indices
     assert sizes["ans"] < sizes["huffman"] < sizes[None] < stored_bytes(to_sparse_storage(prune(

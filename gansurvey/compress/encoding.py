@@ -24,7 +24,8 @@ then the coded positions and indices), its ``codebook`` (float32, ``2**bits`` en
 ``torch.save(model.state_dict())`` (what :func:`gansurvey.metrics.cost.stored_bytes` measures) writes these
 bytes, and loading decodes them: a corrupted or truncated stream raises :class:`GanSurveyError`, never wrong
 weights. Decoding happens once; the indices are cached (not stored) and the forward pass runs the codebook
-(LUT) kernels of :mod:`gansurvey.kernels` (Triton on a GPU, the plain-torch reference on a CPU). With autograd
+(LUT) kernels of :mod:`gansurvey.kernels` on a GPU (Triton) and, on a CPU, the reference computation
+(``codebook[indices]``, then the plain convolution). With autograd
 on and a trainable codebook the forward builds ``codebook[indices]`` instead, so the gradient of every weight
 that shares a centroid is summed into that centroid: trained sharing is fine-tuning with the shared trainer
 (``experiments_encoding.trained_sharing``).
@@ -476,8 +477,16 @@ class CodebookMixin(CompressedLayer):
         """Distinct values of the shared weight (at most ``2**bits``, plus the zero of a pruned layer)."""
         return int(torch.unique(self.dense_weight()).numel())
 
+    #: ``"auto"``: the LUT kernels of :mod:`gansurvey.kernels` where they run fused (Triton, on a GPU); on the
+    #: reference backend the dense shared weight is gathered from the cached indices (``codebook[indices]``, what
+    #: the reference LUT kernel computes, without unpacking the bits on every call). ``"always"``: the kernels
+    #: API on every backend (tests compare the two).
+    kernel_mode: ClassVar[str] = "auto"
+
     def _use_kernel(self, x: torch.Tensor) -> bool:
-        return self.kernel_bits is not None and not (torch.is_grad_enabled() and self.codebook.requires_grad)
+        if self.kernel_bits is None or (torch.is_grad_enabled() and self.codebook.requires_grad):
+            return False
+        return self.kernel_mode == "always" or kernels.backend(x) == "triton"
 
     # -- state dict
 
