@@ -203,8 +203,11 @@ def test_corrupted_or_truncated_streams_raise_never_wrong_weights():
         for position in (0, 5, 20, 27, 28, len(stream) // 2, len(stream) - 1):
             bad = {**state, "0.stream": stream.clone()}
             bad["0.stream"][position] ^= 0x5A
+            target = encode(model, EncodeConfig(bits=3, coder=coder))
             with pytest.raises(GanSurveyError, match=r"corrupted\)? encoded weights in 0\.stream"):
-                encode(model, EncodeConfig(bits=3, coder=coder)).load_state_dict(bad)
+                target.load_state_dict(bad)
+            assert torch.equal(target.state_dict()["0.stream"], stream)  # a refused load changes nothing
+            assert torch.equal(target[0].dense_weight(), enc[0].dense_weight())
         for length in (0, 10, 28, len(stream) - 1):
             with pytest.raises(GanSurveyError, match=r"truncated (\(or corrupted\) )?encoded weights in 0\.stream"):
                 encode(model, EncodeConfig(bits=3)).load_state_dict({**state, "0.stream": stream[:length].clone()})

@@ -494,14 +494,17 @@ class CodebookMixin(CompressedLayer):
                               error_msgs) -> None:
         # A checkpoint may hold a stream of another length and a codebook of another size: adopt them first.
         stream, codebook = state_dict.get(prefix + "stream"), state_dict.get(prefix + "codebook")
+        decoded = None
         if stream is not None:
+            # Decode before anything changes: a damaged stream leaves this layer as it was.
+            decoded = decode_stream(stream, f"{prefix}stream")
             self.stream = torch.empty_like(stream, device=self.stream.device)
         if codebook is not None:
             self.codebook = nn.Parameter(torch.empty_like(codebook, device=self.codebook.device),
                                          requires_grad=self.codebook.requires_grad)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
-        self._decode_cache(where=f"{prefix}stream")
+        self._decode_cache(where=f"{prefix}stream", decoded=decoded)
 
     def extra_repr(self) -> str:
         coder = self.coder or "packed"
