@@ -40,11 +40,14 @@ PARAMETERS: dict[str, Param] = {
     "target_ratio": Param("float", "stored-bytes cut aimed at (>= 1)", minimum=1.0),
     "quality_tolerance": Param("float", "relative quality loss allowed (>= 0)", minimum=0.0),
 }
+#: The whole spec of ``05_encoding``, in its parameters cell's order (for ``gansurvey.params.NOTEBOOK_PARAMETERS``).
 NOTEBOOK_SPEC: dict[str, Param] = {
     **{k: COMMON[k] for k in ("profile", "device", "seed")}, "seeds": PARAMETERS["seeds"],
-    "benchmarks": COMMON["benchmarks"], **{k: v for k, v in PARAMETERS.items() if k != "seeds"},
-    "finetune_steps": COMMON["finetune_steps"], "latency_batch": COMMON["latency_batch"],
-    "records_to": COMMON["records_to"],
+    "benchmarks": COMMON["benchmarks"],
+    **{k: PARAMETERS[k] for k in ("bits", "pipeline_sparsity", "pipeline_bits", "trained_bits", "coder")},
+    "finetune_steps": COMMON["finetune_steps"],
+    **{k: PARAMETERS[k] for k in ("target_ratio", "quality_tolerance")},
+    "latency_batch": COMMON["latency_batch"], "records_to": COMMON["records_to"],
 }
 
 
