@@ -40,6 +40,10 @@ CASES = {
                     [({"weight_bits": 5}, "unsupported weight_bits 5; allowed: 8, 6, 4, 3, 2, 1"),
                      ({"granularity": "per-row"}, "'per-row'"), ({"rounding": "adaround"}, "'adaround'"),
                      ({"activation_bits": 4}, "activation_bits 4")]),
+    C.LowRankConfig: (C.LowRankConfig("svd", rank=0.5), tuple(GENERATORS),
+                      [({"method": "qr"}, "'qr'"), ({"rank": 0}, "rank 0"),
+                       ({"rank": None, "energy": 1.5}, "energy must be a number in (0, 1]"),
+                       ({"layers": ()}, "layers")]),
 }
 
 

@@ -8,7 +8,8 @@ verb, students, output/feature/adversarial/perceptual terms). Precision: ``preci
 ``QuantConfig``, quantization-aware training, mixed precision, integer engines) and ``quantized_layers`` (the
 packed layers and the quantizer arithmetic). Encoding: ``encoding`` (the ``encode`` verb, k-means weight
 sharing, codebook layers whose state is an entropy-coded bitstream) and ``entropy`` (Huffman, ANS and range
-coders).
+coders). Low-rank: ``lowrank`` (the ``factorize`` verb, ``LowRankConfig``: SVD, Tucker-2, CP and tensor-train
+layers, with ranks given, as fractions, by energy or estimated by VBMF).
 """
 
 from gansurvey.compress.base import (
@@ -45,6 +46,16 @@ from gansurvey.compress.encoding import (
     encoding_report,
     kmeans_codebook,
     serialize,
+)
+from gansurvey.compress.lowrank import (
+    LOWRANK_METHODS,
+    FactorizedLayer,
+    LowRankConfig,
+    TTLinear,
+    factorizable_layers,
+    factorize,
+    factorized_layers,
+    lowrank_report,
 )
 from gansurvey.compress.precision import (
     QuantConfig,
@@ -102,4 +113,6 @@ __all__ = [
     "quantize", "quantized_bytes", "sqnr_db", "to_integer_engine",
     "CodebookConv2d", "CodebookConvTranspose2d", "CodebookLinear", "EncodeConfig", "codebook_layers", "decode",
     "deserialize", "encode", "encoding_report", "kmeans_codebook", "serialize",
+    "LOWRANK_METHODS", "FactorizedLayer", "LowRankConfig", "TTLinear", "factorizable_layers", "factorize",
+    "factorized_layers", "lowrank_report",
 ]
