@@ -274,7 +274,7 @@ def test_image_pool_follows_the_published_rule():
 def test_pix2pix_folder_teacher_is_cached_and_measured(tmp_path, artifacts):
     bench = gs.get_benchmark("pix2pix-folder", data_root=make_paired(tmp_path / "q"), size=SIZE, steps=3,
                              width=WIDTH, num_workers=0)
-    assert (bench.primary_metric, bench.higher_is_better, bench.family) == ("fid", False, "unet256")
+    assert (bench.primary_metric, bench.higher_is_better, bench.architecture) == ("fid", False, "unet256")
     g, d = bench.teacher("quick", progress=False, device="cpu")
     assert g.hparams["num_downs"] == 6 and g.hparams["width"] == WIDTH
     teachers = list((artifacts / "teachers").glob("*.pt"))
