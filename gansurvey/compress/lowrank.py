@@ -110,6 +110,8 @@ class LowRankConfig(CompressConfig):
     """
 
     family: ClassVar[str] = "low-rank"
+    stage_rank: ClassVar[int] = 2
+    stage_rule: ClassVar[str] = ("factorization works on float weights, so it comes before quantization and encoding")
     VERSION: ClassVar[int] = 1
 
     method: str
