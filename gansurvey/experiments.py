@@ -65,8 +65,10 @@ def finetune(
 
 DISTILL_VARIANTS = ("scratch", "output", "feature", "feature+adv")
 #: Output-distillation weight per benchmark: the L1 between student and teacher images is ~0.1-0.5 per pixel,
-#: so it is scaled to weigh like the benchmark's other terms (pix2pix uses 100 for its L1 to the target).
-OUTPUT_WEIGHTS = {"gaussians-mlp": 10.0, "mnist-dcgan": 10.0, "edges2digits-resnet": 100.0}
+#: so it is scaled to weigh like the benchmark's other terms (pix2pix uses 100 for its L1 to the target; the
+#: CycleGAN recipe weighs its L1 cycle terms 10).
+OUTPUT_WEIGHTS = {"gaussians-mlp": 10.0, "mnist-dcgan": 10.0, "edges2digits-resnet": 100.0,
+                  "pix2pix-folder": 100.0, "cyclegan-folder": 10.0}
 
 
 STEP_BUDGETS = ("finetune", "lottery")
@@ -91,22 +93,27 @@ BUDGETS = ("equal-finetune", "equal-total")
 TOTAL_BUDGET_FALLBACK = "feature"
 
 
-def total_steps(profile: str, benchmark: str, finetune_steps: int | None = None) -> int:
+def total_steps(profile: str, benchmark: str | Benchmark, finetune_steps: int | None = None) -> int:
     """Steps an ``equal-total`` student trains for: the teacher's steps in ``profile`` plus the fine-tuning
     budget (``finetune_steps`` or the profile's), i.e. everything a pruned-and-fine-tuned model was trained for.
 
     Args:
         profile: ``quick`` or ``full``.
-        benchmark: the benchmark name (teachers train for a per-benchmark number of steps).
+        benchmark: the benchmark or its name (teachers train for a per-benchmark number of steps); a folder
+            benchmark (an object) counts its own teacher's steps (its ``teacher_steps(profile)``).
         finetune_steps: the fine-tuning budget; ``None`` takes the profile's.
 
     Example:
         >>> total_steps("quick", "mnist-dcgan", 40)  # doctest: +SKIP
         940
     """
+    own_steps = getattr(benchmark, "teacher_steps", None)
+    if isinstance(benchmark, Benchmark) and callable(own_steps):  # folder benchmarks: steps follow the folder
+        return own_steps(profile) + budget_steps(profile, "finetune", finetune_steps)
+    name = benchmark.name if isinstance(benchmark, Benchmark) else benchmark
     teacher = profile_settings(profile).teacher_steps
-    check_choice("benchmark", benchmark, teacher)
-    return teacher[benchmark] + budget_steps(profile, "finetune", finetune_steps)
+    check_choice("benchmark", name, teacher)
+    return teacher[name] + budget_steps(profile, "finetune", finetune_steps)
 
 
 def total_budget_widths(profile: str, widths: list[float]) -> list[float]:
@@ -221,6 +228,9 @@ def distill_config(bench: Benchmark, variant: str) -> DistillConfig | None:
     """The :data:`DISTILL_VARIANTS`: ``scratch`` (no teacher: ``None``), output L1, output + intermediate
     features through 1x1 adapters, and the latter plus the adversarial term (the teacher's discriminator)."""
     check_choice("distillation variant", variant, DISTILL_VARIANTS)
+    if bench.name not in OUTPUT_WEIGHTS:
+        raise GanSurveyError(f"no output-distillation weight for benchmark {bench.name!r}; known: "
+                             f"{', '.join(map(repr, OUTPUT_WEIGHTS))} (add it to experiments.OUTPUT_WEIGHTS)")
     weight = OUTPUT_WEIGHTS[bench.name]
     return {
         "scratch": None,
@@ -262,6 +272,8 @@ def pruning_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
     and, per label, a grid of samples from the fine-tuned model.
     """
     records, samples = [], {}
+    test_inputs = getattr(getattr(bench, "data", None), "test_a", None)  # a folder benchmark's fixed test inputs
+    grid = SAMPLE_GRID if test_inputs is None else min(SAMPLE_GRID, len(test_inputs))
     for label, config in configs.items():
         settings = {**config.__dict__, "finetune_steps": steps}
         raw = prune(teacher, config, bench.example_input(2))
@@ -273,7 +285,7 @@ def pruning_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
         records.append(measure(tuned, bench, technique=label, family="pruning",
                                settings={**settings, "finetuned": True}, seed=seed, device=device,
                                **measure_kwargs))
-        samples[label] = bench.generate(tuned, SAMPLE_GRID, seed)
+        samples[label] = bench.generate(tuned, grid, seed)
     return records, samples
 
 
@@ -320,6 +332,8 @@ def distillation_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.M
     suffix = " (equal total)" if budget == "equal-total" else ""
     records, samples = [], {}
     x = bench.example_input(1)
+    test_inputs = getattr(getattr(bench, "data", None), "test_a", None)  # a folder benchmark's fixed test inputs
+    grid = SAMPLE_GRID if test_inputs is None else min(SAMPLE_GRID, len(test_inputs))
     for width in widths:
         # The matched pruned teacher is also the (copied, never modified) start of every pruned+feature student.
         ratio, pruned_start = match_channel_ratio(teacher, count_macs(make_student(teacher, width), x), x,
@@ -333,7 +347,7 @@ def distillation_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.M
                 records.append(measure(student, bench, technique=label, family=family,
                                        settings={**settings, "variant": variant}, seed=seed, device=device,
                                        **measure_kwargs))
-                samples[label] = bench.generate(student, SAMPLE_GRID, seed)
+                samples[label] = bench.generate(student, grid, seed)
             if not pruned:
                 continue
             config = ChannelPruneConfig(ratio=ratio)
@@ -347,7 +361,7 @@ def distillation_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.M
                 records.append(measure(model, bench, technique=label, family=family,
                                        settings={**settings, **extra}, seed=seed, device=device,
                                        **measure_kwargs))
-                samples[label] = bench.generate(model, SAMPLE_GRID, seed)
+                samples[label] = bench.generate(model, grid, seed)
     return records, samples
 
 
@@ -375,7 +389,7 @@ def equal_total_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mo
         >>> more, grids, variant = equal_total_sweep(bench, g, d, records, "quick", [0.5], [0])  # doctest: +SKIP
     """
     variant = best_distillation_variant(records, bench.name)
-    steps = total_steps(profile, bench.name, finetune_steps)
+    steps = total_steps(profile, bench, finetune_steps)
     swept, grids = distillation_sweep(bench, teacher, discriminator, total_budget_widths(profile, widths), seeds,
                                       steps, variants=("scratch", variant), budget="equal-total",
                                       mac_tolerance=mac_tolerance, device=device, profile=profile,

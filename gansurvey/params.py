@@ -25,6 +25,7 @@ import difflib
 import hashlib
 import json
 import math
+import os
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ class Param:
     ``"float"``). ``choices`` restricts strings (or list items); ``minimum``/``maximum`` (inclusive) and ``below``
     (exclusive) bound numbers (or list items). ``optional`` allows ``None``, which means the profile's default.
     ``choices`` may be a callable returning the allowed values, so heavy modules load only when checked.
+    ``folder`` marks a string naming a data folder: it must exist and be in one of the layouts of
+    :mod:`gansurvey.folders` (only its sub-folders are looked at here; the files are checked when the benchmark
+    is built).
     """
 
     kind: str
@@ -59,6 +63,7 @@ class Param:
     below: float | None = None
     optional: bool = False
     nonempty: bool = True
+    folder: bool = False
 
     def allowed(self) -> tuple[str, ...] | None:
         return self.choices() if callable(self.choices) else self.choices
@@ -98,6 +103,48 @@ COMMON: dict[str, Param] = {
 
 _FRACTION = dict(minimum=0.0, below=1.0)
 
+#: The parameters that add the folder benchmarks (``pix2pix-folder``, ``cyclegan-folder``) to a family notebook;
+#: :func:`with_folder_parameters` puts them after ``benchmarks`` in a notebook's spec.
+FOLDER_PARAMETERS: dict[str, Param] = {
+    "data_root": Param("str", "a folder in the pix2pix, paired-folders or CycleGAN layout (see the README, "
+                              "'Your own data on a GPU'); None: the built-in benchmarks only",
+                       optional=True, folder=True),
+    "folder_size": Param("int", "image side of the folder benchmarks (>= 32; 256 as published, 64 for quick "
+                                "trials)", minimum=32),
+}
+#: The parameter lines :data:`FOLDER_PARAMETERS` stand for in a parameters cell (``tools/wire_data_root.py``
+#: writes them after the ``benchmarks`` line; their comments hold no '=', which would hide them from papermill).
+FOLDER_PARAMETER_LINES = (
+    'data_root: Optional[str] = None  # a folder in the pix2pix or CycleGAN layout (see the README); None: digits '
+    'only',
+    "folder_size: int = 256  # image size of the folder benchmarks (e.g. 64 for quick trials)",
+)
+#: ``benchmarks`` of a notebook with folder parameters: it may be empty when ``data_root`` is given.
+FOLDER_BENCHMARKS_PARAM = Param("list", "built-in benchmarks to run (may be empty when data_root is given)",
+                                item="str", choices=_benchmarks, nonempty=False)
+
+
+def with_folder_parameters(spec: dict[str, Param]) -> dict[str, Param]:
+    """``spec`` with :data:`FOLDER_PARAMETERS` right after its ``benchmarks`` (which may then be empty when
+    ``data_root`` is given: :func:`check_parameters` refuses an empty list only without a folder).
+
+    Example:
+        >>> list(with_folder_parameters({"profile": COMMON["profile"], "benchmarks": COMMON["benchmarks"],
+        ...                              "seed": COMMON["seed"]}))
+        ['profile', 'benchmarks', 'data_root', 'folder_size', 'seed']
+    """
+    if "benchmarks" not in spec:
+        raise GanSurveyError(f"a spec with folder parameters needs a benchmarks parameter to follow; its "
+                             f"parameters are: {', '.join(spec)}")
+    out: dict[str, Param] = {}
+    for name, param in spec.items():
+        if name in FOLDER_PARAMETERS:
+            continue
+        out[name] = FOLDER_BENCHMARKS_PARAM if name == "benchmarks" else param
+        if name == "benchmarks":
+            out.update(FOLDER_PARAMETERS)
+    return out
+
 #: Every notebook's parameters, in the order of its parameters cell (a test keeps the two in step).
 NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
     "00_background": {
@@ -107,7 +154,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "latency_batch": COMMON["latency_batch"],
         "records_to": COMMON["records_to"],
     },
-    "01_pruning": {
+    "01_pruning": with_folder_parameters({
         **{k: COMMON[k] for k in ("profile", "device", "seed", "benchmarks")},
         "sparsities": Param("list", "unstructured sparsities in [0, 1)", item="float", **_FRACTION),
         "channel_ratios": Param("list", "channel ratios in [0, 1)", item="float", **_FRACTION),
@@ -120,8 +167,8 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
                                optional=True),
         "latency_batch": COMMON["latency_batch"],
         "records_to": COMMON["records_to"],
-    },
-    "02_distillation": {
+    }),
+    "02_distillation": with_folder_parameters({
         **{k: COMMON[k] for k in ("profile", "device", "seed")},
         "seeds": Param("list", "seeds of every arm; None: the profile's", item="int", minimum=0, optional=True),
         "benchmarks": COMMON["benchmarks"],
@@ -132,7 +179,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "mac_tolerance": Param("float", "relative MAC mismatch allowed in (0, 1)", minimum=1e-6, below=1.0),
         "latency_batch": COMMON["latency_batch"],
         "records_to": COMMON["records_to"],
-    },
+    }),
     "06_combinations": {
         **{k: COMMON[k] for k in ("profile", "device", "seed", "benchmarks")},
         "batch_sizes": Param("list", "roofline batch sizes (>= 1); None: the profile's", item="int", minimum=1,
@@ -172,6 +219,10 @@ def check_parameters(notebook: str, **params: Any) -> dict[str, Any]:
             out[name] = value
             continue
         out[name] = check_value(name, value, specs[name])
+    if "data_root" in specs and "benchmarks" in out and not out["benchmarks"] and out.get("data_root") is None:
+        raise GanSurveyError(f"parameter benchmarks must name at least one benchmark when no data_root is given, "
+                             f"got an empty list; name some ({', '.join(map(repr, _benchmarks()))}) or pass a data "
+                             "folder with -p data_root /path/to/folder")
     return out
 
 
@@ -183,7 +234,28 @@ def check_value(name: str, value: Any, spec: Param) -> Any:
         raise GanSurveyError(f"parameter {name} cannot be None ({spec.description})")
     if spec.kind == "list":
         return _check_list(name, value, spec)
+    if spec.folder:
+        return _check_folder(name, value)
     return _check_scalar(name, value, spec.kind, spec)
+
+
+def _check_folder(name: str, value: Any) -> str:
+    """A data folder parameter: an existing folder in a known layout (:func:`gansurvey.folders.detect_layout`),
+    returned as a string; a relative path is read from the working directory, which the error names."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise GanSurveyError(f"parameter {name} must name a data folder (a path as a string) or be None, got "
+                             f"{value!r}")
+    from gansurvey.folders import detect_layout
+
+    path = Path(value).expanduser()
+    try:
+        detect_layout(path)
+    except GanSurveyError as exc:
+        where = "" if path.is_absolute() else f" (a relative path, read from {Path.cwd()})"
+        raise GanSurveyError(f"parameter {name}{where}: {exc}") from None
+    return str(path)
 
 
 def _check_scalar(name: str, value: Any, kind: str, spec: Param) -> Any:
@@ -353,3 +425,86 @@ def notebook_parameters(notebook: str, namespace: dict[str, Any], echo: bool = T
         where = f"records go to {display_path(target)}" if target is not None else "no records kept"
         print(f"parameters checked; {where}")
     return NotebookRun(notebook, values, target)
+
+
+# ----------------------------------------------------------------------------- the benchmarks a notebook runs
+
+#: The one line a family notebook prints when it runs without a data folder.
+FOLDER_SKIP_LINE = ("folder benchmarks (pix2pix-folder, cyclegan-folder) skipped: no data_root given; add one with "
+                    "-p data_root /path/to/folder (see the README, 'Your own data on a GPU')")
+
+
+def notebook_benchmarks(names: list[str] | tuple[str, ...], data_root: str | os.PathLike | None = None,
+                        size: int = 256, *, echo: bool = True, **options: Any) -> list:
+    """The benchmarks a family notebook runs: the built-in ones in ``names``, plus the folder benchmark that fits
+    ``data_root`` when it is given, all built (and the folder fully checked) before any work.
+
+    The folder's layout picks the benchmark (:func:`gansurvey.folders.detect_layout`): the pix2pix layout and
+    paired folders give ``pix2pix-folder``, the CycleGAN layout ``cyclegan-folder``. Without ``data_root`` one
+    line (:data:`FOLDER_SKIP_LINE`) says the folder benchmarks are skipped and how to add them; with it, one line
+    names the folder benchmark, its layout and its image counts (``echo=False`` prints neither).
+
+    Args:
+        names: built-in benchmark names (:data:`gansurvey.benchmarks.BENCHMARKS`); may be empty with a folder.
+        data_root: a data folder in one of the layouts of :mod:`gansurvey.folders`, or None.
+        size: image side of the folder benchmark (>= 32; 256 as published).
+        echo: print the line described above.
+        **options: further options of the folder benchmark (``direction``, ``steps``, ``width``, ``amp``...).
+
+    Returns:
+        :class:`gansurvey.benchmarks.Benchmark` objects, the built-in ones first, in the order of ``names``.
+
+    Raises:
+        GanSurveyError: an unknown name, nothing to run, or a bad folder (the folder module's error, naming the
+            path and what was expected), or a test split of fewer than 2 images.
+
+    Example:
+        >>> benches = notebook_benchmarks(["mnist-dcgan"], "datasets/facades", 256)  # doctest: +SKIP
+        pix2pix-folder on datasets/facades: pix2pix layout, 400 training and 106 test images, size 256
+        >>> [b.name for b in benches]  # doctest: +SKIP
+        ['mnist-dcgan', 'pix2pix-folder']
+    """
+    from gansurvey.benchmarks import get_benchmark
+
+    names = _check_list("benchmarks", list(names), FOLDER_BENCHMARKS_PARAM)
+    if not names and data_root is None:
+        raise GanSurveyError("no benchmark to run: name at least one built-in benchmark "
+                             f"({', '.join(map(repr, _benchmarks()))}) or give a data folder (data_root)")
+    benches = [get_benchmark(name) for name in names]
+    if data_root is None:
+        if options:
+            raise GanSurveyError(f"options {', '.join(sorted(options))} apply only to a folder benchmark, and no "
+                                 "data_root was given")
+        if echo:
+            print(FOLDER_SKIP_LINE)
+        return benches
+    check_number("folder_size", size, minimum=32, integer=True)
+    from gansurvey.folders import detect_layout
+
+    name = "cyclegan-folder" if detect_layout(data_root) == "cyclegan" else "pix2pix-folder"
+    bench = get_benchmark(name, data_root=data_root, size=size, **options)  # checks every file
+    folder = bench.data
+    test_counts = [len(folder.test_a)] + ([] if folder.paired else [len(folder.test_b)])
+    if min(test_counts) < 2:
+        raise GanSurveyError(f"{folder.root}: its test split ({folder.test_split}) has only {min(test_counts)} "
+                             "image on a side; the notebooks need at least 2 per side (example batches, the FID)")
+    if echo:
+        train = len(folder.train_a) + (0 if folder.paired else len(folder.train_b))
+        test = len(folder.test_a) + (0 if folder.paired else len(folder.test_b))
+        print(f"{name} on {data_root}: {folder.layout} layout, {train} training and {test} test images, "
+              f"size {size}")
+    return [*benches, bench]
+
+
+def measure_options(bench: Any) -> dict[str, Any]:
+    """Extra :func:`gansurvey.measure` arguments a notebook passes for ``bench``.
+
+    The folder benchmarks rank by the standard Inception FID (their ``primary_metric``), which ``measure`` skips
+    by default; for them this asks for the profile's sample count (``inception_samples=None``: quick 32, full
+    1000, never more than the test split holds). The built-in benchmarks rank by their fast domain metrics: ``{}``.
+
+    Example:
+        >>> measure_options(get_benchmark("mnist-dcgan"))  # doctest: +SKIP
+        {}
+    """
+    return {"inception_samples": None} if getattr(bench, "primary_metric", None) == "fid" else {}
