@@ -22,7 +22,8 @@ def _defaults(notebook: str) -> dict:
 
     nb = nbformat.read(project_root() / "notebooks" / f"{notebook}.ipynb", as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    return {node.target.id: ast.literal_eval(node.value) for node in ast.parse(cell.source).body}
+    return {node.target.id: ast.literal_eval(node.value) for node in ast.parse(cell.source).body
+            if isinstance(node, ast.AnnAssign)}
 
 
 @pytest.fixture
