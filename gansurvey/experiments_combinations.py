@@ -18,7 +18,7 @@ from torch import nn
 from gansurvey import experiments
 from gansurvey.benchmarks import Benchmark, profile_settings
 from gansurvey.checks import GanSurveyError, check_choice, check_number
-from gansurvey.compress import CompressConfig
+from gansurvey.compress import CompressConfig, masks, to_sparse_storage
 from gansurvey.compress.pipeline import Distill, Finetune, Stage, check_pipeline, describe, run_pipeline
 from gansurvey.evaluate import measure
 from gansurvey.metrics.cost import (
@@ -71,6 +71,8 @@ def measure_pipelines(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mo
     records = []
     for label, stages in pipelines.items():
         model = run_arm(bench, teacher, discriminator, stages, profile=profile, seed=seed, device=device)
+        if masks(model):  # masked layers are kept for training; what is stored is the sparse format
+            model = to_sparse_storage(model)
         records.append(measure(model, bench, technique=label, profile=profile, seed=seed, device=device,
                                settings={"pipeline": describe(stages), "stages": len(stages)}, **measure_kwargs))
     return records
