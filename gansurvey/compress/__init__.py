@@ -53,6 +53,7 @@ from gansurvey.compress.lowrank import (
     LowRankConfig,
     TTLinear,
     factorizable_layers,
+    factorization_plan,
     factorize,
     factorized_layers,
     lowrank_report,
@@ -113,6 +114,6 @@ __all__ = [
     "quantize", "quantized_bytes", "sqnr_db", "to_integer_engine",
     "CodebookConv2d", "CodebookConvTranspose2d", "CodebookLinear", "EncodeConfig", "codebook_layers", "decode",
     "deserialize", "encode", "encoding_report", "kmeans_codebook", "serialize",
-    "LOWRANK_METHODS", "FactorizedLayer", "LowRankConfig", "TTLinear", "factorizable_layers", "factorize",
-    "factorized_layers", "lowrank_report",
+    "LOWRANK_METHODS", "FactorizedLayer", "LowRankConfig", "TTLinear", "factorizable_layers",
+    "factorization_plan", "factorize", "factorized_layers", "lowrank_report",
 ]

@@ -69,7 +69,7 @@ from gansurvey.nn import CompressedLayer, is_compressed
 __all__ = [
     "LOWRANK_METHODS", "CPConv2d", "CPConvTranspose2d", "FactorizedLayer", "LowRankConfig", "SVDConv2d",
     "SVDConvTranspose2d", "SVDLinear", "TTLinear", "Tucker2Conv2d", "Tucker2ConvTranspose2d", "evbmf_rank",
-    "factorizable_layers", "factorize", "factorized_layers", "full_ranks", "lowrank_report",
+    "factorizable_layers", "factorization_plan", "factorize", "factorized_layers", "full_ranks", "lowrank_report",
 ]
 
 #: The factorization methods and the layer types each one handles.
@@ -854,12 +854,36 @@ def _apply(model: nn.Module, config: LowRankConfig) -> nn.Module:
 
 
 def _factorize_all(model: nn.Module, config: LowRankConfig, layers: dict[str, nn.Module]) -> None:
+    for row in _plan(config, layers):
+        if row["factorized"]:
+            _replace(model, row["layer"], _factorize_layer(layers[row["layer"]], config, row["ranks"]))
+
+
+def _plan(config: LowRankConfig, layers: dict[str, nn.Module]) -> list[dict[str, Any]]:
+    rows = []
     for name, module in layers.items():
         ranks = _ranks(module, config)
-        dense = module.weight.numel()
-        if config.layers is None and _params_after(module, config.method, ranks, config.tt_cores) >= dense:
-            continue  # would not save parameters
-        _replace(model, name, _factorize_layer(module, config, ranks))
+        dense, after = module.weight.numel(), _params_after(module, config.method, ranks, config.tt_cores)
+        rows.append(dict(layer=name, type=type(module).__name__, ranks=tuple(ranks), full_ranks=full_ranks(
+            module, config.method, config.tt_cores), dense_params=dense, params=after,
+            factorized=config.layers is not None or after < dense))  # layers=None: only where it saves
+    return rows
+
+
+def factorization_plan(model: nn.Module, config: LowRankConfig) -> list[dict[str, Any]]:
+    """What :func:`factorize` would do, without doing it: one row per selected layer with its type, the ranks
+    it would get and its full ranks, its weight count now (``dense_params``) and after (``params``, biases
+    left out), and whether it would be factorized (``layers=None`` skips layers where nothing is saved).
+    The same errors as ``factorize`` for bad requests; ``model`` is not modified.
+
+    Example::
+
+        [r["layer"] for r in factorization_plan(generator, LowRankConfig("svd", rank=0.25)) if r["factorized"]]
+    """
+    check_family_configs("factorization_plan", model, config, (LowRankConfig,))
+    layers = _check_integer_rank(model, config, _select(model, config))
+    with _one_thread():
+        return _plan(config, layers)
 
 
 @register(LowRankConfig)

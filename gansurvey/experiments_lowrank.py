@@ -1,0 +1,212 @@
+"""The study steps of ``03_low_rank``: rank sweeps with and without fine-tuning, per-layer sensitivity, low-rank
+against channel pruning at matched MACs over seeds, and the Tensorizing GANs comparison on ``mnist-mlp``.
+
+Every model is measured with :func:`gansurvey.measure`; every record carries structured settings (``method``,
+``rank``, ``energy``, ``finetuned``, ``steps``, ``arm``...), so the notebook groups by columns and never parses a
+label. Fine-tuning uses the shared trainer (:func:`gansurvey.experiments.finetune`) with the same budget as 01/02.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from gansurvey.benchmarks import Benchmark
+from gansurvey.checks import GanSurveyError, check_number
+from gansurvey.compress import LowRankConfig, factorization_plan, factorize, factorized_layers
+from gansurvey.evaluate import measure
+from gansurvey.experiments import SAMPLE_GRID, finetune, match_channel_ratio
+from gansurvey.metrics.cost import count_macs, count_params
+from gansurvey.results import Measurement
+
+__all__ = [
+    "lowrank_configs", "lowrank_settings", "lowrank_sensitivity", "lowrank_sweep", "lowrank_vs_pruning_runs",
+    "rank_label", "tensorized_runs",
+]
+
+
+def rank_label(config: LowRankConfig) -> str:
+    """The display label of a config: ``svd r=0.25``, ``tucker2 e=0.9``, ``tt r=8``."""
+    return config.describe()
+
+
+def lowrank_configs(grids: dict[str, list[Any]], kind: str = "rank") -> dict[str, LowRankConfig]:
+    """Configs of a rank grid per method, by label.
+
+    Args:
+        grids: method -> ranks (integers, fractions in (0, 1], or ``"vbmf"``), or energies with ``kind="energy"``.
+        kind: ``"rank"`` or ``"energy"``.
+
+    Example::
+
+        lowrank_configs({"svd": [0.5, 0.25], "tucker2": [0.25]})  # {'svd r=0.5': LowRankConfig(...), ...}
+    """
+    if kind not in ("rank", "energy"):
+        raise GanSurveyError(f"unknown grid kind {kind!r}; allowed: 'rank', 'energy'")
+    out = {}
+    for method, values in grids.items():
+        for value in values:
+            config = LowRankConfig(method, **{kind: value})
+            out[rank_label(config)] = config
+    return out
+
+
+def lowrank_settings(config: LowRankConfig, **extra: Any) -> dict[str, Any]:
+    """The structured settings of a low-rank record: method, rank, energy, layers and ``extra``."""
+    return {"method": config.method, "rank": config.rank, "energy": config.energy,
+            "layers": list(config.layers) if config.layers else None, **extra}
+
+
+def lowrank_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
+                  configs: dict[str, LowRankConfig], steps: int, *, seed: int = 0, device: str = "auto",
+                  **measure_kwargs: Any) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
+    """Each labelled config applied to the teacher and measured twice: as factorized (``finetuned: False``,
+    technique ``"<label> (no fine-tuning)"``) and after ``steps`` steps of fine-tuning against a copy of the
+    teacher's discriminator (``finetuned: True``), the same ``steps`` for every config (as ``pruning_sweep``).
+
+    Args:
+        bench: the benchmark.
+        teacher: its trained generator (never modified).
+        discriminator: the teacher's discriminator (copied for each fine-tuning).
+        configs: label -> :class:`LowRankConfig` (:func:`lowrank_configs`).
+        steps: fine-tuning steps (``experiments.budget_steps(profile, "finetune")``).
+        seed: seed of the fine-tuning and of the measurement.
+        device: where to train and time.
+        measure_kwargs: passed to :func:`gansurvey.measure` (notebook, profile, latency_batch...).
+
+    Returns:
+        The records and, per label, a grid of samples from the fine-tuned model.
+
+    Example::
+
+        records, samples = lowrank_sweep(bench, g, d, lowrank_configs({"tucker2": [0.25]}), steps=40,
+                                         notebook="03_low_rank", profile="quick")
+    """
+    check_number("steps", steps, minimum=0, integer=True)
+    records, samples = [], {}
+    for label, config in configs.items():
+        raw = factorize(teacher, config)
+        if not factorized_layers(raw):
+            raise GanSurveyError(f"{label} factorizes no layer of {bench.name}'s generator (no layer saves "
+                                 "parameters at that rank); choose a lower rank")
+        settings = lowrank_settings(config, steps=steps)
+        records.append(measure(raw, bench, technique=f"{label} (no fine-tuning)", family="low-rank",
+                               settings={**settings, "finetuned": False, "steps": 0}, seed=seed, device=device,
+                               **measure_kwargs))
+        tuned = finetune(raw, bench, steps, discriminator, seed=seed, device=device).model
+        records.append(measure(tuned, bench, technique=label, family="low-rank",
+                               settings={**settings, "finetuned": True}, seed=seed, device=device,
+                               **measure_kwargs))
+        samples[label] = bench.generate(tuned, SAMPLE_GRID, seed)
+    return records, samples
+
+
+def _relative_error(model: nn.Module, reference: torch.Tensor, inputs: torch.Tensor) -> float:
+    with torch.no_grad():
+        out = model.eval()(inputs)
+    return float((out - reference).norm() / reference.norm().clamp_min(1e-12))
+
+
+def lowrank_sensitivity(bench: Benchmark, teacher: nn.Module, method: str, ranks: list[float | int], *,
+                        profile: str = "quick", seed: int = 0, samples: int = 64,
+                        quality: bool = True) -> pd.DataFrame:
+    """Which layers tolerate a low rank: each layer factorized alone (no fine-tuning) at each rank.
+
+    Per (layer, rank): the layer's type, ranks, the parameters and MACs the factorization saves, the relative L2
+    error of the generator's output against the teacher's on ``samples`` evaluation inputs, and (``quality``) the
+    benchmark's primary metric with its change from the teacher (positive = worse, in the metric's units, for a
+    lower-is-better metric). Layers where the rank saves no parameters are left out.
+
+    Example::
+
+        lowrank_sensitivity(bench, teacher, "tucker2", [0.25]).sort_values("output_error")
+    """
+    x, inputs = bench.example_input(1), bench.eval_inputs(samples, seed)
+    with torch.no_grad():
+        reference = teacher.eval()(inputs)
+    base_macs = count_macs(teacher, x)
+    metric = bench.primary_metric
+    base_quality = bench.quality(teacher, profile=profile, seed=seed, inception_samples=0)[metric] if quality \
+        else None
+    rows = []
+    for rank in ranks:
+        plan = [r for r in factorization_plan(teacher, LowRankConfig(method, rank=rank)) if r["factorized"]]
+        for entry in plan:
+            model = factorize(teacher, LowRankConfig(method, rank=rank, layers=(entry["layer"],)))
+            row = {"layer": entry["layer"], "type": entry["type"], "method": method, "rank": rank,
+                   "ranks": entry["ranks"], "params_saved": count_params(teacher) - count_params(model),
+                   "macs_saved": base_macs - count_macs(model, x),
+                   "output_error": _relative_error(model, reference, inputs)}
+            if quality:
+                value = bench.quality(model, profile=profile, seed=seed, inception_samples=0)[metric]
+                sign = 1 if bench.higher_is_better else -1
+                row |= {metric: value, "quality_loss": sign * (base_quality - value)}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def lowrank_vs_pruning_runs(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
+                            configs: dict[str, LowRankConfig], seeds: list[int], steps: int, *,
+                            mac_tolerance: float = 0.10, device: str = "auto", **measure_kwargs: Any,
+                            ) -> list[Measurement]:
+    """Low-rank against channel pruning at matched MACs: for each config, the teacher factorized and the teacher
+    pruned by channels to the same MACs (within ``mac_tolerance``, by
+    :func:`gansurvey.experiments.match_channel_ratio`), each fine-tuned for ``steps`` steps per seed and measured.
+
+    Records carry ``arm`` (``low-rank`` / ``pruning``), ``match`` (the low-rank label both arms are matched to),
+    ``target_macs``, ``finetuned`` and ``steps`` in their settings; pruned ones also the channel ``ratio``. The
+    claim :func:`gansurvey.claims.lowrank_vs_pruning` reads them.
+
+    Example::
+
+        runs = lowrank_vs_pruning_runs(bench, g, d, {"tucker2 r=0.25": LowRankConfig("tucker2", rank=0.25)},
+                                       seeds=[0, 1, 2], steps=500, notebook="03_low_rank", profile="full")
+    """
+    check_number("steps", steps, minimum=0, integer=True)
+    if not seeds:
+        raise GanSurveyError("seeds must name at least one seed, got an empty list")
+    x = bench.example_input(1)
+    records = []
+    for label, config in configs.items():
+        factorized = factorize(teacher, config)
+        target = count_macs(factorized, x)
+        ratio, pruned = match_channel_ratio(teacher, target, bench.example_input(2), mac_tolerance)
+        common = {"match": label, "target_macs": target, "finetuned": True, "steps": steps}
+        for seed in seeds:
+            arms = (("low-rank", factorized, label, lowrank_settings(config)),
+                    ("pruning", pruned, f"channels {ratio:.2f} (matches {label})",
+                     {"method": "channels", "ratio": ratio}))
+            for arm, model, technique, settings in arms:
+                tuned = finetune(model, bench, steps, discriminator, seed=seed, device=device).model
+                records.append(measure(tuned, bench, technique=technique, family=arm,
+                                       settings={**settings, **common, "arm": arm}, seed=seed, device=device,
+                                       **measure_kwargs))
+    return records
+
+
+def tensorized_runs(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, ranks: list[int | float],
+                    steps: int, *, cores: int = 3, seed: int = 0, device: str = "auto",
+                    **measure_kwargs: Any) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
+    """The Tensorizing GANs setting: every Linear layer of the MLP teacher replaced by a tensor-train layer
+    (``LowRankConfig("tt", rank, cores=cores)``) at each rank, measured before and after ``steps`` steps of
+    fine-tuning (the same rule as :func:`lowrank_sweep`). Records carry ``params_x`` (the teacher's params over
+    the model's) in their settings, to be set beside the literature's "up to 35x fewer parameters".
+
+    Example::
+
+        records, samples = tensorized_runs(gs.get_benchmark("mnist-mlp"), g, d, [4, 8], steps=40)
+    """
+    configs = {}
+    for rank in ranks:
+        config = LowRankConfig("tt", rank=rank, cores=cores)
+        configs[rank_label(config)] = config
+    records, samples = lowrank_sweep(bench, teacher, discriminator, configs, steps, seed=seed, device=device,
+                                     **measure_kwargs)
+    base = count_params(teacher)
+    for record in records:
+        record.settings["params_x"] = base / record.params if record.params else math.nan
+    return records, samples
