@@ -325,10 +325,15 @@ def test_round_to_and_discriminators():
 
 
 def test_channel_pruning_refuses_masked_models():
-    with pytest.raises(GanSurveyError, match="bake_masks first"):
+    with pytest.raises(GanSurveyError, match="cannot follow MagnitudePruneConfig: channel pruning needs plain"):
         prune(prune(small("dcgan"), MagnitudePruneConfig(0.5)), ChannelPruneConfig(0.5))
+    masked = prune(small("dcgan"), MagnitudePruneConfig(0.5))
+    masked.compression = []  # a masked model whose history was lost is still refused, by the layers themselves
+    with pytest.raises(GanSurveyError, match="bake_masks first"):
+        prune(masked, ChannelPruneConfig(0.5))
     both = prune(bake_masks(prune(small("dcgan"), MagnitudePruneConfig(0.5))), ChannelPruneConfig(0.5))
     assert count_params(both) < count_params(small("dcgan"))
+    assert [e["type"] for e in both.compression] == ["MagnitudePruneConfig", "ChannelPruneConfig"]
 
 
 # ---------------------------------------------------------------- lottery tickets

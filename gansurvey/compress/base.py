@@ -127,7 +127,7 @@ def config_from_dict(data: dict[str, Any], expected: type | None = None) -> Comp
     if version != cls.VERSION:
         raise GanSurveyError(f"{kind} dict has version {version!r}; this code reads version {cls.VERSION}")
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names - {"type", "version", "family", "method"}
+    unknown = set(data) - names - {"type", "version", "family", "method", "baked"}
     if unknown:
         raise GanSurveyError(f"{kind} has no field(s) {sorted(unknown)}; fields: {sorted(names)}")
     return cls(**{k: _revive(v) for k, v in data.items() if k in names})
@@ -178,6 +178,8 @@ def check_order(configs: Sequence[CompressConfig], model: nn.Module | None = Non
     highest, applied = -1, None
     for entry in compression_chain(model) if model is not None else []:
         kind = _CONFIGS.get(entry.get("type"))
+        if entry.get("baked"):  # its layers were turned back into plain ones (e.g. bake_masks): no constraint left
+            continue
         if kind is not None and kind.stage_rank > highest:
             highest, applied = kind.stage_rank, kind.__name__
     order = " -> ".join(f"{c.__name__} ({c.stage_rank})" for c in sorted(

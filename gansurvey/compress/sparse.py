@@ -145,6 +145,9 @@ def bake_masks(model: nn.Module) -> nn.Module:
     for module in prunable_layers(out).values():
         if mask_of(module) is not None:
             unmask(module)
+    chain = getattr(out, "compression", None)
+    if chain:  # the pruning stays in the history; its masks no longer constrain what may follow
+        out.compression = [dict(e, baked=True) if e.get("type") == "MagnitudePruneConfig" else e for e in chain]
     return out
 
 
