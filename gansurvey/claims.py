@@ -581,7 +581,8 @@ def trained_beats_post_sharing(records: pd.DataFrame, profile: str | None = None
         >>> trained_beats_post_sharing(records_frame(records)).verdict  # doctest: +SKIP
     """
     rows = _encoding_rows(records)
-    rows = rows[rows["trained"].notna() & rows["bits"].notna()]
+    # k-means sharing only: a sweep's uniform-grid rows (settings quantizer "uniform") are another quantizer
+    rows = rows[rows["trained"].notna() & rows["bits"].notna() & (rows["quantizer"].fillna("k-means") == "k-means")]
     verdicts, table = {}, []
     for (bench, bits), group in rows.groupby(["benchmark", "bits"], sort=False):
         higher, metric = _quality(group, bench)

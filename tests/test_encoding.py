@@ -351,6 +351,7 @@ def test_encoding_claims_follow_the_numbers():
     add("teacher", 0, 50.0, 4e6)
     for bits, value in [(1, 200.0), (2, 80.0), (3, 54.0), (4, 51.0), (8, 50.0)]:
         add(f"k-means {bits}-bit", 0, value, 4e6 * bits / 32, bits=bits, quantizer="k-means", trained=False)
+    add("uniform 2-bit", 0, 500.0, 1e5, bits=2, quantizer="uniform", trained=False)  # another quantizer: ignored
     for seed in (0, 1):
         add("post-training 2-bit", seed, 80.0 + seed, 1e5, bits=2, trained=False)
         add("trained 2-bit", seed, 54.0 + seed, 9e4, bits=2, trained=True)
@@ -360,6 +361,7 @@ def test_encoding_claims_follow_the_numbers():
     assert str(claims.bits_needed(frame, reference_bits=2).verdict) == "contradicted"
     es = claims.trained_beats_post_sharing(frame)
     assert str(es.verdict) == "supported" and es.seeds == 2
+    assert es.evidence["post_training"].iloc[0] == pytest.approx(241 / 3)  # the k-means rows, not the uniform one
     et = claims.encoding_target(frame)
     assert str(et.verdict) == "supported" and "44.4x (trained 2-bit)" in et.summary
     assert str(claims.encoding_target(frame, ratio=50).verdict) == "contradicted"
