@@ -859,7 +859,7 @@ _LR_TABLE = (
 )
 
 
-def lowrank_vs_pruning(records: pd.DataFrame, profile: str | None = None) -> Check:
+def lowrank_vs_pruning(records: pd.DataFrame, mac_tolerance: float = 0.10, profile: str | None = None) -> Check:
     """LR on measured records: at matched MACs and equal fine-tuning, does a low-rank generator keep more quality
     than a channel-pruned one? (The survey finds low-rank barely tried on GANs; this is this project's question.)
 
@@ -869,10 +869,12 @@ def lowrank_vs_pruning(records: pd.DataFrame, profile: str | None = None) -> Che
     margin is the quality difference in the metric's better direction (positive: low-rank better), decisive when
     it exceeds the sum of the two spreads. A benchmark *supports* the claim when low-rank wins decisively in every
     pair, *contradicts* it when pruning wins decisively in some pair and low-rank in none, is *mixed* otherwise
-    and *not testable* without a pair holding both arms. The overall verdict combines the benchmarks.
+    and *not testable* without a pair holding both arms. The overall verdict combines the benchmarks. A pair whose
+    arms' mean MACs differ by more than ``mac_tolerance`` (relative) is not matched: it is left out, with a note.
 
     Args:
         records: measured records (``records_frame(...)`` or ``ResultsStore(profile).read("03_low_rank")``).
+        mac_tolerance: relative MAC difference still counted as the same cost.
         profile: the records' profile; ``None`` reads the ``profile`` column (quick verdicts are indicative).
 
     Returns:
@@ -887,8 +889,9 @@ def lowrank_vs_pruning(records: pd.DataFrame, profile: str | None = None) -> Che
     parsed = rows["settings"].map(_settings_of)
     rows["arm"], rows["match"] = parsed.map(lambda s: s.get("arm")), parsed.map(lambda s: s.get("match"))
     rows = rows[rows["arm"].isin(["low-rank", "pruning"]) & rows["match"].notna()]
+    check_number("mac_tolerance", mac_tolerance, minimum=0, below=1)
     profile = _profile_of(records, profile)
-    table, verdicts, fewest = [], {}, None
+    table, verdicts, fewest, unmatched = [], {}, None, []
     for (bench, metric), group in rows.groupby(["benchmark", "primary_metric"], sort=True):
         higher = _direction(_configurations(group), bench, metric)
         outcomes = []
@@ -900,6 +903,9 @@ def lowrank_vs_pruning(records: pd.DataFrame, profile: str | None = None) -> Che
                            float(a["primary_value"].std(ddof=1)) if a["seed"].nunique() > 1 else 0.0,
                            int(a["seed"].nunique()), float(a["macs"].mean())) for arm, a in arms.items()}
             (lr_mean, lr_sd, lr_n, lr_macs), (pr_mean, pr_sd, pr_n, pr_macs) = stats["low-rank"], stats["pruning"]
+            if abs(pr_macs - lr_macs) > mac_tolerance * lr_macs:
+                unmatched.append(f"{bench} {match}: pruned {pr_macs:.4g} MACs vs low-rank {lr_macs:.4g}")
+                continue
             margin = (lr_mean - pr_mean) if higher else (pr_mean - lr_mean)
             outcome = ("low-rank better" if margin > lr_sd + pr_sd else "pruning better"
                        if -margin > lr_sd + pr_sd else "within seed spread")
@@ -926,8 +932,9 @@ def lowrank_vs_pruning(records: pd.DataFrame, profile: str | None = None) -> Che
                 row["benchmark_verdict"] = str(verdicts[bench])
     evidence = pd.DataFrame(table, columns=list(_LR_TABLE))
     notes = seed_note(fewest or 0, profile) if fewest is not None else ["no matched pair holds both arms"]
+    notes += [f"left out, MACs not within {mac_tolerance:.0%}: {u}" for u in unmatched]
     check = Check(id="LR", claim=LR_CLAIM, verdict=combine(verdicts.values()), summary="", evidence=evidence,
-                  verdicts=verdicts, notes=notes, parameters={"profile": profile},
+                  verdicts=verdicts, notes=notes, parameters={"profile": profile, "mac_tolerance": mac_tolerance},
                   source="measured", basis="this project's reading", seeds=fewest)
     check.summary = _lr_summary(check)
     return check

