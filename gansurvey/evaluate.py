@@ -44,7 +44,8 @@ def measure(
     Costs are per generated sample (batch of one); latency is the median over the profile's repeats at
     ``latency_batch`` on ``device``. Quality metrics follow the benchmark (see :mod:`gansurvey.benchmarks`);
     the standard Inception FID is computed on ``inception_samples`` images: none by default, because it is slow on
-    a CPU; ``None`` asks for the profile's sample count (quick: a few dozen, full: 1000).
+    a CPU (a benchmark ranked by it, such as the folder ones, always gets it); ``None`` asks for the profile's
+    sample count (quick: a few dozen, full: 1000).
     The generator is not modified.
 
     Args:
@@ -73,6 +74,8 @@ def measure(
     energy = energy_estimate(model, x)
     latency = measure_latency(model, bench.example_input(latency_batch), batch_sizes=(latency_batch,),
                               warmup=settings_.latency_warmup, repeats=settings_.latency_repeats, device=str(dev))
+    if inception_samples == 0 and bench.primary_metric == "fid":
+        inception_samples = None  # a benchmark ranked by the Inception FID (the folder ones) always gets it
     quality = bench.quality(model, profile=profile, seed=seed, device=str(dev), inception_samples=inception_samples)
     chain = compression_chain(generator)
     return Measurement(
