@@ -198,9 +198,30 @@ RESULTS_HINT = "set GANSURVEY_RESULTS to a folder you can write (it defaults to 
 LIST_HINT = "pass a list with -y '{name}: [a, b]' or -p {name} '[a, b]'"
 
 
+#: Notebooks whose spec lives beside their study module (module, attribute, add the folder parameters?); read on
+#: first use, since those modules import this one.
+_SPECS_ELSEWHERE = {
+    "03_low_rank": ("gansurvey.experiments_lowrank", "LOWRANK_PARAMETERS", False),
+    "05_encoding": ("gansurvey.experiments_encoding", "NOTEBOOK_SPEC", True),
+}
+
+
+def is_registered(notebook: str) -> bool:
+    """Whether ``notebook`` has a spec of its own (then unknown parameter names are refused)."""
+    return notebook in NOTEBOOK_PARAMETERS or notebook in _SPECS_ELSEWHERE
+
+
 def parameter_specs(notebook: str) -> dict[str, Param]:
     """The spec of ``notebook``'s parameters; a notebook not registered here gets :data:`COMMON`."""
-    return NOTEBOOK_PARAMETERS.get(notebook, COMMON)
+    if notebook in NOTEBOOK_PARAMETERS:
+        return NOTEBOOK_PARAMETERS[notebook]
+    if notebook in _SPECS_ELSEWHERE:
+        import importlib
+
+        module, name, folders = _SPECS_ELSEWHERE[notebook]
+        spec = getattr(importlib.import_module(module), name)
+        return with_folder_parameters(spec) if folders else spec
+    return COMMON
 
 
 def check_parameters(notebook: str, **params: Any) -> dict[str, Any]:
@@ -210,7 +231,7 @@ def check_parameters(notebook: str, **params: Any) -> dict[str, Any]:
     notebook an unknown name is refused (with the closest known name); for others, unknown names pass unchecked.
     """
     specs = parameter_specs(notebook)
-    registered = notebook in NOTEBOOK_PARAMETERS
+    registered = is_registered(notebook)
     out = {}
     for name, value in params.items():
         if name not in specs:
@@ -404,7 +425,7 @@ def notebook_parameters(notebook: str, namespace: dict[str, Any], echo: bool = T
     the records go (``echo``) and returns a :class:`NotebookRun` whose ``write`` stores the records.
     """
     specs = parameter_specs(notebook)
-    if notebook in NOTEBOOK_PARAMETERS:
+    if is_registered(notebook):
         for name in injected_names(namespace):
             if name not in specs:
                 raise GanSurveyError(_unknown_name(notebook, name, specs))
