@@ -96,8 +96,10 @@ from gansurvey.compress.sparse import (
     bake_masks,
     masks,
     prunable_layers,
+    semi_structured_layers,
     sparsity,
     sparsity_report,
+    to_semi_structured,
     to_sparse_storage,
 )
 
@@ -108,7 +110,8 @@ __all__ = [
     "SparseConvTranspose2d", "SparseLinear", "WeightMask", "apply_masks", "auto_feature_layers", "bake_masks",
     "distill", "distillation_losses", "feature_pairs", "kept_channels", "lottery_ticket", "magnitude_prune",
     "make_student", "masks", "prunable_layers", "prune", "prune_channels", "random_reinit",
-    "remove_feature_hooks", "rewind", "sparsity", "sparsity_report", "to_sparse_storage",
+    "remove_feature_hooks", "rewind", "sparsity", "sparsity_report",
+    "semi_structured_layers", "to_semi_structured", "to_sparse_storage",
     "FakeQuantLayer", "QuantConfig", "QuantizedConv2d", "QuantizedConvTranspose2d", "QuantizedLayer",
     "QuantizedLinear", "allocate_bits", "convert_qat", "layer_sensitivity", "output_sqnr", "prepare_qat",
     "quantize", "quantized_bytes", "sqnr_db", "to_integer_engine",
