@@ -286,7 +286,8 @@ def real_size_costs(generators: dict[str, tuple[nn.Module, torch.Tensor]],
     for gen_name, (model, x) in generators.items():
         variants = {"uncompressed": model}
         for label, config in configs.items():
-            variants[label] = compress(model, config, example_input=x)
+            variant = compress(model, config, example_input=x)
+            variants[label] = to_sparse_storage(variant) if masks(variant) else variant
         base = None
         for label, variant in variants.items():
             timed = latency_of is None or label in latency_of or label == "uncompressed"
