@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -573,7 +574,10 @@ def to_integer_engine(model: nn.Module, example_input: Any, engine: str = "fbgem
             h.remove()
     for name, layer in layers.items():
         r = ranges[name]
-        fast = engine_layer(layer, (r[0], r[1]), (r[2], r[3]), engine)
+        with warnings.catch_warnings():
+            # torch announces that its quantized tensor types will go; they are what these engines run on
+            warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+            fast = engine_layer(layer, (r[0], r[1]), (r[2], r[3]), engine)
         if not name:
             return fast
         _set_module(out, name, fast)
