@@ -9,10 +9,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, replace
+from functools import lru_cache, partial
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -53,6 +54,7 @@ class ProfileSettings:
     student_widths: tuple[float, ...]  # distillation students, as fractions of the teacher's width
     lottery_steps: int  # training steps per lottery-ticket round on the toy
     total_budget_widths: tuple[float, ...] | None = None  # widths of 02's equal-total-budget arm (None: all)
+    curve_points: int = 12  # quality checks along a teacher's training (its quality curve)
 
 
 PROFILE_SETTINGS = {
@@ -120,19 +122,7 @@ class Benchmark:
         ``device`` (where training would run) is checked first, so a bad one is refused even when the teacher is
         already cached.
         """
-        resolve_device(device)
-        steps = profile_settings(profile).teacher_steps[self.name]
-        key = zoo.cache_key(kind="teacher", benchmark=self.name, profile=profile, seed=seed, steps=steps,
-                            generator=self.generator_hparams, discriminator=self.discriminator_hparams)
-
-        def build() -> dict:
-            seed_everything(seed)
-            g, d = self.new_generator(), self.new_discriminator()
-            history = train_gan(g, d, self.task(), self.train_config(steps, seed, progress),
-                                device=resolve_device(device))
-            return {"generator": g.cpu().state_dict(), "discriminator": d.cpu().state_dict(), "log": history}
-
-        state = zoo.cached("teachers", key, build)
+        state = self.teacher_state(profile, seed, device, progress)
         g, d = self.new_generator(), self.new_discriminator()
         g.load_state_dict(state["generator"])
         d.load_state_dict(state["discriminator"])
@@ -142,6 +132,39 @@ class Benchmark:
                 inception_samples: int | None = None) -> dict:
         """Every quality metric that applies to this benchmark, as a dict of Measurement field values."""
         raise NotImplementedError
+
+    def teacher_curve(self, profile: str = "quick", seed: int = 0, device: str = "auto") -> pd.DataFrame:
+        """The teacher's quality curve: one row per check along its training (``step`` and every quality metric
+        but the Inception FID, on the profile's evaluation samples), trained on first use like ``teacher``."""
+        log = self.teacher_state(profile, seed, device, progress=False)["log"]
+        return pd.DataFrame([entry for entry in log if self.primary_metric in entry])
+
+    def teacher_state(self, profile: str = "quick", seed: int = 0, device: str = "auto",
+                      progress: bool = True) -> dict:
+        """The trained networks' state dicts and the training log (quality checks included), cached."""
+        resolve_device(device)
+        settings = profile_settings(profile)
+        steps = settings.teacher_steps[self.name]
+        config = self.train_config(steps, seed, progress)
+        config = replace(config, monitor_every=monitor_interval(steps, settings.curve_points, config.log_every))
+        key = zoo.cache_key(kind="teacher", benchmark=self.name, profile=profile, seed=seed, steps=steps,
+                            monitor_every=config.monitor_every,
+                            generator=self.generator_hparams, discriminator=self.discriminator_hparams)
+
+        def build() -> dict:
+            seed_everything(seed)
+            g, d = self.new_generator(), self.new_discriminator()
+            score = partial(self.quality, profile=profile, seed=seed, device=str(resolve_device(device)),
+                            inception_samples=0)
+            history = train_gan(g, d, self.task(), config, device=resolve_device(device), monitor=score)
+            return {"generator": g.cpu().state_dict(), "discriminator": d.cpu().state_dict(), "log": history}
+
+        return zoo.cached("teachers", key, build)
+
+
+def monitor_interval(steps: int, points: int, log_every: int) -> int:
+    """Steps between ``points`` quality checks over ``steps`` training steps, a multiple of ``log_every``."""
+    return max(log_every, round(steps / points / log_every) * log_every)
 
 
 class GaussiansBenchmark(Benchmark):

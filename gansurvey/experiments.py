@@ -27,6 +27,7 @@ from gansurvey.compress import (
 from gansurvey.config import resolve_device
 from gansurvey.evaluate import measure
 from gansurvey.metrics.cost import count_macs
+from gansurvey.reports import curve_plateau
 from gansurvey.results import Measurement, records_frame
 from gansurvey.train import ExtraLoss, TrainResult, train_gan
 
@@ -72,6 +73,18 @@ OUTPUT_WEIGHTS = {"gaussians-mlp": 10.0, "mnist-dcgan": 10.0, "edges2digits-resn
 
 
 STEP_BUDGETS = ("finetune", "lottery")
+
+
+def teacher_curves(benches: list[Benchmark], profile: str, seed: int = 0,
+                   device: str = "auto") -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Each teacher's quality curve (``Benchmark.teacher_curve``) and a table saying whether it had flattened
+    by the end of training (``reports.curve_plateau`` on the primary metric). Teachers trained without quality
+    checks (the folder benchmarks' published recipe) have no curve and are left out."""
+    curves = {b.name: b.teacher_curve(profile, seed, device) for b in benches}
+    rows = [{"benchmark": b.name, "steps": int(curves[b.name]["step"].max()),
+             **curve_plateau(curves[b.name], b.primary_metric, b.higher_is_better)}
+            for b in benches if len(curves[b.name])]
+    return {name: curve for name, curve in curves.items() if len(curve)}, pd.DataFrame(rows)
 
 
 def budget_steps(profile: str, purpose: str, steps: int | None = None) -> int:

@@ -84,3 +84,17 @@ def stacked_bars(frame: pd.DataFrame, index: str, columns: list[str], title: str
     if title:
         ax.set_title(title, fontsize=9)
     return ax
+
+
+def quality_curves(curves: dict[str, pd.DataFrame], metric: str | dict[str, str]):
+    """One panel per curve: ``metric`` (or ``metric[name]``) against the training ``step``, e.g. the teachers'
+    quality along their training (``experiments.teacher_curves``). Returns the figure."""
+    fig, axes = plt.subplots(1, max(len(curves), 1), figsize=(4.2 * max(len(curves), 1), 3.0), squeeze=False)
+    for ax, (name, curve) in zip(axes[0], curves.items(), strict=False):  # no curve: one empty panel
+        column = metric[name] if isinstance(metric, dict) else metric
+        ax.plot(curve["step"], curve[column], marker="o", ms=3)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(column)
+        ax.set_title(name, fontsize=9)
+    fig.tight_layout()
+    return fig

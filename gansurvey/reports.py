@@ -213,3 +213,31 @@ def _mean_sd(mean: float, sd: float) -> str:
     if pd.isna(mean):
         return ""
     return f"{mean:.4g}" if pd.isna(sd) else f"{mean:.4g} ± {sd:.2g}"
+
+
+def curve_plateau(curve: pd.DataFrame, metric: str, higher_is_better: bool = False, tail: float = 0.5,
+                  tolerance: float = 0.1) -> dict:
+    """Has a quality curve (``step`` and ``metric`` columns, e.g. ``Benchmark.teacher_curve``) flattened?
+
+    A least-squares line through the checks of the last ``tail`` of training gives the change the metric still
+    made over that stretch; the curve counts as flattened when that change is no improvement, or an improvement
+    under ``tolerance`` of the metric's mean there. A line rather than first-vs-last point, because single
+    GAN checkpoints are noisy.
+    """
+    check_number("tail", tail, minimum=0, maximum=1)
+    check_number("tolerance", tolerance, minimum=0)
+    for column in ("step", metric):
+        if column not in curve.columns:
+            raise GanSurveyError(f"the curve has no {column!r} column; it has {list(curve.columns)}")
+    last = curve["step"].max()
+    window = curve[curve["step"] >= (1 - tail) * last]
+    if len(window) < 3:
+        raise GanSurveyError(f"the last {tail:.0%} of the curve holds {len(window)} checks; at least 3 are needed")
+    slope = np.polyfit(window["step"].astype(float), window[metric].astype(float), 1)[0]
+    change = float(slope * (window["step"].max() - window["step"].min()))
+    level = float(window[metric].abs().mean())
+    improvement = change if higher_is_better else -change
+    relative = improvement / level if level else math.inf
+    return {"metric": metric, "from_step": int(window["step"].min()), "to_step": int(last),
+            "last": float(curve.sort_values("step")[metric].iloc[-1]), "trend_change": change,
+            "improvement_pct": 100 * relative, "flattened": bool(relative <= tolerance)}

@@ -8,15 +8,17 @@ here), an optional exponential moving average of the generator, seeded batches a
 from __future__ import annotations
 
 import copy
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from gansurvey.checks import check_number
+from gansurvey.checks import GanSurveyError, check_number
 
 
 @dataclass
@@ -71,6 +73,8 @@ class PairedTask:
 
 #: An extra generator loss: (generator, generator inputs, generated batch) -> scalar. Distillation plugs in here.
 ExtraLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+#: Scores a generator during training (``{"domain_fid": 53.1, ...}``); see ``train_gan``'s ``monitor``.
+Monitor = Callable[[nn.Module], dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     progress: bool = True
+    monitor_every: int | None = None  # steps between quality checks (a multiple of log_every; see train_gan)
 
     def __post_init__(self) -> None:
         check_number("steps", self.steps, minimum=0, integer=True)
@@ -96,6 +101,11 @@ class TrainConfig:
         check_number("l1_weight", self.l1_weight, minimum=0)
         check_number("log_every", self.log_every, minimum=1, integer=True)
         check_number("seed", self.seed, minimum=0, integer=True)
+        if self.monitor_every is not None:
+            check_number("monitor_every", self.monitor_every, minimum=self.log_every, integer=True)
+            if self.monitor_every % self.log_every:
+                raise GanSurveyError(f"monitor_every must be a multiple of log_every ({self.log_every}), "
+                                     f"got {self.monitor_every}")
         if self.ema_decay is not None:
             check_number("ema_decay", self.ema_decay, minimum=0, below=1)
 
@@ -108,6 +118,7 @@ def train_gan(
     extra_losses: dict[str, ExtraLoss] | None = None,
     parameters: list[nn.Parameter] | None = None,
     device: torch.device | str = "cpu",
+    monitor: Monitor | None = None,
 ) -> list[dict[str, float]]:
     """Train ``generator`` (and ``discriminator``) in place for ``config.steps`` steps; return the loss log.
 
@@ -115,6 +126,11 @@ def train_gan(
     are extra trainable tensors optimised with the generator (distillation adapters). With
     ``adversarial_weight=0`` or no discriminator the loop is plain supervised training. With ``ema_decay`` the
     generator ends holding the moving average of its weights.
+
+    ``monitor`` (with ``config.monitor_every``) scores the generator every that many steps and at the last step;
+    its numbers join that step's log entry, which is how a teacher's quality curve is recorded. It sees the
+    generator as evaluated (the moving average when there is one, eval mode) and cannot change the run: random
+    states are restored after it, so a monitored run trains exactly the weights of an unmonitored one.
     """
     device = torch.device(device)
     adversarial = discriminator is not None and config.adversarial_weight > 0
@@ -156,11 +172,25 @@ def train_gan(
             count = (step % config.log_every) + 1
             log.append({"step": step + 1, **{k: v / count for k, v in running.items()}})
             running = {}
+            if monitor is not None and config.monitor_every and (
+                    (step + 1) % config.monitor_every == 0 or step + 1 == config.steps):
+                log[-1].update(_monitored(monitor, ema if ema is not None else generator))
             bar.set_postfix({k: f"{v:.3f}" for k, v in log[-1].items() if k != "step"})
     if ema is not None:
         generator.load_state_dict(ema.state_dict())
     generator.eval()
     return log
+
+
+def _monitored(monitor: Monitor, generator: nn.Module) -> dict[str, float]:
+    was_training = generator.training
+    state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        scores = monitor(generator.eval())
+    random.setstate(state[0])
+    np.random.set_state(state[1])
+    generator.train(was_training)
+    return {k: float(v) for k, v in scores.items()}
 
 
 def _discriminator_step(discriminator, opt, task, inputs, real, fake) -> torch.Tensor:

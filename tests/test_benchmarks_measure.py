@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import gansurvey as gs
-from gansurvey import benchmarks, zoo
+from gansurvey import benchmarks, experiments, zoo
 from gansurvey.checks import GanSurveyError
 
 
@@ -45,6 +45,21 @@ def test_teacher_is_cached_and_a_corrupt_file_is_rebuilt(tiny_profile, artifacts
     g3, _ = bench.teacher("quick", seed=0, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g3.state_dict().values(), strict=True))
     assert zoo.cache_path("teachers", {"x": 1}).parent == artifacts / "teachers"
+
+
+def test_teacher_curve_is_recorded_with_the_teacher(tiny_profile, monkeypatch):
+    monkeypatch.setitem(benchmarks.PROFILE_SETTINGS, "quick",
+                        dataclasses.replace(tiny_profile, teacher_steps={"gaussians-mlp": 220}, curve_points=5))
+    bench = gs.get_benchmark("gaussians-mlp")
+    curve = bench.teacher_curve("quick", seed=0)
+    assert curve["step"].tolist() == [50, 100, 150, 200, 220]  # every 44 steps rounded to the 50-step log, the last
+    assert {"domain_fid", "modes_covered", "recall"} <= set(curve.columns)
+    teacher, _ = bench.teacher("quick", seed=0, progress=False)
+    assert curve["domain_fid"].iloc[-1] == bench.quality(teacher, "quick", seed=0)["domain_fid"]
+    curves, table = experiments.teacher_curves([bench], "quick")
+    assert list(curves) == ["gaussians-mlp"] and table["steps"].tolist() == [220]
+    assert table["flattened"].dtype == bool
+    assert benchmarks.monitor_interval(3000, 12, 50) == 250 and benchmarks.monitor_interval(200, 12, 50) == 50
 
 
 def test_measure_fills_cost_and_quality(tiny_profile):

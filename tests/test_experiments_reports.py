@@ -222,3 +222,21 @@ def test_arm_table_gives_units_not_percent_near_the_metrics_floor():
         reports.arm_table(records_frame(records), near_floor=2)
     with pytest.raises(GanSurveyError, match="lack column.*seed"):
         reports.arm_table(records_frame(records).drop(columns="seed"))
+
+
+def test_curve_plateau_tells_a_falling_curve_from_a_flat_one():
+    steps = list(range(100, 1300, 100))
+    falling = pd.DataFrame({"step": steps, "domain_fid": [1000.0 / (1 + s / 1200) for s in steps]})
+    flat = pd.DataFrame({"step": steps, "domain_fid": [50.0 + (3 if i % 2 else -3) for i in range(len(steps))]})
+    still = reports.curve_plateau(falling, "domain_fid")
+    assert not still["flattened"] and still["improvement_pct"] > 10 and still["trend_change"] < 0
+    assert still["from_step"] == 600 and still["to_step"] == 1200
+    assert reports.curve_plateau(flat, "domain_fid")["flattened"]
+    # a score that rises is an improvement when higher is better
+    assert not reports.curve_plateau(falling.assign(domain_fid=-falling["domain_fid"]), "domain_fid",
+                                     higher_is_better=True)["flattened"]
+    assert reports.curve_plateau(falling, "domain_fid", tolerance=10.0)["flattened"]
+    with pytest.raises(GanSurveyError, match="'recall'"):
+        reports.curve_plateau(flat, "recall")
+    with pytest.raises(GanSurveyError, match="at least 3"):
+        reports.curve_plateau(flat.head(3), "domain_fid")

@@ -60,6 +60,31 @@ def test_training_is_seeded_and_learns_the_toy():
     assert torch.allclose(mean, torch.tensor([3.0, -2.0]), atol=0.5)
 
 
+def test_monitor_records_a_curve_without_changing_the_run():
+    real = torch.randn(512, 2) * 0.1 + torch.tensor([3.0, -2.0])
+    seen = []
+
+    def score(g):  # draws random numbers and sees eval mode: neither may leak into training
+        seen.append(g.training)
+        return {"distance": float((g(g.sample_inputs(64)).mean(0) - real.mean(0)).norm())}
+
+    def run(monitor):
+        torch.manual_seed(0)
+        g, d = models.MLPGenerator(hidden=32, depth=2), models.MLPDiscriminator(hidden=32, depth=2)
+        config = TrainConfig(steps=230, batch_size=64, lr_g=2e-3, lr_d=2e-3, log_every=10, monitor_every=50,
+                             ema_decay=0.9, progress=False)
+        return g, train_gan(g, d, UnconditionalTask(real), config, monitor=monitor)
+
+    g1, log1 = run(score)
+    g2, log2 = run(None)
+    assert all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g2.state_dict().values(), strict=True))
+    curve = [(e["step"], e["distance"]) for e in log1 if "distance" in e]
+    assert [s for s, _ in curve] == [50, 100, 150, 200, 230]  # every monitor_every steps and the last one
+    assert seen == [False] * 5
+    assert curve[-1][1] < curve[0][1]  # the toy learns: the curve falls
+    assert [{k: v for k, v in e.items() if k != "distance"} for e in log1] == log2
+
+
 def test_paired_training_with_l1_reduces_error_and_ema():
     inputs = torch.rand(64, 1, 32, 32) * 2 - 1
     task = PairedTask(inputs, -inputs)
@@ -76,5 +101,7 @@ def test_bad_train_config():
         TrainConfig(steps=-5)
     with pytest.raises(GanSurveyError, match="ema_decay"):
         TrainConfig(ema_decay=1.0)
+    with pytest.raises(GanSurveyError, match="multiple of log_every"):
+        TrainConfig(log_every=50, monitor_every=75)
     with pytest.raises(ValueError, match="as many"):
         PairedTask(torch.zeros(3, 1), torch.zeros(2, 1))
