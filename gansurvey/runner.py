@@ -145,7 +145,8 @@ def regenerate(profile: str = "quick", only: list[str] | None = None, force: boo
     say = report or (lambda line: None)
     manifest_path = out / "manifest.json"
     manifest = _read_manifest(manifest_path)
-    manifest.update(environment())
+    run_env = environment()
+    manifest.update(run_env)  # the header describes the last regeneration; each entry the run that wrote it
     selected = [name for name in names if not only or name in only]
     runs = []
     for index, name in enumerate(selected, start=1):
@@ -177,7 +178,9 @@ def regenerate(profile: str = "quick", only: list[str] | None = None, force: boo
         seconds = time.perf_counter() - started
         manifest["notebooks"][name] = {"status": "ok", "fingerprint": stamp, "seconds": round(seconds, 1),
                                        "parameters": injected, "output": str(target.relative_to(out)),
-                                       "records_sha256": records_digest(records)}
+                                       "records_sha256": records_digest(records), "commit": run_env["commit"],
+                                       "device": run_env["device"],
+                                       "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
         atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
         say(f"{head}: done in {seconds:.1f} s")
         runs.append(NotebookRun(name, "ran", seconds, target))

@@ -46,6 +46,7 @@ def test_regenerate_runs_injects_parameters_and_skips_unchanged(collection, tmp_
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["notebooks"]["00_first"]["status"] == "ok"
     assert {"date", "commit", "device", "versions"} <= set(manifest)
+    assert {"date", "commit", "device"} <= set(manifest["notebooks"]["00_first"])  # partial runs stay attributed
     # device is injected only where the parameters cell declares it (these notebooks declare profile and seed)
     assert manifest["notebooks"]["00_first"]["parameters"] == {"profile": "full", "seed": 7}
     again = runner.regenerate("full", only=["00_first"], folder=collection, out=out, seed=7, device="cpu",
