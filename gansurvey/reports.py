@@ -220,9 +220,10 @@ def curve_plateau(curve: pd.DataFrame, metric: str, higher_is_better: bool = Fal
     """Has a quality curve (``step`` and ``metric`` columns, e.g. ``Benchmark.teacher_curve``) flattened?
 
     A least-squares line through the checks of the last ``tail`` of training gives the change the metric still
-    made over that stretch; the curve counts as flattened when that change is no improvement, or an improvement
-    under ``tolerance`` of the metric's mean there. A line rather than first-vs-last point, because single
-    GAN checkpoints are noisy.
+    made over that stretch (``trend_change``) and the checks' scatter around it (``noise_sd``). The curve counts
+    as flattened when that change is no improvement, an improvement under ``tolerance`` of the metric's mean
+    there, or one within twice the scatter (indistinguishable from checkpoint noise). A line rather than first
+    versus last point, because single GAN checkpoints are noisy.
     """
     check_number("tail", tail, minimum=0, maximum=1)
     check_number("tolerance", tolerance, minimum=0)
@@ -233,11 +234,14 @@ def curve_plateau(curve: pd.DataFrame, metric: str, higher_is_better: bool = Fal
     window = curve[curve["step"] >= (1 - tail) * last]
     if len(window) < 3:
         raise GanSurveyError(f"the last {tail:.0%} of the curve holds {len(window)} checks; at least 3 are needed")
-    slope = np.polyfit(window["step"].astype(float), window[metric].astype(float), 1)[0]
-    change = float(slope * (window["step"].max() - window["step"].min()))
-    level = float(window[metric].abs().mean())
+    x, y = window["step"].astype(float).to_numpy(), window[metric].astype(float).to_numpy()
+    slope, intercept = np.polyfit(x, y, 1)
+    change = float(slope * (x.max() - x.min()))
+    noise = float(np.std(y - (slope * x + intercept), ddof=2)) if len(y) > 2 else 0.0
+    level = float(np.abs(y).mean())
     improvement = change if higher_is_better else -change
     relative = improvement / level if level else math.inf
-    return {"metric": metric, "from_step": int(window["step"].min()), "to_step": int(last),
+    return {"metric": metric, "from_step": int(x.min()), "to_step": int(last),
             "last": float(curve.sort_values("step")[metric].iloc[-1]), "trend_change": change,
-            "improvement_pct": 100 * relative, "flattened": bool(relative <= tolerance)}
+            "noise_sd": noise, "improvement_pct": 100 * relative,
+            "flattened": bool(relative <= tolerance or improvement <= 2 * noise)}

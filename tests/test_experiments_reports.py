@@ -232,6 +232,11 @@ def test_curve_plateau_tells_a_falling_curve_from_a_flat_one():
     assert not still["flattened"] and still["improvement_pct"] > 10 and still["trend_change"] < 0
     assert still["from_step"] == 600 and still["to_step"] == 1200
     assert reports.curve_plateau(flat, "domain_fid")["flattened"]
+    # a trend far inside the checkpoints' scatter is noise, not improvement
+    noisy = pd.DataFrame({"step": steps, "domain_fid": [50.0 - 0.01 * s + (40 if i % 2 else -40)
+                                                        for i, s in enumerate(steps)]})
+    judged = reports.curve_plateau(noisy, "domain_fid", tolerance=0.0)
+    assert judged["flattened"] and judged["noise_sd"] > 10 and judged["trend_change"] < 0
     # a score that rises is an improvement when higher is better
     assert not reports.curve_plateau(falling.assign(domain_fid=-falling["domain_fid"]), "domain_fid",
                                      higher_is_better=True)["flattened"]
