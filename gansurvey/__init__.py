@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "BENCHMARKS": "gansurvey.benchmarks",
+    "FOLDER_BENCHMARKS": "gansurvey.benchmarks",
     "get_benchmark": "gansurvey.benchmarks",
     "GanSurveyError": "gansurvey.checks",
     "PROFILES": "gansurvey.config",

@@ -18,6 +18,12 @@ def tiny_profile(monkeypatch, artifacts):
     return tiny
 
 
+def test_every_public_name_resolves():
+    for name in gs.__all__:
+        assert getattr(gs, name) is not None
+    assert set(gs.FOLDER_BENCHMARKS) == {"pix2pix-folder", "cyclegan-folder"}
+
+
 def test_unknown_benchmark_names_the_allowed_ones():
     with pytest.raises(GanSurveyError, match="'cifar-biggan'.*'gaussians-mlp', 'mnist-dcgan', 'edges2digits-resnet'"):
         gs.get_benchmark("cifar-biggan")
