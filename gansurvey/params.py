@@ -46,9 +46,10 @@ class Param:
     """One notebook parameter: its type, what is allowed, and what it means.
 
     ``kind`` is ``"str"``, ``"int"``, ``"float"``, ``"bool"`` or ``"list"`` (of ``item``: ``"str"``, ``"int"`` or
-    ``"float"``). ``choices`` restricts strings (or list items); ``minimum``/``maximum`` (inclusive) and ``below``
-    (exclusive) bound numbers (or list items). ``optional`` allows ``None``, which means the profile's default.
-    ``choices`` may be a callable returning the allowed values, so heavy modules load only when checked.
+    ``"float"``). ``choices`` restricts strings and numbers (or list items); ``minimum``/``maximum`` (inclusive)
+    and ``below`` (exclusive) bound numbers (or list items). ``optional`` allows ``None``, which means the
+    profile's default. ``choices`` may be a callable returning the allowed values, so heavy modules load only
+    when checked.
     ``folder`` marks a string naming a data folder: it must exist and be in one of the layouts of
     :mod:`gansurvey.folders` (only its sub-folders are looked at here; the files are checked when the benchmark
     is built).
@@ -57,7 +58,7 @@ class Param:
     kind: str
     description: str
     item: str | None = None
-    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None
+    choices: tuple[Any, ...] | Callable[[], tuple[Any, ...]] | None = None
     minimum: float | None = None
     maximum: float | None = None
     below: float | None = None
@@ -85,6 +86,21 @@ def _variants() -> tuple[str, ...]:
     from gansurvey.experiments import DISTILL_VARIANTS
 
     return DISTILL_VARIANTS
+
+
+def _quantized_engines() -> tuple[str, ...]:
+    from gansurvey.compress.quantized_layers import ENGINES
+
+    return ENGINES
+
+
+def _precision(name: str) -> Callable[[], tuple[Any, ...]]:
+    def allowed() -> tuple[Any, ...]:
+        from gansurvey.compress import precision
+
+        return getattr(precision, name)
+
+    return allowed
 
 
 #: Parameters shared by several notebooks (one meaning each).
@@ -177,6 +193,27 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "variants": Param("list", "distillation variants", item="str", choices=_variants),
         "finetune_steps": COMMON["finetune_steps"],
         "mac_tolerance": Param("float", "relative MAC mismatch allowed in (0, 1)", minimum=1e-6, below=1.0),
+        "latency_batch": COMMON["latency_batch"],
+        "records_to": COMMON["records_to"],
+    }),
+    "04_precision": with_folder_parameters({
+        **{k: COMMON[k] for k in ("profile", "device", "seed")},
+        "seeds": Param("list", "seeds of every arm; None: the profile's", item="int", minimum=0, optional=True),
+        "benchmarks": COMMON["benchmarks"],
+        "bits": Param("list", "weight bit widths of the PTQ/QAT sweep", item="int", choices=_precision("WEIGHT_BITS")),
+        "granularities": Param("list", "granularities swept by PTQ and QAT", item="str",
+                               choices=_precision("GRANULARITIES")),
+        "extra_granularities": Param("list", "granularities tried post-training only", item="str",
+                                     choices=_precision("GRANULARITIES"), nonempty=False),
+        "group_size": Param("int", "input channels per scale of 'per-group' (>= 1)", minimum=1),
+        "rounding": Param("str", "rounding of the weights", choices=_precision("ROUNDINGS")),
+        "fidelity_bits": Param("list", "bit widths of the SQNR table", item="int", choices=_precision("WEIGHT_BITS")),
+        "mixed_budgets": Param("list", "uniform widths whose bytes mixed precision must match", item="int",
+                               choices=_precision("WEIGHT_BITS"), nonempty=False),
+        "mixed_choices": Param("list", "bits a layer may get in the mixed allocation", item="int",
+                               choices=_precision("LAYER_BITS")),
+        "finetune_steps": COMMON["finetune_steps"],
+        "engine": Param("str", "integer CPU engine of the latency comparison", choices=_quantized_engines),
         "latency_batch": COMMON["latency_batch"],
         "records_to": COMMON["records_to"],
     }),
@@ -297,8 +334,12 @@ def _check_scalar(name: str, value: Any, kind: str, spec: Param) -> Any:
     if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool) and not \
             math.isfinite(value):
         raise GanSurveyError(f"parameter {name} must be a finite number, got {value!r}")
-    return check_number(f"parameter {name}", value, minimum=spec.minimum, maximum=spec.maximum, below=spec.below,
-                        integer=kind == "int")
+    value = check_number(f"parameter {name}", value, minimum=spec.minimum, maximum=spec.maximum, below=spec.below,
+                         integer=kind == "int")
+    allowed = spec.allowed()
+    if allowed is not None and value not in allowed:
+        raise GanSurveyError(f"parameter {name}: unknown value {value!r}; allowed: {', '.join(map(repr, allowed))}")
+    return value
 
 
 def _check_list(name: str, value: Any, spec: Param) -> list:

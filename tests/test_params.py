@@ -78,6 +78,23 @@ def test_bad_values_are_refused_naming_value_and_allowed(name, value, pattern):
         params.check_parameters("01_pruning", **{name: value})
 
 
+@pytest.mark.parametrize("name, value, pattern", [
+    ("bits", [8, 5], r"bits: unknown value 5; allowed: 8, 6, 4, 3, 2, 1"),
+    ("fidelity_bits", "[8, 7]", r"fidelity_bits: unknown value 7"),
+    ("mixed_choices", [2, 33], r"mixed_choices: unknown value 33; allowed: .*32"),
+    ("granularities", ["per-row"], r"granularities: unknown value 'per-row'; allowed: 'per-tensor'"),
+    ("rounding", "stochastic", r"rounding.*'stochastic'.*'nearest', 'mse', 'gptq'"),
+    ("engine", "x86", r"engine.*'x86'.*'fbgemm', 'qnnpack'"),
+    ("group_size", 0, r"group_size.*>= 1, got 0"),
+])
+def test_precision_notebook_parameters_are_checked(name, value, pattern):
+    assert params.check_parameters("04_precision", **_defaults("04_precision"))["bits"] == [8, 4, 2]
+    with pytest.raises(GanSurveyError, match=pattern):
+        params.check_parameters("04_precision", **{name: value})
+    with pytest.raises(GanSurveyError, match=r"unknown parameter 'bit'.*did you mean 'bits'"):
+        params.check_parameters("04_precision", bit=[8])
+
+
 def test_optional_parameters_accept_none_and_save_is_a_bool():
     assert params.check_parameters("02_distillation", widths=None, seeds="[0, 1]") == {"widths": None,
                                                                                        "seeds": [0, 1]}
