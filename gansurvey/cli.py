@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     regen.add_argument("--device", choices=DEVICES)
     regen.add_argument("--seed", type=int)
     regen.add_argument("--force", action="store_true", help="re-run notebooks even when nothing changed")
-    tables = sub.add_parser("tables", help="write the survey's tables and figures to results/<profile>/tables/")
+    tables = sub.add_parser("tables", help="write the comparison tables (rebuilt from the surveyed works' primary "
+                                           "sources) and figures to results/<profile>/tables/")
     tables.add_argument("--profile", choices=PROFILES, default="quick")
     latency = sub.add_parser("latency", help="latency of every benchmark's teacher over batch sizes")
     latency.add_argument("--profile", choices=PROFILES, default="quick")
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             paths = args.paths or sorted(notebooks_dir().glob("*.ipynb"))
             for path in paths:
                 if strip_injected(path):
-                    print(f"stripped the injected parameters cell from {display_path(path)}")
+                    print(f"stripped papermill's injected parameters and run paths from {display_path(path)}")
     except Exception as exc:
         if not _expected(exc):
             raise

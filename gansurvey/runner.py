@@ -223,18 +223,24 @@ def _execute(pm, source: Path, target: Path, params: dict, cwd: Path, kernel_nam
 
 
 def strip_injected(path: Path) -> bool:
-    """Remove papermill's ``injected-parameters`` cells from the notebook at ``path``; True when it changed.
+    """Remove papermill's ``injected-parameters`` cells, and the run's input and output paths from the notebook's
+    metadata, from the notebook at ``path``; True when it changed.
 
-    An executed copy under ``results/`` keeps that cell (papermill's record of the run); a notebook committed under
-    ``notebooks/`` must not, or JupyterLab's Run All would override the parameters cell with it.
+    An executed copy under ``results/`` keeps both (papermill's record of the run); a notebook committed under
+    ``notebooks/`` must not: JupyterLab's Run All would override the parameters cell with the injected one, and the
+    paths name the machine that ran it.
     """
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     kept = [cell for cell in nb.cells if "injected-parameters" not in cell.get("metadata", {}).get("tags", [])]
-    if len(kept) == len(nb.cells):
+    run = nb.metadata.get("papermill", {})
+    paths = [key for key in ("input_path", "output_path") if run.get(key) is not None]
+    if len(kept) == len(nb.cells) and not paths:
         return False
     nb.cells = kept
+    for key in paths:
+        run[key] = None
     nbformat.write(nb, path)
     return True
 

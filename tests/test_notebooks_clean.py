@@ -44,6 +44,9 @@ def test_no_output_carries_a_machine_path(path):
             text = json.dumps(output)
             found = MACHINE_PATH.search(text)
             assert not found, f"{path.name} cell {index} prints a machine path: ...{text[found.start():][:80]}"
+    run = nb.metadata.get("papermill", {})
+    assert run.get("input_path") is None and run.get("output_path") is None, \
+        f"{path.name}: papermill's metadata names the machine's paths; run `python -m gansurvey strip-injected`"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -76,8 +79,13 @@ def test_strip_injected_removes_only_the_injected_cell(tmp_path):
     injected = nbformat.v4.new_code_cell('# Parameters\nprofile = "full"\n')
     injected.metadata["tags"] = ["injected-parameters"]
     nb.cells = [params, injected, nbformat.v4.new_code_cell("print(profile)")]
+    nb.metadata["papermill"] = {"input_path": "/home/someone/x.ipynb", "output_path": "/tmp/y.ipynb",
+                                "parameters": {"profile": "full"}}
     path = tmp_path / "x.ipynb"
     nbformat.write(nb, path)
     assert strip_injected(path) is True
-    assert [c.source for c in nbformat.read(path, as_version=4).cells] == [params.source, "print(profile)"]
+    stripped = nbformat.read(path, as_version=4)
+    assert [c.source for c in stripped.cells] == [params.source, "print(profile)"]
+    assert stripped.metadata["papermill"] == {"input_path": None, "output_path": None,
+                                              "parameters": {"profile": "full"}}
     assert strip_injected(path) is False
