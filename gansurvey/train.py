@@ -185,7 +185,9 @@ def train_gan(
 def _monitored(monitor: Monitor, generator: nn.Module) -> dict[str, float]:
     was_training = generator.training
     state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
+    # no torch.no_grad() here: a first score may train what it measures with (the digit classifier); the
+    # benchmarks' generate() already runs the generator without gradients
+    with torch.random.fork_rng(devices=[]):
         scores = monitor(generator.eval())
     random.setstate(state[0])
     np.random.set_state(state[1])

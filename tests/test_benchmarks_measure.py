@@ -68,6 +68,14 @@ def test_teacher_curve_is_recorded_with_the_teacher(tiny_profile, monkeypatch):
     assert benchmarks.monitor_interval(3000, 12, 50) == 250 and benchmarks.monitor_interval(200, 12, 50) == 50
 
 
+def test_a_digits_teacher_trains_from_an_empty_cache(tiny_profile, monkeypatch):
+    # its first quality check trains the digit classifier (the case of a fresh clone), which needs gradients
+    monkeypatch.setitem(benchmarks.PROFILE_SETTINGS, "quick",
+                        dataclasses.replace(tiny_profile, classifier_steps=3, eval_samples=64))
+    curve = gs.get_benchmark("mnist-dcgan").teacher_curve("quick", seed=0)
+    assert curve["step"].tolist() == [5] and curve["domain_fid"].notna().all()
+
+
 def test_measure_fills_cost_and_quality(tiny_profile):
     bench = gs.get_benchmark("gaussians-mlp")
     g = bench.new_generator()

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 
 from gansurvey import models
 from gansurvey.checks import GanSurveyError
@@ -64,8 +65,11 @@ def test_monitor_records_a_curve_without_changing_the_run():
     real = torch.randn(512, 2) * 0.1 + torch.tensor([3.0, -2.0])
     seen = []
 
-    def score(g):  # draws random numbers and sees eval mode: neither may leak into training
+    def score(g):  # draws random numbers, trains a little model of its own, sees eval mode: nothing leaks
         seen.append(g.training)
+        probe = nn.Linear(2, 1)
+        probe(torch.randn(8, 2)).pow(2).mean().backward()  # as a first quality check training its classifier
+        torch.optim.SGD(probe.parameters(), lr=0.1).step()
         return {"distance": float((g(g.sample_inputs(64)).mean(0) - real.mean(0)).norm())}
 
     def run(monitor):
