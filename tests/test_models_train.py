@@ -70,7 +70,8 @@ def test_monitor_records_a_curve_without_changing_the_run():
         probe = nn.Linear(2, 1)
         probe(torch.randn(8, 2)).pow(2).mean().backward()  # as a first quality check training its classifier
         torch.optim.SGD(probe.parameters(), lr=0.1).step()
-        return {"distance": float((g(g.sample_inputs(64)).mean(0) - real.mean(0)).norm())}
+        with torch.no_grad():
+            return {"distance": float((g(g.sample_inputs(64)).mean(0) - real.mean(0)).norm())}
 
     def run(monitor):
         torch.manual_seed(0)
