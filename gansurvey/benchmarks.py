@@ -142,7 +142,7 @@ class Benchmark:
     def teacher_state(self, profile: str = "quick", seed: int = 0, device: str = "auto",
                       progress: bool = True) -> dict:
         """The trained networks' state dicts and the training log (quality checks included), cached."""
-        resolve_device(device)
+        dev = resolve_device(device)  # checked before the cache is looked at
         settings = profile_settings(profile)
         steps = settings.teacher_steps[self.name]
         config = self.train_config(steps, seed, progress)
@@ -154,9 +154,8 @@ class Benchmark:
         def build() -> dict:
             seed_everything(seed)
             g, d = self.new_generator(), self.new_discriminator()
-            score = partial(self.quality, profile=profile, seed=seed, device=str(resolve_device(device)),
-                            inception_samples=0)
-            history = train_gan(g, d, self.task(), config, device=resolve_device(device), monitor=score)
+            score = partial(self.quality, profile=profile, seed=seed, device=str(dev), inception_samples=0)
+            history = train_gan(g, d, self.task(), config, device=dev, monitor=score)
             return {"generator": g.cpu().state_dict(), "discriminator": d.cpu().state_dict(), "log": history}
 
         return zoo.cached("teachers", key, build)

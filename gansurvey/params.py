@@ -70,37 +70,24 @@ class Param:
         return self.choices() if callable(self.choices) else self.choices
 
 
-def _benchmarks() -> tuple[str, ...]:
-    from gansurvey.benchmarks import BENCHMARKS
+def _lazy(module: str, name: str) -> Callable[[], tuple[Any, ...]]:
+    """The allowed values ``module.name``, imported when a parameter is first checked (those modules are heavy,
+    and some import this one)."""
+    def allowed() -> tuple[Any, ...]:
+        import importlib
 
-    return BENCHMARKS
+        return getattr(importlib.import_module(module), name)
 
-
-def _criteria() -> tuple[str, ...]:
-    from gansurvey.compress.channels import CRITERIA
-
-    return CRITERIA
-
-
-def _variants() -> tuple[str, ...]:
-    from gansurvey.experiments import DISTILL_VARIANTS
-
-    return DISTILL_VARIANTS
+    return allowed
 
 
-def _quantized_engines() -> tuple[str, ...]:
-    from gansurvey.compress.quantized_layers import ENGINES
-
-    return ENGINES
+_benchmarks = _lazy("gansurvey.benchmarks", "BENCHMARKS")
+_criteria = _lazy("gansurvey.compress.channels", "CRITERIA")
+_variants = _lazy("gansurvey.experiments", "DISTILL_VARIANTS")
 
 
 def _precision(name: str) -> Callable[[], tuple[Any, ...]]:
-    def allowed() -> tuple[Any, ...]:
-        from gansurvey.compress import precision
-
-        return getattr(precision, name)
-
-    return allowed
+    return _lazy("gansurvey.compress.precision", name)
 
 
 #: Parameters shared by several notebooks (one meaning each).
@@ -213,7 +200,8 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "mixed_choices": Param("list", "bits a layer may get in the mixed allocation", item="int",
                                choices=_precision("LAYER_BITS")),
         "finetune_steps": COMMON["finetune_steps"],
-        "engine": Param("str", "integer CPU engine of the latency comparison", choices=_quantized_engines),
+        "engine": Param("str", "integer CPU engine of the latency comparison",
+                        choices=_lazy("gansurvey.compress.quantized_layers", "ENGINES")),
         "latency_batch": COMMON["latency_batch"],
         "records_to": COMMON["records_to"],
     }),

@@ -237,7 +237,7 @@ def curve_plateau(curve: pd.DataFrame, metric: str, higher_is_better: bool = Fal
     x, y = window["step"].astype(float).to_numpy(), window[metric].astype(float).to_numpy()
     slope, intercept = np.polyfit(x, y, 1)
     change = float(slope * (x.max() - x.min()))
-    noise = float(np.std(y - (slope * x + intercept), ddof=2)) if len(y) > 2 else 0.0
+    noise = float(np.std(y - (slope * x + intercept), ddof=2))
     level = float(np.abs(y).mean())
     improvement = change if higher_is_better else -change
     relative = improvement / level if level else math.inf
