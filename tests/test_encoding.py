@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from gansurvey import models
 from gansurvey.checks import GanSurveyError
 from gansurvey.compress import (
     CodebookConv2d,
@@ -31,8 +30,9 @@ from gansurvey.compress import (
 )
 from gansurvey.compress.encoding import decode_stream
 from gansurvey.compress.entropy import CODERS, decode_symbols, encode_symbols, entropy_bits, huffman_code_lengths
+from gansurvey.layers import is_compressed
 from gansurvey.metrics.cost import count_params, stored_bytes
-from gansurvey.nn import is_compressed
+from gansurvey.models.generators import DCGANGenerator, MLPGenerator, ResNetGenerator
 
 
 def _gaussian_(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -79,9 +79,9 @@ class CycleGANStyle(nn.Module):
 
 
 PACKAGE = {
-    "mlp": (lambda: models.MLPGenerator(hidden=32, depth=2), None),
-    "dcgan": (lambda: models.DCGANGenerator(base=8), None),
-    "resnet": (lambda: models.ResNetGenerator(ngf=8, blocks=1), (2, 1, 16, 16)),
+    "mlp": (lambda: MLPGenerator(hidden=32, depth=2), None),
+    "dcgan": (lambda: DCGANGenerator(base=8), None),
+    "resnet": (lambda: ResNetGenerator(ngf=8, blocks=1), (2, 1, 16, 16)),
     "dcgan64": (lambda: DCGAN64(), (2, 16, 1, 1)),
     "cyclegan": (lambda: CycleGANStyle(), (2, 3, 16, 16)),
 }
@@ -170,7 +170,7 @@ def test_every_bit_width_round_trips_bit_exactly(coder):
 
 def test_stored_bytes_fall_to_one_eighth_and_below_with_a_coder():
     torch.manual_seed(0)
-    g = _gaussian_(models.DCGANGenerator(base=32)).eval()
+    g = _gaussian_(DCGANGenerator(base=32)).eval()
     dense = stored_bytes(g)
     packed = stored_bytes(encode(g, EncodeConfig(bits=4, coder=None)))
     for coder in CODERS:
@@ -179,13 +179,13 @@ def test_stored_bytes_fall_to_one_eighth_and_below_with_a_coder():
         report = encoding_report(enc)
         # bell-shaped weights on a linear grid: code entropy below 4 bits, and the coded stream follows it
         assert (report["code_entropy"] < 3.9).all()
-        # the weights: 4-bit codes plus, per layer, a 16-entry codebook, a 28-byte header and the coder's own table
+        # the weights: 4-bit codes plus, per layer, a 16-entry codebook, a 32-byte header and the coder's own table
         weights = int(report["weights"].sum())
         assert (report["stream_bytes"] + report["codebook_bytes"]).sum() <= weights / 2 + len(report) * 120
         # the file: about one eighth (BatchNorm, biases and torch.save's own records stay), less with a coder
         assert stored_bytes(enc) < packed <= dense / 8 * 1.06, (coder, stored_bytes(enc), packed, dense)
     # uniform weights (entropy ~4 bits): still about one eighth
-    u = models.DCGANGenerator(base=32).eval()
+    u = DCGANGenerator(base=32).eval()
     assert stored_bytes(encode(u, EncodeConfig(bits=4, coder="huffman"))) <= stored_bytes(u) / 8 * 1.08
     assert count_params(encode(g, EncodeConfig(bits=4))) == count_params(g)
 
@@ -213,6 +213,42 @@ def test_corrupted_or_truncated_streams_raise_never_wrong_weights():
                 encode(model, EncodeConfig(bits=3)).load_state_dict({**state, "0.stream": stream[:length].clone()})
     with pytest.raises(GanSurveyError, match="cannot read the serialized model"):
         deserialize(enc, serialize(enc)[:100])
+
+
+def _flip_in_file(data: bytes, tensor: torch.Tensor, byte: int) -> bytes:
+    """``data`` (a torch.save file) with one byte of ``tensor``'s stored bytes flipped where they appear."""
+    raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    at = data.find(raw)
+    assert at >= 0 and data.find(raw, at + 1) < 0, "the tensor's bytes must occur once in the file"
+    out = bytearray(data)
+    out[at + byte] ^= 0x10
+    return bytes(out)
+
+
+@pytest.mark.parametrize("field", ["codebook", "bias"])
+def test_a_flipped_codebook_or_bias_byte_in_a_saved_file_is_refused(field):
+    torch.manual_seed(0)
+    model = _gaussian_(nn.Sequential(nn.Linear(32, 32)))
+    enc = encode(model, EncodeConfig(bits=3, coder="huffman"))
+    data = serialize(enc)
+    assert torch.equal(deserialize(enc, data)[0].dense_weight(), enc[0].dense_weight())  # intact: loads
+    for byte in (0, 5, 13):
+        with pytest.raises(GanSurveyError, match=r"corrupted encoded weights in 0\.stream: the checksum of the "
+                                                 r"layer's other stored fields \(0\.bias, 0\.codebook\)"):
+            deserialize(enc, _flip_in_file(data, getattr(enc[0], field), byte))
+
+
+def test_the_state_checksum_follows_a_trained_codebook():
+    torch.manual_seed(0)
+    enc = encode(_gaussian_(nn.Sequential(nn.Linear(16, 8))), EncodeConfig(bits=2, coder=None))
+    stream = enc[0].stream.clone()
+    with torch.no_grad():
+        enc[0].codebook.mul_(1.5)  # what trained sharing does after encoding
+    loaded = deserialize(enc, serialize(enc))  # saved after training: its checksum covers the new centroids
+    assert torch.equal(loaded[0].codebook, enc[0].codebook) and torch.equal(enc[0].stream, stream)
+    stale = {**enc.state_dict(), "0.stream": stream}  # the stream as encoded, beside the trained codebook
+    with pytest.raises(GanSurveyError, match="does not match"):
+        encode(_gaussian_(nn.Sequential(nn.Linear(16, 8))), EncodeConfig(bits=2)).load_state_dict(stale)
 
 
 # ---------------------------------------------------------------- any generator, kernels, pruning
@@ -249,7 +285,7 @@ def test_encodes_any_generator_and_runs_through_the_kernels(name):
 @pytest.mark.parametrize("storage", ["masked", "sparse"])
 def test_chains_with_magnitude_pruning_zeros_stay_exact(storage):
     torch.manual_seed(0)
-    g = _gaussian_(models.DCGANGenerator(base=16)).eval()
+    g = _gaussian_(DCGANGenerator(base=16)).eval()
     pruned = prune(g, MagnitudePruneConfig(sparsity=0.9))
     pruned = to_sparse_storage(pruned) if storage == "sparse" else pruned
     x = g.sample_inputs(2, torch.Generator().manual_seed(1))
@@ -311,15 +347,16 @@ def test_state_is_the_bitstream():
 
 
 def test_trained_sharing_keeps_the_sharing_and_moves_the_centroids():
-    from gansurvey import experiments_encoding as xe
     from gansurvey.benchmarks import get_benchmark
-    from gansurvey.train import TrainResult
+    from gansurvey.compress.encoding import recode
+    from gansurvey.experiments.encoding import encode_decode_times, trained_sharing
+    from gansurvey.train.gan import TrainResult
 
     bench = get_benchmark("gaussians-mlp")
     torch.manual_seed(0)
     g = bench.new_generator(width=0.25)
     shared = compress(prune(g, MagnitudePruneConfig(0.5)), EncodeConfig(bits=2, coder="ans"))
-    result = xe.trained_sharing(shared, bench, steps=3, device="cpu")
+    result = trained_sharing(shared, bench, steps=3, device="cpu")
     assert isinstance(result, TrainResult) and result.model is not shared
     before, after = codebook_layers(shared), codebook_layers(result.model)
     for name, layer in after.items():
@@ -327,10 +364,10 @@ def test_trained_sharing_keeps_the_sharing_and_moves_the_centroids():
         assert torch.equal(layer.stream, before[name].stream)  # indices and positions unchanged
         assert torch.equal(layer.dense_weight() == 0, before[name].dense_weight() == 0)
     assert any(not torch.equal(after[n].codebook, before[n].codebook) for n in after)  # the centroids trained
-    recoded = xe.recode(result.model, "huffman")
+    recoded = recode(result.model, "huffman")
     assert all(torch.equal(a.dense_weight(), b.dense_weight()) for a, b in
                zip(codebook_layers(recoded).values(), after.values(), strict=True))
-    times = xe.encode_decode_times(g, EncodeConfig(bits=2), repeats=1)
+    times = encode_decode_times(g, EncodeConfig(bits=2), repeats=1)
     assert times["encode_ms"] > 0 and times["decode_ms"] > 0
 
 
@@ -339,7 +376,7 @@ def test_encoding_claims_follow_the_numbers():
 
     import pandas as pd
 
-    from gansurvey import claims
+    from gansurvey.claims.encoding import bits_needed, encoding_target, trained_beats_post_sharing
 
     rows = []
 
@@ -356,12 +393,12 @@ def test_encoding_claims_follow_the_numbers():
         add("post-training 2-bit", seed, 80.0 + seed, 1e5, bits=2, trained=False)
         add("trained 2-bit", seed, 54.0 + seed, 9e4, bits=2, trained=True)
     frame = pd.DataFrame(rows)
-    eb = claims.bits_needed(frame)
+    eb = bits_needed(frame)
     assert str(eb.verdict) == "supported" and eb.evidence["bits_needed"].iloc[0] == 3
-    assert str(claims.bits_needed(frame, reference_bits=2).verdict) == "contradicted"
-    es = claims.trained_beats_post_sharing(frame)
+    assert str(bits_needed(frame, reference_bits=2).verdict) == "contradicted"
+    es = trained_beats_post_sharing(frame)
     assert str(es.verdict) == "supported" and es.seeds == 2
     assert es.evidence["post_training"].iloc[0] == pytest.approx(241 / 3)  # the k-means rows, not the uniform one
-    et = claims.encoding_target(frame)
+    et = encoding_target(frame)
     assert str(et.verdict) == "supported" and "44.4x (trained 2-bit)" in et.summary
-    assert str(claims.encoding_target(frame, ratio=50).verdict) == "contradicted"
+    assert str(encoding_target(frame, ratio=50).verdict) == "contradicted"

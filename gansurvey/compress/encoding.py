@@ -19,14 +19,17 @@ This module is the last two, over the compression contract:
   the sparse format's bitmap or gaps (:mod:`gansurvey.compress.sparse`).
 
 **The stored state is the bitstream.** An encoded layer (``CodebookLinear``, ``CodebookConv2d``,
-``CodebookConvTranspose2d``) holds one ``uint8`` buffer ``stream`` (a 28-byte header with a CRC-32 checksum,
-then the coded positions and indices), its ``codebook`` (float32, ``2**bits`` entries) and its bias. So
-``torch.save(model.state_dict())`` (what :func:`gansurvey.metrics.cost.stored_bytes` measures) writes these
+``CodebookConvTranspose2d``) holds one ``uint8`` buffer ``stream`` (a 32-byte header with two CRC-32
+checksums, then the coded positions and indices), its ``codebook`` (float32, ``2**bits`` entries) and its bias.
+So ``torch.save(model.state_dict())`` (what :func:`gansurvey.metrics.cost.stored_bytes` measures) writes these
 bytes, and loading decodes them: a corrupted or truncated stream raises :class:`GanSurveyError`, never wrong
-weights. Decoding happens once; the indices are cached (not stored) and the forward pass runs the codebook
-(LUT) kernels of :mod:`gansurvey.kernels` on a GPU (Triton) and, on a CPU, the reference computation
-(``codebook[indices]``, then the plain convolution). With autograd
-on and a trainable codebook the forward builds ``codebook[indices]`` instead, so the gradient of every weight
+weights. The header's first checksum covers the stream itself; the second (the *state* checksum) covers every
+other stored field of the layer (codebook, bias), refreshed whenever the state is saved (a trained codebook
+changes after encoding), so a flipped codebook or bias byte in a saved file is refused too.
+Decoding happens once; the indices are cached (not stored) and the forward pass runs the codebook (LUT)
+kernels of :mod:`gansurvey.kernels` on a GPU (Triton) and, on a CPU, the reference computation
+(``codebook[indices]``, then the plain convolution); ``layer.engine()`` names the path. With autograd on and
+a trainable codebook the forward builds ``codebook[indices]`` instead, so the gradient of every weight
 that shares a centroid is summed into that centroid: trained sharing is fine-tuning with the shared trainer
 (``experiments_encoding.trained_sharing``).
 
@@ -59,7 +62,7 @@ from gansurvey.checks import GanSurveyError, check_choice, check_number
 from gansurvey.compress.base import CompressConfig, check_family_configs, compress, register
 from gansurvey.compress.entropy import CODERS, decode_symbols, encode_symbols, entropy_bits
 from gansurvey.compress.sparse import decode_positions, encode_index, is_sparse_storage, mask_of, select_layers, unmask
-from gansurvey.nn import CompressedLayer
+from gansurvey.layers import CompressedLayer
 
 __all__ = [
     "CODERS", "INITS", "CodebookConv2d", "CodebookConvTranspose2d", "CodebookLinear", "EncodeConfig",
@@ -75,8 +78,9 @@ CODER_CHOICES = (None, *CODERS)
 ZERO_FRACTION = 0.25
 
 _MAGIC = b"GSEN"
-_FORMAT = 1
-_HEADER = struct.Struct("<4sBBBBIIIII")  # magic, format, coder, bits, positions, numel, coded, pos len, code len, crc
+_FORMAT = 2  # 2: the header carries the state checksum (codebook, bias); format 1 streams had none
+# magic, format, coder, bits, positions, numel, coded, pos len, code len, state crc, stream crc
+_HEADER = struct.Struct("<4sBBBBIIIIII")
 _CODER_IDS = {None: 0, "huffman": 1, "ans": 2, "arithmetic": 3}
 _CODER_NAMES = {v: k for k, v in _CODER_IDS.items()}
 _GAP_ESCAPE = 255  # run-length symbol: 255 zeros and no weight; s < 255: s zeros then a weight
@@ -249,6 +253,7 @@ class DecodedStream:
     numel: int
     positions: np.ndarray | None
     indices: np.ndarray
+    state_crc: int = 0
 
 
 def _gap_symbols(positions: np.ndarray) -> np.ndarray:
@@ -278,7 +283,7 @@ def _packed_positions(positions: np.ndarray, numel: int) -> bytes:
 
 
 def encode_stream(indices: np.ndarray, bits: int, coder: str | None, numel: int,
-                  positions: np.ndarray | None = None) -> bytes:
+                  positions: np.ndarray | None = None, state_crc: int = 0) -> bytes:
     """The bytes of one layer: header (with CRC-32), positions (when given), indices.
 
     Each section is entropy-coded with ``coder`` unless that would be longer than its plain form (packed
@@ -291,6 +296,7 @@ def encode_stream(indices: np.ndarray, bits: int, coder: str | None, numel: int,
         coder: ``None`` (packed indices) or one of :data:`CODERS`.
         numel: weights of the layer.
         positions: sorted flat positions of the coded weights; ``None`` = all ``numel`` weights, in order.
+        state_crc: :func:`stored_fields_crc` of the layer's other stored fields (the layers refresh it on saving).
     """
     indices = np.asarray(indices, dtype=np.int64)
     pos_mode, pos_bytes = 0, b""
@@ -309,10 +315,32 @@ def encode_stream(indices: np.ndarray, bits: int, coder: str | None, numel: int,
         if len(coded) < len(code_bytes):
             code_coder, code_bytes = coder, coded
     header = _HEADER.pack(_MAGIC, _FORMAT, _CODER_IDS[code_coder], bits, pos_mode, numel, len(indices),
-                          len(pos_bytes), len(code_bytes), 0)
-    payload = pos_bytes + code_bytes
-    crc = zlib.crc32(payload, zlib.crc32(header[:-4]))
-    return header[:-4] + struct.pack("<I", crc) + payload
+                          len(pos_bytes), len(code_bytes), state_crc, 0)
+    return _sealed(header + pos_bytes + code_bytes)
+
+
+def _sealed(data: bytes) -> bytes:
+    """``data`` with its stream CRC-32 (over the header, state checksum included, and the payload) filled in."""
+    crc = zlib.crc32(data[_HEADER.size:], zlib.crc32(data[:_HEADER.size - 4]))
+    return data[:_HEADER.size - 4] + struct.pack("<I", crc) + data[_HEADER.size:]
+
+
+def with_state_crc(data: bytes, state_crc: int) -> bytes:
+    """A copy of a layer's stream whose header carries ``state_crc`` (both checksums updated)."""
+    head = bytearray(data[:_HEADER.size])
+    struct.pack_into("<I", head, _HEADER.size - 8, state_crc)
+    return _sealed(bytes(head) + bytes(data[_HEADER.size:]))
+
+
+def stored_fields_crc(fields: dict[str, torch.Tensor]) -> int:
+    """CRC-32 of a layer's stored fields other than its stream (codebook, bias...): names, dtypes, shapes and
+    bytes, in name order, so a changed value, a swapped field or a resized one all change it."""
+    crc = 0
+    for name in sorted(fields):
+        t = fields[name].detach().cpu().contiguous()
+        crc = zlib.crc32(f"{name}:{t.dtype}:{tuple(t.shape)};".encode(), crc)
+        crc = zlib.crc32(t.reshape(-1).view(torch.uint8).numpy().tobytes(), crc)
+    return crc
 
 
 def decode_stream(data: bytes | np.ndarray | torch.Tensor, where: str = "stream") -> DecodedStream:
@@ -324,7 +352,11 @@ def decode_stream(data: bytes | np.ndarray | torch.Tensor, where: str = "stream"
     if len(data) < _HEADER.size:
         raise GanSurveyError(f"truncated encoded weights in {where}: {len(data)} bytes, shorter than the "
                              f"{_HEADER.size}-byte header")
-    magic, fmt, coder_id, bits, pos_mode, numel, coded, pos_len, code_len, crc = _HEADER.unpack_from(data)
+    magic, fmt, coder_id, bits, pos_mode, numel, coded, pos_len, code_len, fields_crc, crc = \
+        _HEADER.unpack_from(data)
+    if magic == _MAGIC and fmt == 1:
+        raise GanSurveyError(f"encoded weights in {where} are format 1, whose checksum left the codebook and bias "
+                             f"unchecked; allowed: format {_FORMAT} (re-encode the model and save it again)")
     if magic != _MAGIC or fmt != _FORMAT:
         raise GanSurveyError(f"corrupted encoded weights in {where}: header {magic!r} format {fmt} is not a "
                              f"gansurvey codebook stream ({_MAGIC!r} format {_FORMAT})")
@@ -366,7 +398,7 @@ def decode_stream(data: bytes | np.ndarray | torch.Tensor, where: str = "stream"
             indices = decode_symbols(code_bytes, coded, 2**bits, coder)
     except (GanSurveyError, KeyError, IndexError, struct.error, ValueError) as err:
         raise GanSurveyError(f"corrupted encoded weights in {where}: {err}") from None
-    return DecodedStream(bits, coder, numel, positions, np.asarray(indices, dtype=np.int64))
+    return DecodedStream(bits, coder, numel, positions, np.asarray(indices, dtype=np.int64), fields_crc)
 
 
 # ---------------------------------------------------------------- the codebook layers
@@ -490,14 +522,34 @@ class CodebookMixin(CompressedLayer):
 
     # -- state dict
 
+    def _stored_field_names(self) -> list[str]:
+        """Names of this layer's own stored fields other than ``stream`` (what the state checksum covers)."""
+        names = [n for n, p in self._parameters.items() if p is not None]
+        names += [n for n, b in self._buffers.items() if b is not None and n not in self._non_persistent_buffers_set]
+        return [n for n in names if n != "stream"]
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        # The codebook trains after encoding: the saved stream carries the checksum of the fields saved beside it.
+        fields = {n: destination[prefix + n] for n in self._stored_field_names() if prefix + n in destination}
+        data = with_state_crc(self.stream.detach().cpu().numpy().tobytes(), stored_fields_crc(fields))
+        destination[prefix + "stream"] = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(self.stream.device)
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs) -> None:
         # A checkpoint may hold a stream of another length and a codebook of another size: adopt them first.
         stream, codebook = state_dict.get(prefix + "stream"), state_dict.get(prefix + "codebook")
         decoded = None
         if stream is not None:
-            # Decode before anything changes: a damaged stream leaves this layer as it was.
+            # Decode and check before anything changes: a damaged stream or field leaves this layer as it was.
             decoded = decode_stream(stream, f"{prefix}stream")
+            fields = {name: state_dict[prefix + name] for name in self._stored_field_names()
+                      if prefix + name in state_dict}
+            if stored_fields_crc(fields) != decoded.state_crc:
+                raise GanSurveyError(
+                    f"corrupted encoded weights in {prefix}stream: the checksum of the layer's other stored fields "
+                    f"({', '.join(prefix + n for n in sorted(fields))}) does not match (a changed codebook or bias "
+                    "byte); refusing to load wrong weights")
             self.stream = torch.empty_like(stream, device=self.stream.device)
         if codebook is not None:
             self.codebook = nn.Parameter(torch.empty_like(codebook, device=self.codebook.device),
