@@ -1,7 +1,7 @@
 """gansurvey: the executable companion to "A survey on GAN acceleration using memory compression techniques"
 (Tantawy, Zahran, Wassal, 2021). Benchmarks, compression techniques, and one way to measure them.
 
-The public names are imported lazily, so ``import gansurvey.data`` does not pull in every layer.
+The public names are imported lazily, so ``import gansurvey.data.bundled`` does not pull in every layer.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ _PUBLIC = {
     "PROFILES": "gansurvey.config",
     "resolve_device": "gansurvey.config",
     "seed_everything": "gansurvey.config",
-    "measure": "gansurvey.evaluate",
-    "Measurement": "gansurvey.results",
-    "ResultsStore": "gansurvey.results",
+    "measure": "gansurvey.measuring",
+    "Measurement": "gansurvey.records",
+    "ResultsStore": "gansurvey.records",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             for path in write_tables(args.profile):
                 print(display_path(path))
         elif args.command == "latency":
-            from gansurvey.benchmarks import BENCHMARKS, get_benchmark, profile_settings
+            from gansurvey.benchmarks import BENCHMARKS, get_benchmark
+            from gansurvey.config import profile_settings
             from gansurvey.metrics.latency import latency_table
 
             settings, teachers = profile_settings(args.profile), {}

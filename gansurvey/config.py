@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,42 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """How much work a profile buys: teacher training steps, evaluation samples, latency repeats."""
+
+    teacher_steps: dict[str, int]
+    finetune_steps: int
+    eval_samples: int
+    inception_samples: int
+    classifier_steps: int
+    latency_warmup: int
+    latency_repeats: int
+    seeds: int  # how many seeds the family notebooks repeat each arm over (the spread of a verdict)
+    student_widths: tuple[float, ...]  # distillation students, as fractions of the teacher's width
+    lottery_steps: int  # training steps per lottery-ticket round on the toy
+    total_budget_widths: tuple[float, ...] | None = None  # widths of 02's equal-total-budget arm (None: all)
+    curve_points: int = 12  # quality checks along a teacher's training (its quality curve)
+
+
+PROFILE_SETTINGS = {
+    "quick": ProfileSettings(
+        teacher_steps={"gaussians-mlp": 1500, "mnist-dcgan": 900, "edges2digits-resnet": 200, "mnist-mlp": 1500},
+        finetune_steps=40, eval_samples=500, inception_samples=32, classifier_steps=400,
+        latency_warmup=2, latency_repeats=5, seeds=1, student_widths=(0.5,), lottery_steps=500,
+        total_budget_widths=(0.5,),
+    ),
+    "full": ProfileSettings(
+        teacher_steps={"gaussians-mlp": 5000, "mnist-dcgan": 3000, "edges2digits-resnet": 2000, "mnist-mlp": 5000},
+        finetune_steps=500, eval_samples=1000, inception_samples=1000, classifier_steps=2000,
+        latency_warmup=5, latency_repeats=30, seeds=3, student_widths=(0.25, 0.5), lottery_steps=1000,
+        total_budget_widths=(0.25, 0.5),
+    ),
+}
+
+
+def profile_settings(profile: str) -> ProfileSettings:
+    """The settings of ``profile``: resolve a profile name once, at the notebook or CLI edge, and pass these down."""
+    return PROFILE_SETTINGS[check_profile(profile)]

@@ -4,17 +4,20 @@ import pytest
 import torch
 
 import gansurvey as gs
-from gansurvey import benchmarks, experiments, zoo
+from gansurvey import zoo
+from gansurvey.benchmarks.base import monitor_interval
 from gansurvey.checks import GanSurveyError
+from gansurvey.config import PROFILE_SETTINGS
+from gansurvey.experiments.common import teacher_curves
 
 
 @pytest.fixture
 def tiny_profile(monkeypatch, artifacts):
     """The quick profile with five-step teachers and few samples, in a private artifacts folder."""
-    quick = benchmarks.PROFILE_SETTINGS["quick"]
+    quick = PROFILE_SETTINGS["quick"]
     tiny = dataclasses.replace(quick, teacher_steps=dict.fromkeys(quick.teacher_steps, 5), eval_samples=200,
                                latency_repeats=2, latency_warmup=1)
-    monkeypatch.setitem(benchmarks.PROFILE_SETTINGS, "quick", tiny)
+    monkeypatch.setitem(PROFILE_SETTINGS, "quick", tiny)
     return tiny
 
 
@@ -54,7 +57,7 @@ def test_teacher_is_cached_and_a_corrupt_file_is_rebuilt(tiny_profile, artifacts
 
 
 def test_teacher_curve_is_recorded_with_the_teacher(tiny_profile, monkeypatch):
-    monkeypatch.setitem(benchmarks.PROFILE_SETTINGS, "quick",
+    monkeypatch.setitem(PROFILE_SETTINGS, "quick",
                         dataclasses.replace(tiny_profile, teacher_steps={"gaussians-mlp": 220}, curve_points=5))
     bench = gs.get_benchmark("gaussians-mlp")
     curve = bench.teacher_curve("quick", seed=0)
@@ -62,15 +65,15 @@ def test_teacher_curve_is_recorded_with_the_teacher(tiny_profile, monkeypatch):
     assert {"domain_fid", "modes_covered", "recall"} <= set(curve.columns)
     teacher, _ = bench.teacher("quick", seed=0, progress=False)
     assert curve["domain_fid"].iloc[-1] == bench.quality(teacher, "quick", seed=0)["domain_fid"]
-    curves, table = experiments.teacher_curves([bench], "quick")
+    curves, table = teacher_curves([bench], "quick")
     assert list(curves) == ["gaussians-mlp"] and table["steps"].tolist() == [220]
     assert table["flattened"].dtype == bool
-    assert benchmarks.monitor_interval(3000, 12, 50) == 250 and benchmarks.monitor_interval(200, 12, 50) == 50
+    assert monitor_interval(3000, 12, 50) == 250 and monitor_interval(200, 12, 50) == 50
 
 
 def test_a_digits_teacher_trains_from_an_empty_cache(tiny_profile, monkeypatch):
     # its first quality check trains the digit classifier (the case of a fresh clone), which needs gradients
-    monkeypatch.setitem(benchmarks.PROFILE_SETTINGS, "quick",
+    monkeypatch.setitem(PROFILE_SETTINGS, "quick",
                         dataclasses.replace(tiny_profile, classifier_steps=3, eval_samples=64))
     curve = gs.get_benchmark("mnist-dcgan").teacher_curve("quick", seed=0)
     assert curve["step"].tolist() == [5] and curve["domain_fid"].notna().all()

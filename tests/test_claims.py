@@ -4,15 +4,10 @@ import pandas as pd
 import pytest
 
 from gansurvey.checks import GanSurveyError
-from gansurvey.claims import (
-    CONTRADICTED,
-    MIXED,
-    SUPPORTED,
-    UNTESTABLE,
-    distillation_vs_pruning,
-    premise_memory_dominates,
-)
-from gansurvey.results import Measurement, ResultsStore
+from gansurvey.claims.background import premise_memory_dominates
+from gansurvey.claims.distillation import distillation_vs_pruning
+from gansurvey.claims.verdict import Verdict
+from gansurvey.records import Measurement, ResultsStore
 
 
 def record(technique, family, seed, macs, value, benchmark="mnist-dcgan", metric="domain_fid", higher=False,
@@ -32,9 +27,9 @@ def duel(kd_values, pruned_values, kd_macs=1.0e6, pruned_macs=1.04e6, **kw) -> p
 
 def test_f1_supported_when_distillation_is_better_beyond_the_spread():
     check = distillation_vs_pruning(duel([10.0, 11.0, 12.0], [20.0, 21.0, 22.0]))
-    assert check.verdict == SUPPORTED
-    assert check.verdicts == {"equal-finetune": SUPPORTED, "equal-finetune: mnist-dcgan": SUPPORTED,
-                              "equal-total": UNTESTABLE}
+    assert check.verdict == Verdict.SUPPORTED
+    assert check.verdicts == {"equal-finetune": Verdict.SUPPORTED, "equal-finetune: mnist-dcgan": Verdict.SUPPORTED,
+                              "equal-total": Verdict.NOT_TESTABLE}
     assert "no equal-total students" in check.summary
     assert check.source == "measured" and check.basis == "survey abstract" and check.seeds == 3
     row = check.table.iloc[0]
@@ -48,29 +43,29 @@ def test_f1_supported_when_distillation_is_better_beyond_the_spread():
 
 def test_f1_contradicted_when_pruning_is_better():
     check = distillation_vs_pruning(duel([20.0, 21.0, 22.0], [10.0, 11.0, 12.0]))
-    assert check.verdict == CONTRADICTED
+    assert check.verdict == Verdict.CONTRADICTED
     assert check.table.iloc[0]["margin"] == pytest.approx(-10.0)
 
 
 def test_f1_respects_higher_is_better():
     # The same numbers as the supported case, but now higher is better: pruning wins.
     check = distillation_vs_pruning(duel([10.0, 11.0, 12.0], [20.0, 21.0, 22.0], metric="psnr", higher=True))
-    assert check.verdict == CONTRADICTED
+    assert check.verdict == Verdict.CONTRADICTED
     flipped = distillation_vs_pruning(duel([20.0, 21.0], [10.0, 11.0], metric="psnr", higher=True))
-    assert flipped.verdict == SUPPORTED
+    assert flipped.verdict == Verdict.SUPPORTED
 
 
 def test_f1_not_testable_when_macs_differ_by_more_than_the_tolerance():
     records = duel([10.0, 11.0], [20.0, 21.0], kd_macs=1.0e6, pruned_macs=1.15e6)
     check = distillation_vs_pruning(records)
-    assert check.verdict == UNTESTABLE and check.table.empty
+    assert check.verdict == Verdict.NOT_TESTABLE and check.table.empty
     assert "no MAC budget" in check.summary()
-    assert distillation_vs_pruning(records, mac_tolerance=0.2).verdict == SUPPORTED
+    assert distillation_vs_pruning(records, mac_tolerance=0.2).verdict == Verdict.SUPPORTED
 
 
 def test_f1_inconclusive_when_spreads_overlap():
     check = distillation_vs_pruning(duel([10.0, 14.0, 18.0], [12.0, 15.0, 18.0]))
-    assert check.verdict == MIXED
+    assert check.verdict == Verdict.MIXED
     assert check.table.iloc[0]["outcome"] == "within seed spread"
 
 
@@ -82,9 +77,9 @@ def test_f1_takes_the_best_of_each_family_per_budget_and_combines_benchmarks():
     toy = duel([0.9, 0.91], [0.5, 0.52], metric="modes", higher=True, benchmark="gaussians-mlp")
     rows += toy.to_dict("records")
     check = distillation_vs_pruning(pd.DataFrame(rows))
-    assert check.verdicts == {"equal-finetune": MIXED, "equal-finetune: mnist-dcgan": CONTRADICTED,
-                              "equal-finetune: gaussians-mlp": SUPPORTED, "equal-total": UNTESTABLE}
-    assert check.verdict == MIXED
+    assert check.verdicts == {"equal-finetune": Verdict.MIXED, "equal-finetune: mnist-dcgan": Verdict.CONTRADICTED,
+                              "equal-finetune: gaussians-mlp": Verdict.SUPPORTED, "equal-total": Verdict.NOT_TESTABLE}
+    assert check.verdict == Verdict.MIXED
     assert set(check.table["pruned"]) == {"prune 50% + longer finetune", "prune 50% + finetune"}
 
 
@@ -104,7 +99,7 @@ def test_f1_reads_records_written_by_the_results_store(tmp_path):
     store = ResultsStore("quick", root=tmp_path)
     store.write("02_distillation", records)
     check = distillation_vs_pruning(store.load_all())
-    assert check.verdict == SUPPORTED
+    assert check.verdict == Verdict.SUPPORTED
     row = check.table.iloc[0]
     # The fine-tuned pruned model is the one distillation must beat, told apart by its settings.
     assert "true" in row["pruned"] and row["pruned_mean"] == pytest.approx(15.1)
@@ -125,15 +120,15 @@ def test_f1_bad_records_are_named():
 def test_f4_flips_with_the_memory_share():
     memory_heavy = {"mnist-dcgan": dict(compute_uj=1.0, weight_dram_uj=3.0, activation_uj=1.0)}
     check = premise_memory_dominates(memory_heavy)
-    assert check.verdict == SUPPORTED
+    assert check.verdict == Verdict.SUPPORTED
     assert check.table.iloc[0]["memory_share"] == pytest.approx(0.8)
     assert "80%" in check.summary()
     compute_heavy = pd.DataFrame([dict(benchmark="mnist-dcgan", compute_uj=5.0, weight_dram_uj=1.0,
                                        activation_uj=1.0)])
-    assert premise_memory_dominates(compute_heavy).verdict == CONTRADICTED
+    assert premise_memory_dominates(compute_heavy).verdict == Verdict.CONTRADICTED
     both = {**memory_heavy, "gaussians-mlp": dict(compute_uj=5.0, weight_dram_uj=1.0, activation_uj=0.0)}
-    assert premise_memory_dominates(both).verdict == MIXED
-    assert premise_memory_dominates(memory_heavy, threshold=0.9).verdict == CONTRADICTED
+    assert premise_memory_dominates(both).verdict == Verdict.MIXED
+    assert premise_memory_dominates(memory_heavy, threshold=0.9).verdict == Verdict.CONTRADICTED
 
 
 def test_f4_bad_totals_are_named():
@@ -142,7 +137,7 @@ def test_f4_bad_totals_are_named():
     with pytest.raises(GanSurveyError, match="-2"):
         premise_memory_dominates({"m": dict(compute_uj=1.0, weight_dram_uj=-2.0, activation_uj=0.0)})
     zero = premise_memory_dominates({"m": dict(compute_uj=0.0, weight_dram_uj=0.0, activation_uj=0.0)})
-    assert zero.verdict == UNTESTABLE
+    assert zero.verdict == Verdict.NOT_TESTABLE
 
 
 def _lottery_rows(ticket, control, dense, higher=False):
@@ -154,7 +149,7 @@ def _lottery_rows(ticket, control, dense, higher=False):
 
 
 def test_winning_ticket_verdict_follows_the_numbers():
-    from gansurvey.claims import winning_ticket
+    from gansurvey.claims.pruning import winning_ticket
 
     assert winning_ticket(_lottery_rows(1.0, 2.0, 1.0)).verdict == "supported"
     assert winning_ticket(_lottery_rows(3.0, 2.0, 1.0)).verdict == "contradicted"
@@ -169,8 +164,9 @@ def test_f1_gives_one_verdict_per_budget_and_says_how_many_seeds():
                     settings='{"budget": "equal-total", "steps": 900}') for s, v in enumerate([5.0, 5.5])]
     frame = pd.DataFrame(rows).assign(profile="quick")
     check = distillation_vs_pruning(frame)
-    assert check.verdicts["equal-finetune"] == CONTRADICTED and check.verdicts["equal-total"] == SUPPORTED
-    assert check.verdict == MIXED  # the budgets disagree: read the per-budget verdicts
+    assert check.verdicts["equal-finetune"] == Verdict.CONTRADICTED
+    assert check.verdicts["equal-total"] == Verdict.SUPPORTED
+    assert check.verdict == Verdict.MIXED  # the budgets disagree: read the per-budget verdicts
     assert set(check.table["budget"]) == {"equal-finetune", "equal-total"}
     text = check.summary
     assert "equal total budget" in text and "equal fine-tuning budget" in text
@@ -181,10 +177,11 @@ def test_f1_gives_one_verdict_per_budget_and_says_how_many_seeds():
 
 
 def test_checks_share_one_vocabulary():
-    from gansurvey.verdicts import Check, Verdict, checks_frame, combine
+    from gansurvey.claims.verdict import Check, Verdict, checks_frame, combine
 
     assert str(Verdict.NOT_TESTABLE) == "not testable" and f"{Verdict.MIXED}" == "mixed"
-    assert combine([SUPPORTED, UNTESTABLE]) == SUPPORTED and combine([SUPPORTED, CONTRADICTED]) == MIXED
+    assert combine([Verdict.SUPPORTED, Verdict.NOT_TESTABLE]) == Verdict.SUPPORTED
+    assert combine([Verdict.SUPPORTED, Verdict.CONTRADICTED]) == Verdict.MIXED
     check = premise_memory_dominates({"m": dict(compute_uj=1.0, weight_dram_uj=3.0, activation_uj=1.0)})
     assert isinstance(check, Check) and check.summary() == check.summary  # older call spelling still works
     assert checks_frame([check]).loc[0, "verdict"] == "supported"
@@ -199,4 +196,5 @@ def test_f1_leaves_out_models_measured_before_fine_tuning():
     rows += [record("prune 50% (no fine-tuning)", "pruning", s, 1.0e6, 1.0, settings='{"finetuned": false}')
              for s in range(2)]
     check = distillation_vs_pruning(pd.DataFrame(rows))
-    assert check.verdicts["equal-finetune"] == SUPPORTED and "2 record(s) measured before fine-tuning" in check.summary
+    assert check.verdicts["equal-finetune"] == Verdict.SUPPORTED
+    assert "2 record(s) measured before fine-tuning" in check.summary

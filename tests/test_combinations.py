@@ -7,12 +7,12 @@ import pytest
 import torch
 
 import gansurvey as gs
-from gansurvey import experiments_combinations as ex
 from gansurvey.checks import GanSurveyError
-from gansurvey.claims_combinations import bytes_pay_where_memory_bound, combinations_beat_single
+from gansurvey.claims.combinations import bytes_pay_where_memory_bound, combinations_beat_single
+from gansurvey.claims.verdict import Verdict
 from gansurvey.compress import ChannelPruneConfig, MagnitudePruneConfig, StudentConfig, compress
 from gansurvey.compress.pipeline import Distill, Finetune, check_pipeline, describe, run_pipeline
-from gansurvey.verdicts import Verdict
+from gansurvey.experiments import combinations as ex
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,13 @@ from torch import nn
 
 import gansurvey as gs
 from gansurvey import compress as C
-from gansurvey import models
 from gansurvey.checks import GanSurveyError
+from gansurvey.models.generators import DCGANGenerator, MLPGenerator, ResNetGenerator
 
 GENERATORS = {
-    "mlp": lambda: models.MLPGenerator(hidden=16, depth=2),
-    "dcgan": lambda: models.DCGANGenerator(base=8),
-    "resnet": lambda: models.ResNetGenerator(ngf=8, blocks=1),
+    "mlp": lambda: MLPGenerator(hidden=16, depth=2),
+    "dcgan": lambda: DCGANGenerator(base=8),
+    "resnet": lambda: ResNetGenerator(ngf=8, blocks=1),
 }
 
 # config type -> (good config, architectures it applies to, [(bad field values, words the error must contain)])

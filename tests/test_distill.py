@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-from gansurvey import models
 from gansurvey.checks import GanSurveyError
 from gansurvey.compress.distillation import (
     DistillConfig,
@@ -18,14 +17,16 @@ from gansurvey.compress.distillation import (
     remove_feature_hooks,
 )
 from gansurvey.metrics.classifier import DigitClassifier
-from gansurvey.train import PairedTask, TrainConfig, UnconditionalTask, train_gan
+from gansurvey.models import build_generator
+from gansurvey.models.generators import DCGANDiscriminator, DCGANGenerator, ResNetGenerator
+from gansurvey.train.gan import PairedTask, TrainConfig, UnconditionalTask, train_gan
 
 KD_TERMS = ("kd_output", "kd_feature", "kd_perceptual")
 
 
-def small_dcgan_teacher() -> models.DCGANGenerator:
+def small_dcgan_teacher() -> DCGANGenerator:
     torch.manual_seed(0)
-    return models.DCGANGenerator(latent_dim=16, width=0.25).eval()
+    return DCGANGenerator(latent_dim=16, width=0.25).eval()
 
 
 def image_task(n: int = 32) -> UnconditionalTask:
@@ -41,9 +42,9 @@ def kd_total(entry: dict) -> float:
 
 
 def test_make_student_keeps_the_family_and_scales_the_width():
-    teacher = models.ResNetGenerator(ngf=8, blocks=2, width=0.5)
+    teacher = ResNetGenerator(ngf=8, blocks=2, width=0.5)
     student = make_student(teacher, 0.5)
-    assert type(student) is models.ResNetGenerator
+    assert type(student) is ResNetGenerator
     assert student.hparams == {**teacher.hparams, "width": 0.25}
     x = torch.randn(2, 1, 32, 32)
     assert student(x).shape == teacher(x).shape
@@ -82,7 +83,7 @@ def test_output_and_feature_losses_fall_and_inputs_are_untouched():
 @pytest.mark.parametrize("kind", ["mlp", "dcgan", "resnet"])
 def test_auto_feature_pairs_and_adapters_map_student_to_teacher_channels(kind):
     small = {"mlp": dict(hidden=32), "dcgan": dict(latent_dim=16, base=32), "resnet": dict(ngf=8, blocks=2)}
-    teacher = models.build_generator(kind, **small[kind])
+    teacher = build_generator(kind, **small[kind])
     student = make_student(teacher, 0.5)
     x = torch.randn(2, 1, 32, 32) if kind == "resnet" else None
     pairs = feature_pairs(teacher, student, "auto", x)
@@ -105,7 +106,7 @@ def test_auto_feature_pairs_and_adapters_map_student_to_teacher_channels(kind):
 
 def test_channel_pruned_student_pairs_by_name():
     # A pruned copy of the teacher keeps its module names but has fewer channels in the middle.
-    teacher = models.DCGANGenerator(latent_dim=16, base=32)
+    teacher = DCGANGenerator(latent_dim=16, base=32)
     pruned = copy.deepcopy(teacher)
     pruned.net[3] = nn.ConvTranspose2d(128, 40, 4, 2, 1, bias=False)
     pruned.net[4] = nn.BatchNorm2d(40)
@@ -117,7 +118,7 @@ def test_channel_pruned_student_pairs_by_name():
 def test_adversarial_term_only_when_weighted():
     teacher = small_dcgan_teacher()
     student = make_student(teacher, 0.5)
-    disc = models.DCGANDiscriminator(base=8)
+    disc = DCGANDiscriminator(base=8)
     disc_state = copy.deepcopy(disc.state_dict())
     _, without = distill(teacher, student, image_task(), DistillConfig(), quick(5), discriminator=disc)
     assert "g_adv" not in without[-1] and "d" not in without[-1]
@@ -145,7 +146,7 @@ def test_perceptual_term_uses_a_frozen_copy_of_the_extractor():
 def test_losses_plug_into_the_shared_trainer_on_a_copied_paired_student():
     # experiments.finetune copies the generator before training: the feature term must find the copy's layers.
     torch.manual_seed(0)
-    teacher = models.ResNetGenerator(ngf=4, blocks=1).eval()
+    teacher = ResNetGenerator(ngf=4, blocks=1).eval()
     student = make_student(teacher, 0.5)
     inputs = torch.rand(16, 1, 32, 32) * 2 - 1
     config = DistillConfig(output_loss="l2", feature_weight=2.0)

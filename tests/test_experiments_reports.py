@@ -5,11 +5,13 @@ import pytest
 import torch
 
 import gansurvey as gs
-from gansurvey import experiments, reports
 from gansurvey.checks import GanSurveyError
 from gansurvey.compress import make_student
+from gansurvey.config import profile_settings
+from gansurvey.experiments import common, distillation
+from gansurvey.experiments.pruning import pruning_sweep
 from gansurvey.metrics import count_macs
-from gansurvey.results import Measurement, records_frame
+from gansurvey.records import Measurement, arm_table, curve_plateau, records_frame, reduction_table
 
 
 def test_match_channel_ratio_hits_the_students_macs():
@@ -19,11 +21,11 @@ def test_match_channel_ratio_hits_the_students_macs():
     x = bench.example_input(1)
     for width in (0.25, 0.5):
         target = count_macs(make_student(teacher, width), x)
-        ratio, pruned = experiments.match_channel_ratio(teacher, target, x)
+        ratio, pruned = common.match_channel_ratio(teacher, target, x)
         assert 0 < ratio < 1
         assert abs(count_macs(pruned, x) - target) <= 0.10 * target
     with pytest.raises(GanSurveyError, match="within"):
-        experiments.match_channel_ratio(teacher, 10, x)
+        common.match_channel_ratio(teacher, 10, x)
 
 
 def test_distilled_student_and_pruned_runs_are_short_and_new():
@@ -31,12 +33,12 @@ def test_distilled_student_and_pruned_runs_are_short_and_new():
     torch.manual_seed(0)
     teacher, disc = bench.new_generator(), bench.new_discriminator()
     before = [p.clone() for p in teacher.parameters()]
-    for variant in experiments.DISTILL_VARIANTS:
-        student = experiments.distilled_student(bench, teacher, disc, variant, 0.5, steps=2, seed=0, device="cpu")
+    for variant in distillation.DISTILL_VARIANTS:
+        student = distillation.distilled_student(bench, teacher, disc, variant, 0.5, steps=2, seed=0, device="cpu")
         assert sum(p.numel() for p in student.parameters()) < sum(p.numel() for p in teacher.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters(), strict=True))
     with pytest.raises(GanSurveyError, match="'distill-all'"):
-        experiments.distill_config(bench, "distill-all")
+        distillation.distill_config(bench, "distill-all")
 
 
 def test_pruned_and_finetuned_can_prune_the_discriminator_too(monkeypatch):
@@ -45,23 +47,23 @@ def test_pruned_and_finetuned_can_prune_the_discriminator_too(monkeypatch):
     teacher, disc = bench.new_generator(width=0.25), bench.new_discriminator()
     disc_params = [p.clone() for p in disc.parameters()]
     config = gs.compress.ChannelPruneConfig(0.5)
-    critics, finetune = [], experiments.finetune
+    critics, finetune = [], common.finetune
 
     def spy(generator, benchmark, steps, discriminator=None, **kwargs):
         critics.append(sum(p.numel() for p in discriminator.parameters()))
         return finetune(generator, benchmark, steps, discriminator, **kwargs)
 
-    monkeypatch.setattr(experiments, "finetune", spy)
+    monkeypatch.setattr(common, "finetune", spy)
     x = bench.example_input(2)
     for ratio in (0.0, 0.5):
-        tuned = experiments.pruned_and_finetuned(bench, teacher, disc, config, steps=1, device="cpu",
+        tuned = common.pruned_and_finetuned(bench, teacher, disc, config, steps=1, device="cpu",
                                                  discriminator_ratio=ratio)
         assert tuned(x).shape == teacher(x).shape
         assert count_macs(tuned, x) < count_macs(teacher, x)
     assert critics[0] == sum(p.numel() for p in disc_params) and critics[1] < critics[0] / 2
     assert all(torch.equal(a, b) for a, b in zip(disc_params, disc.parameters(), strict=True))
     with pytest.raises(GanSurveyError, match="discriminator_ratio"):
-        experiments.pruned_and_finetuned(bench, teacher, disc, config, steps=1, discriminator_ratio=1.0)
+        common.pruned_and_finetuned(bench, teacher, disc, config, steps=1, discriminator_ratio=1.0)
 
 
 def test_pruning_sweep_measures_each_config_before_and_after_finetuning():
@@ -70,7 +72,7 @@ def test_pruning_sweep_measures_each_config_before_and_after_finetuning():
     teacher, disc = bench.new_generator(), bench.new_discriminator()
     configs = {"magnitude 50%": gs.compress.MagnitudePruneConfig(0.5),
                "channels 50%": gs.compress.ChannelPruneConfig(0.5)}
-    records, samples = experiments.pruning_sweep(bench, teacher, disc, configs, 2, seed=3, device="cpu",
+    records, samples = pruning_sweep(bench, teacher, disc, configs, 2, seed=3, device="cpu",
                                                  notebook="test", profile="quick")
     assert [r.technique for r in records] == ["magnitude 50% (no fine-tuning)", "magnitude 50%",
                                              "channels 50% (no fine-tuning)", "channels 50%"]
@@ -78,14 +80,14 @@ def test_pruning_sweep_measures_each_config_before_and_after_finetuning():
     assert records[1].settings["finetune_steps"] == 2 and records[3].macs < records[1].macs
     dense_bytes = gs.metrics.stored_bytes(teacher)
     assert records[0].stored_bytes < 0.8 * dense_bytes and records[1].stored_bytes < 0.8 * dense_bytes  # sparse
-    assert set(samples) == set(configs) and samples["channels 50%"].shape[0] == experiments.SAMPLE_GRID
+    assert set(samples) == set(configs) and samples["channels 50%"].shape[0] == common.SAMPLE_GRID
 
 
 def test_distillation_sweep_has_every_arm_at_matched_macs():
     bench = gs.get_benchmark("gaussians-mlp")
     torch.manual_seed(0)
     teacher, disc = bench.new_generator(), bench.new_discriminator()
-    records, samples = experiments.distillation_sweep(bench, teacher, disc, [0.5], [0, 1], 1,
+    records, samples = distillation.distillation_sweep(bench, teacher, disc, [0.5], [0, 1], 1,
                                                       variants=("scratch", "output"), device="cpu", profile="quick")
     frame = records_frame(records)
     assert len(frame) == 2 * 4 and sorted(frame["seed"].unique()) == [0, 1]
@@ -95,16 +97,16 @@ def test_distillation_sweep_has_every_arm_at_matched_macs():
     assert "scratch w0.5" in samples and any(label.startswith("channels") for label in samples)
     assert {json.loads(s)["budget"] for s in frame["settings"]} == {"equal-finetune"}
     with pytest.raises(GanSurveyError, match="'distill-all'"):
-        experiments.distillation_sweep(bench, teacher, disc, [0.5], [0], 1, variants=("distill-all",))
+        distillation.distillation_sweep(bench, teacher, disc, [0.5], [0], 1, variants=("distill-all",))
     with pytest.raises(GanSurveyError, match="'longer'.*'equal-finetune', 'equal-total'"):
-        experiments.distillation_sweep(bench, teacher, disc, [0.5], [0], 1, budget="longer")
+        distillation.distillation_sweep(bench, teacher, disc, [0.5], [0], 1, budget="longer")
 
 
 def test_equal_total_arm_trains_students_only_and_records_its_budget():
     bench = gs.get_benchmark("gaussians-mlp")
     torch.manual_seed(0)
     teacher, disc = bench.new_generator(), bench.new_discriminator()
-    records, samples = experiments.distillation_sweep(bench, teacher, disc, [0.5], [0], 3,
+    records, samples = distillation.distillation_sweep(bench, teacher, disc, [0.5], [0], 3,
                                                       variants=("scratch", "feature"), budget="equal-total",
                                                       device="cpu", profile="quick")
     frame = records_frame(records)
@@ -113,10 +115,10 @@ def test_equal_total_arm_trains_students_only_and_records_its_budget():
     assert {(s["budget"], s["steps"]) for s in settings} == {("equal-total", 3)}
     assert {s["variant"] for s in settings} == {"scratch", "feature"}
     assert set(samples) == {"scratch w0.5 (equal total)", "feature w0.5 (equal total)"}
-    quick = gs.benchmarks.profile_settings("quick")
-    assert experiments.total_steps("quick", "mnist-dcgan", 7) == quick.teacher_steps["mnist-dcgan"] + 7
+    quick = profile_settings("quick")
+    assert distillation.total_steps("quick", "mnist-dcgan", 7) == quick.teacher_steps["mnist-dcgan"] + 7
     with pytest.raises(GanSurveyError, match="unknown benchmark 'celeba'"):
-        experiments.total_steps("quick", "celeba")
+        distillation.total_steps("quick", "celeba")
 
 
 def test_best_distillation_variant_follows_the_equal_finetune_arm():
@@ -126,19 +128,19 @@ def test_best_distillation_variant_follows_the_equal_finetune_arm():
                            primary_value=value, higher_is_better=False)
 
     records = [rec("output", 5.0), rec("feature", 7.0), rec("feature+adv", 1.0, "equal-total")]
-    assert experiments.best_distillation_variant(records, "b") == "output"  # equal-total rows do not vote
-    assert experiments.best_distillation_variant(records, "other") == "feature"  # the documented fallback
+    assert distillation.best_distillation_variant(records, "b") == "output"  # equal-total rows do not vote
+    assert distillation.best_distillation_variant(records, "other") == "feature"  # the documented fallback
 
 
 def test_equal_total_sweep_runs_scratch_and_the_chosen_variant(monkeypatch):
     bench = gs.get_benchmark("gaussians-mlp")
     torch.manual_seed(0)
     teacher, disc = bench.new_generator(), bench.new_discriminator()
-    monkeypatch.setattr(experiments, "total_steps", lambda profile, name, steps=None: 2)
+    monkeypatch.setattr(distillation, "total_steps", lambda profile, name, steps=None: 2)
     earlier = records_frame([Measurement(notebook="nb", benchmark=bench.name, technique="output w0.5",
                                          family="distillation", settings={"variant": "output"},
                                          primary_metric="m", primary_value=1.0, higher_is_better=False)])
-    records, _, variant = experiments.equal_total_sweep(bench, teacher, disc, earlier, "quick", [0.5], [0],
+    records, _, variant = distillation.equal_total_sweep(bench, teacher, disc, earlier, "quick", [0.5], [0],
                                                         device="cpu", notebook="test")
     assert variant == "output" and {r.profile for r in records} == {"quick"}
     assert [r.settings["variant"] for r in records] == ["scratch", "output"]
@@ -146,25 +148,25 @@ def test_equal_total_sweep_runs_scratch_and_the_chosen_variant(monkeypatch):
 
 
 def test_profile_budgets_defaults_and_overrides():
-    quick, full = gs.benchmarks.profile_settings("quick"), gs.benchmarks.profile_settings("full")
-    assert experiments.budget_steps("quick", "finetune") == quick.finetune_steps
-    assert experiments.budget_steps("full", "lottery") == full.lottery_steps
-    assert experiments.budget_steps("full", "finetune", 7) == 7
+    quick, full = profile_settings("quick"), profile_settings("full")
+    assert common.budget_steps("quick", "finetune") == quick.finetune_steps
+    assert common.budget_steps("full", "lottery") == full.lottery_steps
+    assert common.budget_steps("full", "finetune", 7) == 7
     with pytest.raises(GanSurveyError, match="finetune steps"):
-        experiments.budget_steps("quick", "finetune", -1)
+        common.budget_steps("quick", "finetune", -1)
     with pytest.raises(GanSurveyError, match="'distill'.*'finetune', 'lottery'"):
-        experiments.budget_steps("quick", "distill")
-    assert experiments.run_seeds("quick", 4) == [4] and experiments.run_seeds("full") == [0, 1, 2]
-    assert experiments.run_seeds("full", 0, [5, 7]) == [5, 7]
+        common.budget_steps("quick", "distill")
+    assert common.run_seeds("quick", 4) == [4] and common.run_seeds("full") == [0, 1, 2]
+    assert common.run_seeds("full", 0, [5, 7]) == [5, 7]
     with pytest.raises(GanSurveyError, match="at least one seed"):
-        experiments.run_seeds("quick", 0, [])
+        common.run_seeds("quick", 0, [])
     with pytest.raises(GanSurveyError, match="seed must be an integer >= 0, got -1"):
-        experiments.run_seeds("quick", 0, [1, -1])
-    assert experiments.student_widths("full") == [0.25, 0.5] and experiments.student_widths("quick", [0.3]) == [0.3]
+        common.run_seeds("quick", 0, [1, -1])
+    assert distillation.student_widths("full") == [0.25, 0.5] and distillation.student_widths("quick", [0.3]) == [0.3]
     with pytest.raises(GanSurveyError, match="student width.*got 1.5"):
-        experiments.student_widths("quick", [0.5, 1.5])
+        distillation.student_widths("quick", [0.5, 1.5])
     with pytest.raises(GanSurveyError, match="'fast'"):
-        experiments.run_seeds("fast")
+        common.run_seeds("fast")
 
 
 def _row(technique, params, macs, latency, value):
@@ -176,14 +178,14 @@ def _row(technique, params, macs, latency, value):
 
 def test_reduction_table_ratios_and_quality_direction():
     frame = records_frame([_row("teacher", 1000, 10_000, 2.0, 10.0), _row("small", 250, 5_000, 1.0, 12.0)])
-    table = reports.reduction_table(frame).set_index("technique")
+    table = reduction_table(frame).set_index("technique")
     assert table.loc["small", "params_x"] == pytest.approx(4.0)
     assert table.loc["small", "macs_x"] == pytest.approx(2.0)
     assert table.loc["small", "speedup_x"] == pytest.approx(2.0)
     assert table.loc["small", "quality_change"] == pytest.approx(-2.0)
     assert table.loc["small", "regime"] in ("launch-bound", "memory-bound", "compute-bound")
     with pytest.raises(GanSurveyError, match="'dense'"):
-        reports.reduction_table(frame, baseline="dense")
+        reduction_table(frame, baseline="dense")
     assert isinstance(table, pd.DataFrame)
 
 
@@ -200,7 +202,7 @@ def test_arm_table_aggregates_seeds_and_keeps_untuned_rows_apart():
     records += [_seeded("channels 50% (no fine-tuning)", "pruning", s, 40.0, {"ratio": 0.5}) for s in range(3)]
     records += [_seeded("scratch w0.5", "from-scratch", s, v, {"budget": "equal-total", "steps": 900})
                 for s, v in enumerate([11.0, 13.0])]
-    table = reports.arm_table(records_frame(records))
+    table = arm_table(records_frame(records))
     assert list(table["stage"]) == ["baseline", "trained", "trained", "no fine-tuning"]  # untuned rows last
     pruned = table.set_index("technique").loc["channels 50%"]
     assert pruned["n"] == 3 and pruned["mean"] == pytest.approx(14.0) and pruned["sd"] == pytest.approx(2.0)
@@ -213,35 +215,35 @@ def test_arm_table_aggregates_seeds_and_keeps_untuned_rows_apart():
 
 def test_arm_table_gives_units_not_percent_near_the_metrics_floor():
     records = [_seeded("teacher", "baseline", 0, 0.01), _seeded("prune", "pruning", 0, 20.0)]
-    table = reports.arm_table(records_frame(records)).set_index("technique")
+    table = arm_table(records_frame(records)).set_index("technique")
     assert table.loc["prune", "quality_change"] == pytest.approx(-19.99)
     assert table.loc["prune", "near_floor"] and pd.isna(table.loc["prune", "quality_change_pct"])
-    far = reports.arm_table(records_frame(records), near_floor=1e-4).set_index("technique")
+    far = arm_table(records_frame(records), near_floor=1e-4).set_index("technique")
     assert far.loc["prune", "quality_change_pct"] == pytest.approx(-199_900.0)
     with pytest.raises(GanSurveyError, match="near_floor must be a number >= 0 and < 1, got 2"):
-        reports.arm_table(records_frame(records), near_floor=2)
+        arm_table(records_frame(records), near_floor=2)
     with pytest.raises(GanSurveyError, match="lack column.*seed"):
-        reports.arm_table(records_frame(records).drop(columns="seed"))
+        arm_table(records_frame(records).drop(columns="seed"))
 
 
 def test_curve_plateau_tells_a_falling_curve_from_a_flat_one():
     steps = list(range(100, 1300, 100))
     falling = pd.DataFrame({"step": steps, "domain_fid": [1000.0 / (1 + s / 1200) for s in steps]})
     flat = pd.DataFrame({"step": steps, "domain_fid": [50.0 + (3 if i % 2 else -3) for i in range(len(steps))]})
-    still = reports.curve_plateau(falling, "domain_fid")
+    still = curve_plateau(falling, "domain_fid")
     assert not still["flattened"] and still["improvement_pct"] > 10 and still["trend_change"] < 0
     assert still["from_step"] == 600 and still["to_step"] == 1200
-    assert reports.curve_plateau(flat, "domain_fid")["flattened"]
+    assert curve_plateau(flat, "domain_fid")["flattened"]
     # a trend far inside the checkpoints' scatter is noise, not improvement
     noisy = pd.DataFrame({"step": steps, "domain_fid": [50.0 - 0.01 * s + (40 if i % 2 else -40)
                                                         for i, s in enumerate(steps)]})
-    judged = reports.curve_plateau(noisy, "domain_fid", tolerance=0.0)
+    judged = curve_plateau(noisy, "domain_fid", tolerance=0.0)
     assert judged["flattened"] and judged["noise_sd"] > 10 and judged["trend_change"] < 0
     # a score that rises is an improvement when higher is better
-    assert not reports.curve_plateau(falling.assign(domain_fid=-falling["domain_fid"]), "domain_fid",
+    assert not curve_plateau(falling.assign(domain_fid=-falling["domain_fid"]), "domain_fid",
                                      higher_is_better=True)["flattened"]
-    assert reports.curve_plateau(falling, "domain_fid", tolerance=10.0)["flattened"]
+    assert curve_plateau(falling, "domain_fid", tolerance=10.0)["flattened"]
     with pytest.raises(GanSurveyError, match="'recall'"):
-        reports.curve_plateau(flat, "recall")
+        curve_plateau(flat, "recall")
     with pytest.raises(GanSurveyError, match="at least 3"):
-        reports.curve_plateau(flat.head(3), "domain_fid")
+        curve_plateau(flat.head(3), "domain_fid")

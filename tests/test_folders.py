@@ -8,18 +8,13 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 
 import gansurvey as gs
-from gansurvey import folders, models
 from gansurvey.benchmarks import FOLDER_BENCHMARKS
 from gansurvey.checks import GanSurveyError
-from gansurvey.folder_train import (
-    FolderTrainConfig,
-    ImagePool,
-    checkpoint_slots,
-    train_cyclegan,
-    train_pix2pix,
-)
+from gansurvey.data import folders
 from gansurvey.metrics.inception import inception_available
-from gansurvey.published import PUBLISHED_PARAMS, NLayerPatchGAN, ResnetGenerator9, UnetGenerator256
+from gansurvey.models import build_generator
+from gansurvey.models.published import PUBLISHED_PARAMS, NLayerPatchGAN, ResnetGenerator9, UnetGenerator256
+from gansurvey.train.folder import FolderTrainConfig, ImagePool, checkpoint_slots, train_cyclegan, train_pix2pix
 
 SIZE = 64
 WIDTH = 0.125  # 8 base filters instead of 64: the published structure at a CPU-friendly size
@@ -81,9 +76,9 @@ def test_published_parameter_counts():
     assert count(ResnetGenerator9()) == PUBLISHED_PARAMS["resnet_9blocks"] == 11_378_179  # printed "11.378 M"
     assert count(NLayerPatchGAN(6, norm="batch")) == 2_768_705  # pix2pix's 70x70 PatchGAN, "2.769 M"
     assert count(NLayerPatchGAN(3, norm="instance")) == 2_764_737  # CycleGAN's, "2.765 M"
-    g = models.build_generator("unet256", num_downs=6, width=WIDTH)
+    g = build_generator("unet256", num_downs=6, width=WIDTH)
     assert g(torch.zeros(1, 3, SIZE, SIZE)).shape == (1, 3, SIZE, SIZE)
-    assert count(models.build_generator("resnet9", width=0.5)) < count(ResnetGenerator9()) / 3
+    assert count(build_generator("resnet9", width=0.5)) < count(ResnetGenerator9()) / 3
     with pytest.raises(TypeError, match="fed with images"):
         g.sample_inputs(1)
 

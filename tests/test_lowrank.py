@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 import gansurvey as gs
-from gansurvey import models
 from gansurvey.checks import GanSurveyError
 from gansurvey.compress import (
     LOWRANK_METHODS,
@@ -26,6 +25,7 @@ from gansurvey.compress import (
 )
 from gansurvey.compress.lowrank import _tt_modes, evbmf_rank, full_ranks
 from gansurvey.metrics.cost import count_macs, count_params, stored_bytes
+from gansurvey.models.generators import DCGANGenerator, MLPGenerator, ResNetGenerator
 
 # layer, input: every layer type and geometry the methods must reproduce exactly at full rank
 LAYERS = {
@@ -80,7 +80,7 @@ def test_a_real_module_tree_of_smaller_layers():
 @pytest.mark.parametrize("method", ["svd", "tucker2", "cp"])
 def test_low_rank_cuts_params_macs_and_bytes(method):
     torch.manual_seed(0)
-    g = models.DCGANGenerator(base=16).eval()
+    g = DCGANGenerator(base=16).eval()
     x = g.sample_inputs(1, torch.Generator().manual_seed(0))
     small = factorize(g, LowRankConfig(method, rank=0.1 if method == "cp" else 0.25))
     assert factorized_layers(small)
@@ -179,9 +179,9 @@ class TinyUNet(nn.Module):
 
 FOREIGN = {"cyclegan-resnet": (CycleGANResnet, (1, 3, 16, 16)), "unet": (TinyUNet, (1, 3, 16, 16))}
 PACKAGE = {
-    "mlp": (lambda: models.MLPGenerator(hidden=16, depth=2), None),
-    "dcgan": (lambda: models.DCGANGenerator(base=8), None),
-    "resnet": (lambda: models.ResNetGenerator(ngf=8, blocks=1), (1, 1, 16, 16)),
+    "mlp": (lambda: MLPGenerator(hidden=16, depth=2), None),
+    "dcgan": (lambda: DCGANGenerator(base=8), None),
+    "resnet": (lambda: ResNetGenerator(ngf=8, blocks=1), (1, 1, 16, 16)),
     **FOREIGN,
 }
 
@@ -216,7 +216,7 @@ def test_factorize_any_generator(arch):
 
 
 def test_factorized_layers_train_and_chain_with_pruning():
-    g = models.DCGANGenerator(base=8)
+    g = DCGANGenerator(base=8)
     small = factorize(g, LowRankConfig("tucker2", rank=0.5))
     x = g.sample_inputs(2, torch.Generator().manual_seed(0))
     small(x).square().mean().backward()
@@ -230,7 +230,7 @@ def test_factorized_layers_train_and_chain_with_pruning():
 
 
 def test_factorization_is_deterministic():
-    g = models.ResNetGenerator(ngf=8, blocks=1)
+    g = ResNetGenerator(ngf=8, blocks=1)
     for config in (LowRankConfig("cp", rank=0.1), LowRankConfig("tucker2", rank=0.3)):
         a, b = factorize(g, config), factorize(g, config)
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
@@ -279,7 +279,7 @@ def test_bad_configs_name_the_value_and_what_is_allowed(kwargs, words):
     (LowRankConfig("svd", rank=5000), ["rank 5000", "every layer", "1..32"]),
 ])
 def test_bad_requests_leave_the_model_untouched(config, words):
-    g = models.DCGANGenerator(base=8)
+    g = DCGANGenerator(base=8)
     before, structure = copy.deepcopy(g.state_dict()), repr(g)
     if words is None:
         factorize(g, config)
@@ -309,18 +309,17 @@ def test_grouped_convolutions_are_refused_by_name_and_skipped_otherwise():
 
 @pytest.fixture
 def tiny_quick(monkeypatch, artifacts):
-    from gansurvey import benchmarks
+    from gansurvey.config import PROFILE_SETTINGS
 
-    quick = benchmarks.PROFILE_SETTINGS["quick"]
-    monkeypatch.setitem(benchmarks.PROFILE_SETTINGS, "quick", dataclasses.replace(
+    quick = PROFILE_SETTINGS["quick"]
+    monkeypatch.setitem(PROFILE_SETTINGS, "quick", dataclasses.replace(
         quick, eval_samples=100, latency_repeats=1, latency_warmup=0))
 
 
 def test_sweep_sensitivity_and_matched_runs_on_the_toy(tiny_quick):
-    from gansurvey import claims
-    from gansurvey import experiments_lowrank as xl
-    from gansurvey.reports import with_settings
-    from gansurvey.results import records_frame
+    from gansurvey.claims.lowrank import lowrank_vs_pruning
+    from gansurvey.experiments import lowrank as xl
+    from gansurvey.records import records_frame, with_settings
 
     bench = gs.get_benchmark("gaussians-mlp")
     torch.manual_seed(0)
@@ -337,14 +336,14 @@ def test_sweep_sensitivity_and_matched_runs_on_the_toy(tiny_quick):
     runs = xl.lowrank_vs_pruning_runs(bench, g, d, configs, seeds=[0], steps=2, mac_tolerance=0.5,
                                       profile="quick")
     assert {r.family for r in runs} == {"low-rank", "pruning"}
-    check = claims.lowrank_vs_pruning(records_frame(runs))
+    check = lowrank_vs_pruning(records_frame(runs))
     assert check.id == "LR" and check.seeds == 1 and len(check.evidence) == 1
     assert str(check.verdict) in ("supported", "contradicted", "mixed")
     assert "indicative" in " ".join(check.notes)
 
 
 def _run(arm, seed, value, bench="b", macs=100):
-    from gansurvey.results import Measurement
+    from gansurvey.records import Measurement
 
     return Measurement(notebook="03_low_rank", benchmark=bench, technique=arm, family=arm, seed=seed, macs=macs,
                        primary_metric="domain_fid", primary_value=value, higher_is_better=False, profile="full",
@@ -357,17 +356,17 @@ def _run(arm, seed, value, bench="b", macs=100):
     ([10, 15, 20], [12, 16, 19], "mixed"),
 ])
 def test_lowrank_claim_is_computed_with_its_spread(lowrank, pruned, verdict):
-    from gansurvey import claims
-    from gansurvey.results import records_frame
+    from gansurvey.claims.lowrank import lowrank_vs_pruning
+    from gansurvey.records import records_frame
 
     records = [_run("low-rank", s, v) for s, v in enumerate(lowrank)] + [
         _run("pruning", s, v) for s, v in enumerate(pruned)]
-    check = claims.lowrank_vs_pruning(records_frame(records))
+    check = lowrank_vs_pruning(records_frame(records))
     assert str(check.verdict) == verdict and check.seeds == 3
     row = check.evidence.iloc[0]
     assert row["lowrank_sd"] == pytest.approx(torch.tensor(lowrank, dtype=torch.float64).std().item())
     assert "indicative" not in " ".join(check.notes)
-    assert str(claims.lowrank_vs_pruning(records_frame(records[:3])).verdict) == "not testable"
+    assert str(lowrank_vs_pruning(records_frame(records[:3])).verdict) == "not testable"
 
 
 def test_mnist_mlp_benchmark_is_the_tensorizing_gans_setting():
@@ -384,11 +383,11 @@ def test_mnist_mlp_benchmark_is_the_tensorizing_gans_setting():
 
 
 def test_lowrank_claim_leaves_out_pairs_not_matched_in_macs():
-    from gansurvey import claims
-    from gansurvey.results import records_frame
+    from gansurvey.claims.lowrank import lowrank_vs_pruning
+    from gansurvey.records import records_frame
 
     records = [_run("low-rank", 0, 10.0), _run("pruning", 0, 20.0, macs=50)]
-    check = claims.lowrank_vs_pruning(records_frame(records))
+    check = lowrank_vs_pruning(records_frame(records))
     assert str(check.verdict) == "not testable" and check.evidence.empty
     assert any("MACs not within 10%" in n for n in check.notes)
-    assert str(claims.lowrank_vs_pruning(records_frame(records), mac_tolerance=0.6).verdict) == "supported"
+    assert str(lowrank_vs_pruning(records_frame(records), mac_tolerance=0.6).verdict) == "supported"

@@ -11,6 +11,7 @@ from torch import nn
 
 from gansurvey.checks import GanSurveyError
 from gansurvey.config import data_dir
+from gansurvey.layers import CompressedLayer
 from gansurvey.metrics.cost import (
     activation_traffic_bytes,
     cost_breakdown,
@@ -23,7 +24,6 @@ from gansurvey.metrics.cost import (
 )
 from gansurvey.metrics.energy import load_energy_table
 from gansurvey.metrics.latency import REGIMES, classify_regime, device_peaks, measure_latency, regime_report
-from gansurvey.nn import CompressedLayer
 
 # ---------------------------------------------------------------- MACs
 

@@ -2,26 +2,26 @@ import pytest
 import torch
 from torch import nn
 
-from gansurvey import models
 from gansurvey.checks import GanSurveyError
-from gansurvey.train import PairedTask, TrainConfig, UnconditionalTask, train_gan
+from gansurvey.models import build_discriminator, build_generator, generators
+from gansurvey.train.gan import PairedTask, TrainConfig, UnconditionalTask, train_gan
 
 
 @pytest.mark.parametrize("width", [0.25, 0.5, 1.0, 1.5])
 @pytest.mark.parametrize("kind", ["mlp", "dcgan", "resnet"])
 def test_generator_shapes_for_every_width(kind, width):
-    g = models.build_generator(kind, width=width)
+    g = build_generator(kind, width=width)
     x = torch.randn(3, 1, 32, 32) if kind == "resnet" else g.sample_inputs(3)
     y = g(x)
     assert y.shape == ((3, 2) if kind == "mlp" else (3, 1, 32, 32))
     if kind != "mlp":
         assert y.abs().max() <= 1
-    rebuilt = models.build_generator(kind, **g.hparams)
+    rebuilt = build_generator(kind, **g.hparams)
     assert sum(p.numel() for p in rebuilt.parameters()) == sum(p.numel() for p in g.parameters())
 
 
 def test_width_scales_parameters():
-    sizes = [sum(p.numel() for p in models.DCGANGenerator(width=w).parameters()) for w in (0.25, 0.5, 1.0)]
+    sizes = [sum(p.numel() for p in generators.DCGANGenerator(width=w).parameters()) for w in (0.25, 0.5, 1.0)]
     assert sizes[0] < sizes[1] < sizes[2]
 
 
@@ -30,17 +30,17 @@ def test_width_scales_parameters():
     [("dcgan", (2, 1, 32, 32), (2,)), ("resnet", (2, 2, 32, 32), (2, 16)), ("mlp", (2, 2), (2,))],
 )
 def test_discriminator_shapes(kind, shape, out):
-    d = models.build_discriminator(kind, **({"in_channels": 2} if kind == "resnet" else {}))
+    d = build_discriminator(kind, **({"in_channels": 2} if kind == "resnet" else {}))
     assert d(torch.randn(shape)).shape == out
 
 
 def test_bad_model_arguments():
     with pytest.raises(GanSurveyError, match="'unet'"):
-        models.build_generator("unet")
+        build_generator("unet")
     with pytest.raises(GanSurveyError, match="width"):
-        models.DCGANGenerator(width=-1)
+        generators.DCGANGenerator(width=-1)
     with pytest.raises(TypeError):
-        models.ResNetGenerator().sample_inputs(2)
+        generators.ResNetGenerator().sample_inputs(2)
 
 
 def test_training_is_seeded_and_learns_the_toy():
@@ -48,7 +48,7 @@ def test_training_is_seeded_and_learns_the_toy():
 
     def run():
         torch.manual_seed(0)
-        g, d = models.MLPGenerator(hidden=32, depth=2), models.MLPDiscriminator(hidden=32, depth=2)
+        g, d = generators.MLPGenerator(hidden=32, depth=2), generators.MLPDiscriminator(hidden=32, depth=2)
         log = train_gan(g, d, UnconditionalTask(real), TrainConfig(steps=300, batch_size=64, lr_g=2e-3,
                                                                     lr_d=2e-3, progress=False))
         return g, log
@@ -75,7 +75,7 @@ def test_monitor_records_a_curve_without_changing_the_run():
 
     def run(monitor):
         torch.manual_seed(0)
-        g, d = models.MLPGenerator(hidden=32, depth=2), models.MLPDiscriminator(hidden=32, depth=2)
+        g, d = generators.MLPGenerator(hidden=32, depth=2), generators.MLPDiscriminator(hidden=32, depth=2)
         config = TrainConfig(steps=230, batch_size=64, lr_g=2e-3, lr_d=2e-3, log_every=10, monitor_every=50,
                              ema_decay=0.9, progress=False)
         return g, train_gan(g, d, UnconditionalTask(real), config, monitor=monitor)
@@ -94,7 +94,7 @@ def test_paired_training_with_l1_reduces_error_and_ema():
     inputs = torch.rand(64, 1, 32, 32) * 2 - 1
     task = PairedTask(inputs, -inputs)
     torch.manual_seed(0)
-    g = models.ResNetGenerator(ngf=4, blocks=1)
+    g = generators.ResNetGenerator(ngf=4, blocks=1)
     log = train_gan(g, None, task, TrainConfig(steps=40, batch_size=16, lr_g=3e-3, l1_weight=1.0,
                                                 ema_decay=0.5, log_every=10, progress=False))
     assert log[-1]["g_l1"] < log[0]["g_l1"]

@@ -12,9 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from gansurvey import experiments, params
+from gansurvey import notebook as params
 from gansurvey.checks import GanSurveyError
 from gansurvey.compress import MagnitudePruneConfig
+from gansurvey.experiments.distillation import distill_config, total_steps
+from gansurvey.experiments.pruning import pruning_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILY_NOTEBOOKS = ("01_pruning", "02_distillation")
@@ -186,15 +188,15 @@ def test_experiments_take_folder_benchmarks(tmp_path):
                                        num_workers=0)[0]
     assert params.measure_options(bench) == {"inception_samples": None}
     assert params.measure_options(params.notebook_benchmarks(["mnist-dcgan"], echo=False)[0]) == {}
-    assert experiments.distill_config(bench, "output").output_weight == 100.0
-    assert experiments.total_steps("quick", bench, 5) == 1 + 5  # the folder teacher's own steps
-    assert experiments.total_steps("quick", "mnist-dcgan", 5) == experiments.total_steps(
+    assert distill_config(bench, "output").output_weight == 100.0
+    assert total_steps("quick", bench, 5) == 1 + 5  # the folder teacher's own steps
+    assert total_steps("quick", "mnist-dcgan", 5) == total_steps(
         "quick", params.notebook_benchmarks(["mnist-dcgan"], echo=False)[0], 5)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         g, d = bench.new_generator().eval(), bench.new_discriminator()
-        records, grids = experiments.pruning_sweep(bench, g, d, {"m50": MagnitudePruneConfig(sparsity=0.5)}, 1,
+        records, grids = pruning_sweep(bench, g, d, {"m50": MagnitudePruneConfig(sparsity=0.5)}, 1,
                                                    device="cpu", profile="quick", inception_samples=0)
     finally:
         torch.set_num_threads(before)
@@ -219,7 +221,7 @@ def test_wire_data_root_adds_the_same_lines_once(tmp_path, capsys):
                                      'benchmarks: list[str] = ["mnist-dcgan"]  # built-in benchmarks\n'
                                      "seed: int = 0  # a seed")
     cell.metadata["tags"] = ["parameters"]
-    check = nbformat.v4.new_code_cell('from gansurvey.params import notebook_parameters\n\n'
+    check = nbformat.v4.new_code_cell('from gansurvey.notebook import notebook_parameters\n\n'
                                       'run = notebook_parameters("03_low_rank", globals())')
     nb.cells = [cell, check, nbformat.v4.new_code_cell("print(benches)")]
     path = tmp_path / "03_low_rank.ipynb"

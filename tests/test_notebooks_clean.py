@@ -11,7 +11,7 @@ import nbformat
 import papermill as pm
 import pytest
 
-from gansurvey.params import is_registered, parameter_specs
+from gansurvey.notebook import is_registered, parameter_specs
 from gansurvey.runner import strip_injected
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
@@ -66,7 +66,7 @@ def test_parameters_cell_is_annotated_and_checked_next(path):
                                      f"(a comment holding '=' hides a parameter from it)"
     assert all(p["inferred_type_name"] != "None" and p["help"] for p in inspected.values())
     if is_registered(path.stem):
-        assert names == list(parameter_specs(path.stem)), f"{path.name}: gansurvey.params is out of step"
+        assert names == list(parameter_specs(path.stem)), f"{path.name}: gansurvey.notebook is out of step"
     check = nb.cells[tagged[0] + 1]
     assert check.cell_type == "code" and f'notebook_parameters("{path.stem}", globals())' in check.source, \
         f"{path.name}: the cell after the parameters cell must check them"

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 import gansurvey as gs
-from gansurvey import params
+from gansurvey import notebook as params
 from gansurvey.checks import GanSurveyError, check_writable
 from gansurvey.config import display_path, project_root
-from gansurvey.results import Measurement
+from gansurvey.records import Measurement
 
 
 def _defaults(notebook: str) -> dict:

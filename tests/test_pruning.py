@@ -5,7 +5,6 @@ import pytest
 import torch
 from torch import nn
 
-from gansurvey import models
 from gansurvey.checks import GanSurveyError
 from gansurvey.compress import (
     ChannelPruneConfig,
@@ -24,7 +23,8 @@ from gansurvey.compress import (
 )
 from gansurvey.compress.sparse import decode_positions, encode_index
 from gansurvey.metrics.cost import count_macs, count_params, stored_bytes
-from gansurvey.train import TrainConfig, UnconditionalTask, train_gan
+from gansurvey.models import generators as models
+from gansurvey.train.gan import TrainConfig, UnconditionalTask, train_gan
 
 # Small members of each family: fast, but with every layer kind (ConvTranspose2d, BatchNorm, residual sums).
 SMALL = {

@@ -84,9 +84,9 @@ def test_cli_rejects_unknown_profile_and_notebook(capsys):
     assert "'99_nothing'" in capsys.readouterr().err
 
 
-# A notebook that keeps its records the way the collection's notebooks do (gansurvey.params).
-RECORDING = """from gansurvey.params import notebook_parameters
-from gansurvey.results import Measurement
+# A notebook that keeps its records the way the collection's notebooks do (gansurvey.notebook).
+RECORDING = """from gansurvey.notebook import notebook_parameters
+from gansurvey.records import Measurement
 
 run = notebook_parameters("05_recording", globals())
 record = Measurement(notebook="05_recording", benchmark="gaussians-mlp", technique=f"seed {seed}",

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from gansurvey.checks import GanSurveyError
-from gansurvey.results import Measurement, ResultsStore
+from gansurvey.records import Measurement, ResultsStore
 from gansurvey.survey import findings as F
 from gansurvey.survey import literature, output, tables
 from gansurvey.survey.literature import COLUMNS, LiteratureDataError, load_literature

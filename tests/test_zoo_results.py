@@ -3,7 +3,7 @@ import pytest
 
 from gansurvey import zoo
 from gansurvey.checks import GanSurveyError
-from gansurvey.results import COLUMNS, Measurement, ResultsStore
+from gansurvey.records import COLUMNS, Measurement, ResultsStore
 
 
 def test_cache_builds_once_and_rebuilds_corrupt_or_stale(artifacts):

@@ -6,7 +6,7 @@ Usage::
 
 For each notebook it:
 
-1. adds :data:`gansurvey.params.FOLDER_PARAMETER_LINES` to the cell tagged ``parameters``, right after its
+1. adds :data:`gansurvey.notebook.FOLDER_PARAMETER_LINES` to the cell tagged ``parameters``, right after its
    ``benchmarks`` line (and ``from typing import Optional`` at the cell's top when it is missing);
 2. builds the benchmarks in the checking cell, after ``run = notebook_parameters(...)``::
 
@@ -15,7 +15,7 @@ For each notebook it:
    so a bad folder is refused before any work, and a run without a folder prints the one line saying so.
 
 A notebook that already has them is left as it is. What stays to be done by hand (the script prints it): wrap the
-notebook's spec in ``gansurvey/params.py`` with ``with_folder_parameters({...})`` (a test keeps the spec and the
+notebook's spec in ``gansurvey/notebook.py`` with ``with_folder_parameters({...})`` (a test keeps the spec and the
 cell in step), and make its benchmark loops iterate over ``benches`` (Benchmark objects; ``bench.name`` where a
 name is needed) passing ``**measure_options(bench)`` to ``gs.measure`` and the sweeps.
 """
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import nbformat
 
-from gansurvey.params import FOLDER_PARAMETER_LINES, NOTEBOOK_PARAMETERS
+from gansurvey.notebook import FOLDER_PARAMETER_LINES, NOTEBOOK_PARAMETERS
 
 OPTIONAL_IMPORT = "from typing import Optional  # papermill reads Optional[...] annotations, not X | None"
 BUILD_LINE = "benches = notebook_benchmarks(benchmarks, data_root, folder_size)"
-PARAMS_IMPORT = "from gansurvey.params import notebook_parameters"
+PARAMS_IMPORT = "from gansurvey.notebook import notebook_parameters"
 
 
 class WireError(Exception):
@@ -61,7 +61,7 @@ def wire_check(source: str, notebook: str) -> str:
     if PARAMS_IMPORT not in source:
         raise WireError(f"{notebook}: its checking cell does not import notebook_parameters with "
                         f"{PARAMS_IMPORT!r}; add {BUILD_LINE!r} after its notebook_parameters call by hand")
-    lines = source.replace(PARAMS_IMPORT, "from gansurvey.params import notebook_benchmarks, notebook_parameters",
+    lines = source.replace(PARAMS_IMPORT, "from gansurvey.notebook import notebook_benchmarks, notebook_parameters",
                            1).split("\n")
     at = [i for i, line in enumerate(lines) if "notebook_parameters(" in line and "import" not in line]
     if len(at) != 1:
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: {'wired' if changed else 'already wired, left as it is'}")
         spec = NOTEBOOK_PARAMETERS.get(path.stem)
         if spec is None or "data_root" not in spec:
-            print(f"  to do: wrap the spec of {path.stem!r} in gansurvey/params.py: with_folder_parameters({{...}})")
+            print(f"  to do: wrap the spec of {path.stem!r} in gansurvey/notebook.py: with_folder_parameters({{...}})")
         if changed:
             print("  to do: loop over `benches` (bench.name for names); pass **measure_options(bench) to measure")
     return 1 if failed else 0

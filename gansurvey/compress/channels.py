@@ -22,7 +22,7 @@ from torch.nn.modules.conv import _ConvNd
 from gansurvey.checks import GanSurveyError, check_choice, check_number
 from gansurvey.compress.base import CompressConfig
 from gansurvey.compress.sparse import is_sparse_storage, mask_of
-from gansurvey.models import LatentGenerator
+from gansurvey.models.generators import LatentGenerator
 
 CRITERIA = ("l1", "l2", "bn_scale")
 _ROOT_TYPES = (_ConvNd, nn.Linear)

@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gansurvey import models
 from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.compress.base import CompressConfig, register
 from gansurvey.config import resolve_device
-from gansurvey.train import ExtraLoss, PairedTask, TrainConfig, TrainResult, UnconditionalTask, train_gan
+from gansurvey.models import GENERATORS, generators
+from gansurvey.train.gan import ExtraLoss, PairedTask, TrainConfig, TrainResult, UnconditionalTask, train_gan
 
 __all__ = [
     "OUTPUT_LOSSES", "DistillConfig", "StudentConfig", "FeaturePair", "auto_feature_layers", "distill",
@@ -51,7 +51,7 @@ FeatureExtractor = Callable[[torch.Tensor], torch.Tensor]
 class StudentConfig(CompressConfig):
     """The structural step of distillation: a fresh student of the teacher's architecture with ``width`` times
     its channels, initialised under ``seed``. ``compress(teacher, StudentConfig(0.5))`` returns it untrained;
-    :func:`distill` then trains it (``gansurvey.experiments.distilled_student`` does both).
+    :func:`distill` then trains it (``gansurvey.experiments.distillation.distilled_student`` does both).
     """
 
     width: float
@@ -133,7 +133,7 @@ def _check_layer_pairs(layers) -> tuple[tuple[str, str], ...] | str:
 # ----------------------------------------------------------------------------------------- students
 
 
-def make_student(teacher: nn.Module, width: float) -> models.Generator:
+def make_student(teacher: nn.Module, width: float) -> generators.Generator:
     """A fresh, randomly initialised generator of the teacher's architecture with ``width`` times its channels.
 
     Every other hyperparameter (latent size, depth, blocks, ...) is the teacher's: inputs and outputs match.
@@ -141,7 +141,7 @@ def make_student(teacher: nn.Module, width: float) -> models.Generator:
     check_number("student width (a fraction of the teacher's)", width, minimum=1e-3, maximum=1.0)
     hparams = getattr(teacher, "hparams", None)
     if not isinstance(hparams, dict) or "width" not in hparams:
-        allowed = ", ".join(cls.__name__ for cls in models.GENERATORS.values())
+        allowed = ", ".join(cls.__name__ for cls in GENERATORS.values())
         raise GanSurveyError(
             f"make_student needs a generator with a width multiplier in its hparams ({allowed}), got "
             f"{type(teacher).__name__}; pass any other student (e.g. a pruned copy) to distill() directly"
@@ -163,9 +163,9 @@ def auto_feature_layers(generator: nn.Module) -> list[str]:
 
     Channel pruning keeps module names, so a pruned copy of a teacher gets the teacher's list.
     """
-    if isinstance(generator, (models.MLPGenerator, models.DCGANGenerator)):
+    if isinstance(generator, (generators.MLPGenerator, generators.DCGANGenerator)):
         return [f"net.{i}" for i, m in enumerate(generator.net) if isinstance(m, nn.ReLU)]
-    if isinstance(generator, models.ResNetGenerator):
+    if isinstance(generator, generators.ResNetGenerator):
         names, stride = [], 1
         for i, m in enumerate(generator.down):
             if isinstance(m, nn.Conv2d):
@@ -431,7 +431,7 @@ def distill(
     device: torch.device | str = "cpu",
 ) -> TrainResult:
     """Train a copy of ``student`` to imitate ``teacher`` on ``task``; return it (on the CPU, eval mode) with
-    the loss log, as a :class:`~gansurvey.train.TrainResult`.
+    the loss log, as a :class:`~gansurvey.train.gan.TrainResult`.
 
     ``train_config`` gives steps, batch size, learning rates and seed; its adversarial weight is replaced by
     ``config.adversarial_weight`` (0: no discriminator and no discriminator updates). Its ``l1_weight`` (the

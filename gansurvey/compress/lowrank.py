@@ -3,7 +3,7 @@
 One verb: ``factorize(model, LowRankConfig(method, rank))`` (the low-rank name of
 :func:`gansurvey.compress.compress`) returns a factorized copy and never touches its input. Each factorized layer
 is a real module tree of smaller layers (a :class:`FactorizedLayer`, or a :class:`TTLinear`), so parameters,
-MACs, stored bytes and latency fall for real; every one follows the :class:`~gansurvey.nn.CompressedLayer`
+MACs, stored bytes and latency fall for real; every one follows the :class:`~gansurvey.layers.CompressedLayer`
 protocol (``stored_params``, ``dense_weight``) that the cost metrics read.
 
 Methods (``LowRankConfig.method``):
@@ -64,7 +64,7 @@ from torch import nn
 
 from gansurvey.checks import GanSurveyError, check_choice, check_number
 from gansurvey.compress.base import CompressConfig, check_family_configs, compress, register
-from gansurvey.nn import CompressedLayer, is_compressed
+from gansurvey.layers import CompressedLayer, is_compressed
 
 __all__ = [
     "LOWRANK_METHODS", "CPConv2d", "CPConvTranspose2d", "FactorizedLayer", "LowRankConfig", "SVDConv2d",

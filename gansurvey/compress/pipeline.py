@@ -51,7 +51,7 @@ DISTILL_VARIANTS = ("output", "feature", "feature+adv")
 @dataclass(frozen=True)
 class Distill:
     """A training step: distil the teacher into the model built so far (one of the distillation variants of
-    :func:`gansurvey.experiments.distill_config`) for ``steps`` steps (``None``: the profile's budget)."""
+    :func:`gansurvey.experiments.distillation.distill_config`) for ``steps`` steps (``None``: the profile's budget)."""
 
     variant: str = "output"
     steps: int | None = None

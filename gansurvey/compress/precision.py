@@ -7,7 +7,7 @@ returns a copy whose Linear, Conv2d **and ConvTranspose2d** layers hold packed i
 convolutions. Around it:
 
 - :func:`prepare_qat` / :func:`convert_qat`: quantization-aware training with fake quantization and the
-  straight-through estimator; ``gansurvey.experiments_precision.quantization_aware_finetune`` runs it with the
+  straight-through estimator; ``gansurvey.experiments.precision.quantization_aware_finetune`` runs it with the
   shared trainer and the same step budget as every other family. QGAN (Wang et al. 2019) reports that GANs need
   training-aware quantization at very low bit widths, which the 04_precision notebook checks;
 - :func:`layer_sensitivity` and :func:`allocate_bits`: mixed precision, bits per layer chosen greedily under a

@@ -37,7 +37,7 @@ from gansurvey.compress.sparse import (
     sparsity,
     unmask,
 )
-from gansurvey.train import TrainResult
+from gansurvey.train.gan import TrainResult
 
 SCOPES = ("layer", "global")
 PATTERNS = ("unstructured", "2:4")
@@ -182,7 +182,7 @@ def _check_growth(where: str, k: int, already: int, target: float) -> None:
 
 @dataclass
 class LotteryResult(TrainResult):
-    """What :func:`lottery_ticket` found: a :class:`~gansurvey.train.TrainResult` whose ``model`` is the final
+    """What :func:`lottery_ticket` found: a :class:`~gansurvey.train.gan.TrainResult` whose ``model`` is the final
     trained sparse model (masked, also ``ticket``) and whose ``log`` has one row per round (round,
     target_sparsity, sparsity measured after training; also ``history``), plus ``initial``: the same mask on the
     rewound weights before the last training (the "winning ticket") and ``mask``: keep-masks by layer name.

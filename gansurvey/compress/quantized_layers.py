@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from gansurvey import kernels
 from gansurvey.checks import GanSurveyError, check_choice
 from gansurvey.kernels import QuantizedWeight, pack_codes, unpack_codes
-from gansurvey.nn import CompressedLayer
+from gansurvey.layers import CompressedLayer
 
 #: Layer types the precision family quantizes.
 QUANTIZABLE_TYPES = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)

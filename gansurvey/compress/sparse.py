@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from gansurvey.checks import GanSurveyError
-from gansurvey.nn import CompressedLayer
+from gansurvey.layers import CompressedLayer
 
 #: Layer types whose weights unstructured pruning selects by default.
 PRUNABLE_TYPES = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)

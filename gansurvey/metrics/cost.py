@@ -5,7 +5,7 @@ Counting rules (the same for dense and compressed models):
 * **params** count stored weight elements: every parameter plus every persistent buffer, except the running
   statistics of normalization layers (``running_mean``, ``running_var``, ``num_batches_tracked``) and boolean
   buffers (pruning masks are bookkeeping, not weights). A sparse tensor counts its stored values. A compressed
-  layer (:class:`gansurvey.nn.CompressedLayer`) says how many weights it stores with ``stored_params()``, and
+  layer (:class:`gansurvey.layers.CompressedLayer`) says how many weights it stores with ``stored_params()``, and
   that number replaces the count of its whole subtree (4-bit codes packed two to a byte count as two).
 * **precision**: a compressed layer's ``compute_dtype`` prices its MACs in the energy model.
 * **MACs** are read from the aten ops the forward runs (``torch.utils.flop_counter``, MACs = FLOPs / 2).
@@ -33,8 +33,8 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from gansurvey.checks import check_choice
+from gansurvey.layers import is_compressed
 from gansurvey.metrics.energy import EnergyTable, load_energy_table, precision_of
-from gansurvey.nn import is_compressed
 
 CONVENTIONS = ("true", "torchprofile")
 ACTIVATION_MEMORIES = ("sram", "dram")

@@ -2,7 +2,7 @@
 
 F1-F5 come from the survey's abstracts (the only text of the survey that could be read); F6-F8 are this
 project's reading of the literature, not statements of the survey. Every check returns a
-:class:`gansurvey.verdicts.Check` (``source="literature"``, ``basis`` saying which of the two) whose verdict is
+:class:`gansurvey.claims.verdict.Check` (``source="literature"``, ``basis`` saying which of the two) whose verdict is
 computed from the rows it is given, with those rows (or the comparison built from them) as evidence. Change the
 data and the verdict follows; no verdict is written here.
 """
@@ -15,9 +15,9 @@ from typing import Any
 import pandas as pd
 
 from gansurvey.checks import check_number
+from gansurvey.claims.verdict import VERDICTS, Check, Verdict, checks_frame
 from gansurvey.survey.literature import FAMILIES, LOSSY_FAMILIES, family_label, family_set
 from gansurvey.survey.tables import family_coverage, technique_matrix
-from gansurvey.verdicts import VERDICTS, Check, Verdict, checks_frame
 
 # Compatibility names: the words of :class:`Verdict`, and the old name of the check type.
 SUPPORTED, CONTRADICTED, UNTESTABLE = Verdict.SUPPORTED, Verdict.CONTRADICTED, Verdict.NOT_TESTABLE

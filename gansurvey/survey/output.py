@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from gansurvey import claims
+from gansurvey.claims.distillation import distillation_vs_pruning
+from gansurvey.claims.verdict import Check
 from gansurvey.config import check_profile, results_dir
 from gansurvey.io import atomic_write_bytes, atomic_write_text
-from gansurvey.results import ResultsStore
+from gansurvey.records import ResultsStore
 from gansurvey.survey import figures, tables
 from gansurvey.survey.findings import check_all, findings_frame
 from gansurvey.survey.literature import load_energy, load_literature
-from gansurvey.verdicts import Check
 
 TABLES_TITLE = (
     "# Comparison tables of the surveyed works, rebuilt from their primary sources (data/literature.csv)\n\n"
@@ -107,7 +107,7 @@ def write_tables(profile: str, out_dir: Path | None = None) -> list[Path]:
             text(f"reproduction_{bench}.{ext}", tables.render_reproduction(measured, bench, fmt))
     if not measured.empty:
         # F1 on our own records: one verdict per training budget, with its seed count
-        f1 = claims.distillation_vs_pruning(measured, profile=profile)
+        f1 = distillation_vs_pruning(measured, profile=profile)
         evidence = tables.to_markdown(_strings(f1.evidence)) if len(f1.evidence) else ""
         text("reproduction_checks.md",
              "# Claims checked on this reproduction's measurements\n\n" + f1.to_markdown() + "\n" + evidence)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from gansurvey.checks import check_choice
-from gansurvey.reports import arm_table
+from gansurvey.records import arm_table
 from gansurvey.survey.literature import FAMILIES, LOSSY_FAMILIES, MARKS, derive, family_label, family_set
 
 FORMATS = ("markdown", "latex", "csv")
@@ -287,9 +287,9 @@ def _num(value: object, digits: str = ".3g") -> str:
 def reproduction_table(records: pd.DataFrame, benchmark: str) -> dict[str, pd.DataFrame]:
     """This reproduction's arms on one benchmark as readable tables, one row per arm (not per seed).
 
-    Built on :func:`gansurvey.reports.arm_table`: quality is ``mean ± sd`` over the arm's ``n`` seeds; the
+    Built on :func:`gansurvey.records.arm_table`: quality is ``mean ± sd`` over the arm's ``n`` seeds; the
     change against the baseline is given in the metric's own units (positive = better), and in percent only
-    when the baseline is not near the metric's floor (see :data:`gansurvey.reports.NEAR_FLOOR`). Returns
+    when the baseline is not near the metric's floor (see :data:`gansurvey.records.NEAR_FLOOR`). Returns
     ``{"arms": ..., "no fine-tuning": ...}``; the second (compressed models measured before any training) is
     kept apart and may be empty.
 
@@ -326,7 +326,7 @@ def reproduction_table(records: pd.DataFrame, benchmark: str) -> dict[str, pd.Da
 
 def render_reproduction(records: pd.DataFrame, benchmark: str, fmt: str = "markdown") -> str:
     """:func:`reproduction_table` as ``markdown`` or ``latex`` text (the arms, then the no-fine-tuning rows
-    under their own title), or ``csv`` (every column of :func:`gansurvey.reports.arm_table`)."""
+    under their own title), or ``csv`` (every column of :func:`gansurvey.records.arm_table`)."""
     check_choice("table format", fmt, FORMATS)
     if fmt == "csv":
         check_choice("benchmark", benchmark, benchmarks(records))

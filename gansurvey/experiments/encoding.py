@@ -1,8 +1,8 @@
 """Experiment steps of ``05_encoding``: trained weight sharing, the Deep Compression stages, the bits sweep
 (k-means codebooks against uniform quantization at equal bits), per-layer entropy, and encode/decode timing.
 
-Every trained arm uses the shared trainer (:func:`gansurvey.experiments.finetune`) with the same step budget as
-the other families' fine-tuning (:func:`gansurvey.experiments.budget_steps`).
+Every trained arm uses the shared trainer (:func:`gansurvey.experiments.common.finetune`) with the same step budget as
+the other families' fine-tuning (:func:`gansurvey.experiments.common.budget_steps`).
 """
 
 from __future__ import annotations
@@ -15,53 +15,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from gansurvey.benchmarks import Benchmark, get_benchmark
+from gansurvey.benchmarks import get_benchmark
+from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.compress import EncodeConfig, MagnitudePruneConfig, compress, encode
-from gansurvey.compress.encoding import codebook_layers, decode_stream, recode  # noqa: F401 (recode re-exported)
-from gansurvey.evaluate import measure
-from gansurvey.experiments import finetune, pruned_and_finetuned
-from gansurvey.params import COMMON, Param, check_value
-from gansurvey.results import Measurement
-from gansurvey.train import TrainResult
-
-#: The parameters of ``05_encoding`` beyond :data:`gansurvey.params.COMMON`, in its parameters cell's order
-#: (``NOTEBOOK_PARAMETERS["05_encoding"]`` can be built from ``COMMON`` and these).
-PARAMETERS: dict[str, Param] = {
-    "seeds": Param("list", "seeds of the trained-sharing comparison; None: the profile's", item="int", minimum=0,
-                   optional=True),
-    "bits": Param("list", "bits per shared weight in the sweep, each 1 to 8", item="int", minimum=1, maximum=8),
-    "pipeline_sparsity": Param("float", "magnitude-pruning sparsity of the pipeline, in [0, 1)", minimum=0.0,
-                               below=1.0),
-    "pipeline_bits": Param("int", "bits of the pipeline's codebooks, 1 to 8", minimum=1, maximum=8),
-    "trained_bits": Param("list", "bits of the trained-sharing comparison, each 1 to 8", item="int", minimum=1,
-                          maximum=8),
-    "coder": Param("str", "entropy coder of the sweeps", choices=("huffman", "ans", "arithmetic")),
-    "target_ratio": Param("float", "stored-bytes cut aimed at (>= 1)", minimum=1.0),
-    "quality_tolerance": Param("float", "relative quality loss allowed (>= 0)", minimum=0.0),
-}
-#: The whole spec of ``05_encoding``, in its parameters cell's order (for ``gansurvey.params.NOTEBOOK_PARAMETERS``).
-NOTEBOOK_SPEC: dict[str, Param] = {
-    **{k: COMMON[k] for k in ("profile", "device", "seed")}, "seeds": PARAMETERS["seeds"],
-    "benchmarks": COMMON["benchmarks"],
-    **{k: PARAMETERS[k] for k in ("bits", "pipeline_sparsity", "pipeline_bits", "trained_bits", "coder")},
-    "finetune_steps": COMMON["finetune_steps"],
-    **{k: PARAMETERS[k] for k in ("target_ratio", "quality_tolerance")},
-    "latency_batch": COMMON["latency_batch"], "records_to": COMMON["records_to"],
-}
-
-
-def check_parameters(namespace: dict[str, Any]) -> dict[str, Any]:
-    """Check ``05_encoding``'s own parameters (:data:`PARAMETERS`) found in ``namespace`` (the notebook's
-    ``globals()``), write the normalized values back and return them; errors name the value and what is
-    allowed."""
-    missing = [name for name in PARAMETERS if name not in namespace]
-    if missing:
-        raise GanSurveyError(f"notebook 05_encoding's parameters cell lacks {', '.join(missing)}")
-    values = {name: check_value(name, namespace[name], spec) for name, spec in PARAMETERS.items()}
-    namespace.update(values)
-    return values
-
+from gansurvey.compress.encoding import codebook_layers, decode_stream, recode
+from gansurvey.experiments.common import finetune, pruned_and_finetuned
+from gansurvey.measuring import measure
+from gansurvey.records import Measurement
+from gansurvey.train.gan import TrainResult
 
 SAMPLE_GRID = 16
 #: Quantizers of the bits sweep: k-means weight sharing (Deep Compression's linear initialisation, 20 Lloyd
@@ -80,12 +42,12 @@ def trained_sharing(model: nn.Module, benchmark: str | Benchmark, steps: int, di
     Args:
         model: a model with encoded layers (from :func:`gansurvey.compress.encode`).
         benchmark: the benchmark whose recipe trains it.
-        steps: training steps (the family's budget: :func:`gansurvey.experiments.budget_steps`).
+        steps: training steps (the family's budget: :func:`gansurvey.experiments.common.budget_steps`).
         discriminator: the discriminator to train against (copied), e.g. the teacher's.
-        seed, device: as for :func:`gansurvey.experiments.finetune`.
+        seed, device: as for :func:`gansurvey.experiments.common.finetune`.
 
     Returns:
-        A :class:`~gansurvey.train.TrainResult` whose model still holds at most ``2**bits`` distinct values
+        A :class:`~gansurvey.train.gan.TrainResult` whose model still holds at most ``2**bits`` distinct values
         per encoded layer.
 
     Example::

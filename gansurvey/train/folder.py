@@ -1,13 +1,13 @@
 """The pix2pix and CycleGAN training recipes on image folders, built to survive long runs.
 
-Why a second loop beside :func:`gansurvey.train.train_gan`: the published recipes train for hours to days on a GPU
+Why a second loop beside :func:`gansurvey.train.gan.train_gan`: the published recipes train for hours to days on a GPU
 (pix2pix on facades: 200 epochs; CycleGAN on horse2zebra: 200 epochs of 1334 steps with four networks), and an
 interruption must not cost the run. So this loop adds what the digit benchmarks never needed:
 
 - **Checkpoints**: every ``checkpoint_every`` steps the networks, optimizers, gradient scalers, image pools, the
   loss log and every random state in play (torch, CUDA, Python, NumPy) are written atomically and checksummed
   (:func:`gansurvey.io.save_checked`), alternating between two slots, so a crash while writing one leaves the
-  other. Data order needs no state: :class:`gansurvey.folders.StepSampler` derives each step's batch from
+  other. Data order needs no state: :class:`gansurvey.data.folders.StepSampler` derives each step's batch from
   ``(seed, step)``. A run started again with the same checkpoint path resumes from the newest sound slot and,
   on the CPU, ends with bit-identical weights to an uninterrupted run (tested).
 - **Mixed precision** (``amp=True``): ``torch.autocast`` in float16 with one ``GradScaler`` per optimizer, on
@@ -41,7 +41,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gansurvey.checks import GanSurveyError, check_number
-from gansurvey.folders import PairedFolder, UnpairedFolder, step_loader
+from gansurvey.data.folders import PairedFolder, UnpairedFolder, step_loader
 from gansurvey.io import CorruptFileError, load_checked, save_checked
 
 __all__ = [
@@ -170,14 +170,15 @@ class ImagePool:
 
 
 class FolderTask:
-    """A folder dataset as a task of :func:`gansurvey.train.train_gan` (fine-tuning and distilling students).
+    """A folder dataset as a task of :func:`gansurvey.train.gan.train_gan` (fine-tuning and distilling students).
 
     Batches are drawn with the loop's generator and augmented as for training. For paired data the
     discriminator judges (input, output) pairs, as pix2pix; for unpaired data it judges outputs alone against
     real B images (CycleGAN's D_B), and the targets are unpaired, so use no L1 term with it.
 
     Args:
-        dataset: a training :class:`~gansurvey.folders.PairedFolder` or :class:`~gansurvey.folders.UnpairedFolder`.
+        dataset: a training :class:`~gansurvey.data.folders.PairedFolder` or
+            :class:`~gansurvey.data.folders.UnpairedFolder`.
 
     Example:
         >>> task = FolderTask(PairedFolder("datasets/facades", "train", 256, augment=True))  # doctest: +SKIP
@@ -376,9 +377,9 @@ def train_pix2pix(generator: nn.Module, discriminator: nn.Module, dataset: Paire
     the BCE of fooling it plus ``l1_weight`` x L1(G(A), B).
 
     Args:
-        generator: maps A images to B images (e.g. :class:`~gansurvey.published.UnetGenerator256`).
+        generator: maps A images to B images (e.g. :class:`~gansurvey.models.published.UnetGenerator256`).
         discriminator: judges A and B concatenated in channels (e.g. a 6-channel ``NLayerPatchGAN``).
-        dataset: a training :class:`~gansurvey.folders.PairedFolder` (``augment=True`` for the recipe).
+        dataset: a training :class:`~gansurvey.data.folders.PairedFolder` (``augment=True`` for the recipe).
         config: the run.
         device: where to train.
         checkpoint: path of the run's checkpoint; an existing sound one for the same run is resumed.
@@ -435,7 +436,7 @@ def train_cyclegan(g_ab: nn.Module, g_ba: nn.Module, d_a: nn.Module, d_b: nn.Mod
         g_ba: B -> A generator.
         d_a: judges A images (the authors' ``netD_B``).
         d_b: judges B images (the authors' ``netD_A``).
-        dataset: a training :class:`~gansurvey.folders.UnpairedFolder` (``augment=True`` for the recipe).
+        dataset: a training :class:`~gansurvey.data.folders.UnpairedFolder` (``augment=True`` for the recipe).
         config: the run.
         device: where to train.
         checkpoint: path of the run's checkpoint; an existing sound one for the same run is resumed.

@@ -3,7 +3,8 @@ against channel pruning at matched MACs over seeds, and the Tensorizing GANs com
 
 Every model is measured with :func:`gansurvey.measure`; every record carries structured settings (``method``,
 ``rank``, ``energy``, ``finetuned``, ``steps``, ``arm``...), so the notebook groups by columns and never parses a
-label. Fine-tuning uses the shared trainer (:func:`gansurvey.experiments.finetune`) with the same budget as 01/02.
+label. Fine-tuning uses the shared trainer (:func:`gansurvey.experiments.common.finetune`) with the same budget
+as 01/02.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from gansurvey.benchmarks import Benchmark
+from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.compress import LowRankConfig, factorization_plan, factorize, factorized_layers
-from gansurvey.evaluate import measure
-from gansurvey.experiments import SAMPLE_GRID, finetune, match_channel_ratio
+from gansurvey.experiments.common import SAMPLE_GRID, finetune, match_channel_ratio
+from gansurvey.measuring import measure
 from gansurvey.metrics.cost import count_macs, count_params
-from gansurvey.results import Measurement
+from gansurvey.records import Measurement
 
 __all__ = [
-    "LOWRANK_PARAMETERS", "RANK_GRIDS", "check_lowrank_parameters", "lowrank_configs", "lowrank_settings",
+    "RANK_GRIDS", "lowrank_configs", "lowrank_settings",
     "lowrank_sensitivity", "lowrank_sweep", "lowrank_vs_pruning_runs", "rank_grids", "rank_label",
     "tensorized_runs", "tensorizing_comparison",
 ]
@@ -41,56 +42,6 @@ RANK_GRIDS: dict[str, dict[str, list[float]]] = {
 def rank_label(config: LowRankConfig) -> str:
     """The display label of a config: ``svd r=0.25``, ``tucker2 e=0.9``, ``tt r=8``."""
     return config.describe()
-
-
-def _lowrank_parameter_specs() -> dict[str, Any]:
-    from gansurvey.params import COMMON, Param
-
-    methods = ("svd", "tucker2", "cp")
-    ranks = dict(item="float", minimum=1e-9, maximum=1.0)
-    grid = dict(item="float", minimum=1e-9, optional=True, nonempty=False)
-    return {
-        **{k: COMMON[k] for k in ("profile", "device", "seed")},
-        "seeds": Param("list", "seeds of the matched comparison; None: the profile's", item="int", minimum=0,
-                       optional=True),
-        "benchmarks": COMMON["benchmarks"],
-        "data_root": Param("str", "a pix2pix or CycleGAN folder; None: digits only", optional=True),
-        "folder_size": Param("int", "image size of the folder benchmarks (>= 32)", minimum=32),
-        "svd_ranks": Param("list", "SVD ranks (fractions in (0, 1] or integers); None: the profile's", **grid),
-        "tucker2_ranks": Param("list", "Tucker-2 ranks; None: the profile's", **grid),
-        "cp_ranks": Param("list", "CP ranks; None: the profile's", **grid),
-        "sensitivity_method": Param("str", "method of the per-layer sensitivity", choices=methods),
-        "sensitivity_ranks": Param("list", "sensitivity ranks, fractions in (0, 1]", **ranks),
-        "matched_method": Param("str", "low-rank method set against channel pruning", choices=methods),
-        "matched_ranks": Param("list", "matched ranks, fractions in (0, 1]", **ranks),
-        "mac_tolerance": Param("float", "relative MAC mismatch allowed in (0, 1)", minimum=1e-6, below=1.0),
-        "tt_ranks": Param("list", "tensor-train bond ranks (integers >= 1)", item="int", minimum=1),
-        "tt_cores": Param("int", "tensor-train cores per Linear layer (2 to 8)", minimum=2, maximum=8),
-        "finetune_steps": COMMON["finetune_steps"],
-        "latency_batch": COMMON["latency_batch"],
-        "records_to": COMMON["records_to"],
-    }
-
-
-#: The parameters of ``03_low_rank`` in the order of its parameters cell (a :mod:`gansurvey.params` spec).
-LOWRANK_PARAMETERS: dict[str, Any] = _lowrank_parameter_specs()
-
-
-def check_lowrank_parameters(namespace: dict[str, Any]) -> dict[str, Any]:
-    """Check (and normalize in place: lists given as strings by ``papermill -p`` are parsed) the parameters of
-    ``03_low_rank`` found in ``namespace``, against :data:`LOWRANK_PARAMETERS`; errors name the parameter, the
-    value and what is allowed. Returns the checked values.
-
-    Example::
-
-        check_lowrank_parameters(globals())  # in the notebook, right after the parameters cell
-    """
-    from gansurvey.params import check_value
-
-    values = {name: check_value(name, namespace[name], spec) for name, spec in LOWRANK_PARAMETERS.items()
-              if name in namespace}
-    namespace.update(values)
-    return values
 
 
 def rank_grids(profile: str, **given: list[float | int] | None) -> dict[str, list[float | int]]:
@@ -232,11 +183,12 @@ def lowrank_vs_pruning_runs(bench: Benchmark, teacher: nn.Module, discriminator:
                             ) -> list[Measurement]:
     """Low-rank against channel pruning at matched MACs: for each config, the teacher factorized and the teacher
     pruned by channels to the same MACs (within ``mac_tolerance``, by
-    :func:`gansurvey.experiments.match_channel_ratio`), each fine-tuned for ``steps`` steps per seed and measured.
+    :func:`gansurvey.experiments.common.match_channel_ratio`), each fine-tuned for ``steps`` steps per seed and
+    measured.
 
     Records carry ``arm`` (``low-rank`` / ``pruning``), ``match`` (the low-rank label both arms are matched to),
     ``target_macs``, ``finetuned`` and ``steps`` in their settings; pruned ones also the channel ``ratio``. The
-    claim :func:`gansurvey.claims.lowrank_vs_pruning` reads them.
+    claim :func:`gansurvey.claims.lowrank.lowrank_vs_pruning` reads them.
 
     Example::
 
@@ -290,21 +242,18 @@ def tensorized_runs(bench: Benchmark, teacher: nn.Module, discriminator: nn.Modu
     return records, samples
 
 
-def tensorizing_comparison(records: list[Measurement], literature: pd.DataFrame | None = None) -> pd.DataFrame:
+def tensorizing_comparison(records: list[Measurement], literature: pd.DataFrame) -> pd.DataFrame:
     """The Tensorizing GANs rows of the literature (Cao, Zhao & Zhao 2017: "up to 40x" in v1, "up to 35x" in v2
     of arXiv 1710.10772) beside this reproduction's ``mnist-mlp`` records (teacher and tensor-train models):
     parameter reduction and quality, one row each.
 
     Args:
         records: the teacher's and :func:`tensorized_runs`' records (technique ``teacher`` is the baseline).
-        literature: the literature table (``gansurvey.survey.literature.load_literature()`` when ``None``).
+        literature: the literature table (``gansurvey.survey.literature.load_literature()``; the study layer
+            sits below the survey layer, so the caller loads it).
     """
-    from gansurvey.reports import stage_of
+    from gansurvey.records import stage_of
 
-    if literature is None:
-        from gansurvey.survey.literature import load_literature
-
-        literature = load_literature()
     lit = literature[literature["work"].astype(str).str.contains("Tensorizing GANs")]
     rows = [{"source": f"literature ({r['variant']}, {r['mark']})", "model": r["generator"], "dataset": r["dataset"],
              "params_x": r["params_x_reported"], "quality": None, "metric": None, "stage": "reported",

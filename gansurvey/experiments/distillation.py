@@ -1,70 +1,37 @@
-"""Experiment steps shared by the family notebooks: fine-tuning with the shared trainer, pruned-and-fine-tuned
-models, distilled students, MAC-matched pruning for cost-matched comparisons, and the sweeps that measure them."""
+"""The sweeps of notebook 02 (distillation): distilled students of each variant and width, under both training
+budgets (equal fine-tuning steps, equal total steps)."""
 
 from __future__ import annotations
 
-import copy
-import json
 from typing import Any
 
 import pandas as pd
 import torch
 from torch import nn
 
-from gansurvey.benchmarks import Benchmark, get_benchmark, profile_settings
+from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_choice, check_number
-from gansurvey.claims import budget_of
 from gansurvey.compress import (
     ChannelPruneConfig,
     DistillConfig,
-    MagnitudePruneConfig,
-    PruneConfig,
     distill,
     make_student,
-    prune,
-    to_sparse_storage,
 )
-from gansurvey.config import resolve_device
-from gansurvey.evaluate import measure
+from gansurvey.config import profile_settings, resolve_device
+from gansurvey.experiments.common import (
+    SAMPLE_GRID,
+    budget_steps,
+    finetune,
+    match_channel_ratio,
+    pruned_and_finetuned,
+)
+from gansurvey.measuring import measure
 from gansurvey.metrics.cost import count_macs
-from gansurvey.reports import curve_plateau
-from gansurvey.results import Measurement, records_frame
-from gansurvey.train import ExtraLoss, TrainResult, train_gan
-
-
-def finetune(
-    generator: nn.Module,
-    benchmark: str | Benchmark,
-    steps: int,
-    discriminator: nn.Module | None = None,
-    seed: int = 0,
-    extra_losses: dict[str, ExtraLoss] | None = None,
-    parameters: list[nn.Parameter] | None = None,
-    adversarial_weight: float | None = None,
-    device: str = "auto",
-    progress: bool = False,
-) -> TrainResult:
-    """Train a copy of ``generator`` for ``steps`` steps with the benchmark's recipe; return it with its log.
-
-    ``discriminator`` (copied, e.g. the teacher's) keeps the adversarial loss; ``None`` trains a fresh one of the
-    benchmark's default size. ``adversarial_weight`` overrides the recipe's (0 gives pure supervised training).
-    The input generator and discriminator are never modified.
-    """
-    bench = benchmark if isinstance(benchmark, Benchmark) else get_benchmark(benchmark)
-    check_number("steps", steps, minimum=0, integer=True)
-    model = copy.deepcopy(generator)
-    disc = copy.deepcopy(discriminator) if discriminator is not None else bench.new_discriminator()
-    config = bench.train_config(steps, seed, progress)
-    if adversarial_weight is not None:
-        config = type(config)(**{**config.__dict__, "adversarial_weight": adversarial_weight})
-    log = train_gan(model, disc, bench.task(), config, extra_losses=extra_losses, parameters=parameters,
-                    device=resolve_device(device))
-    return TrainResult(model.cpu().eval(), log)
-
-
-# --------------------------------------------------------------------------- pruning and distillation runs
+from gansurvey.records import BUDGETS, Measurement, budget_of, records_frame, settings_of
 
 DISTILL_VARIANTS = ("scratch", "output", "feature", "feature+adv")
+
+
 #: Output-distillation weight per benchmark: the L1 between student and teacher images is ~0.1-0.5 per pixel,
 #: so it is scaled to weigh like the benchmark's other terms (pix2pix uses 100 for its L1 to the target; the
 #: CycleGAN recipe weighs its L1 cycle terms 10).
@@ -72,35 +39,8 @@ OUTPUT_WEIGHTS = {"gaussians-mlp": 10.0, "mnist-dcgan": 10.0, "edges2digits-resn
                   "pix2pix-folder": 100.0, "cyclegan-folder": 10.0}
 
 
-STEP_BUDGETS = ("finetune", "lottery")
 
 
-def teacher_curves(benches: list[Benchmark], profile: str, seed: int = 0,
-                   device: str = "auto") -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """Each teacher's quality curve (``Benchmark.teacher_curve``) and a table saying whether it had flattened
-    by the end of training (``reports.curve_plateau`` on the primary metric). Teachers trained without quality
-    checks (the folder benchmarks' published recipe) have no curve and are left out."""
-    curves = {b.name: b.teacher_curve(profile, seed, device) for b in benches}
-    rows = [{"benchmark": b.name, "steps": int(curves[b.name]["step"].max()),
-             **curve_plateau(curves[b.name], b.primary_metric, b.higher_is_better)}
-            for b in benches if len(curves[b.name])]
-    return {name: curve for name, curve in curves.items() if len(curve)}, pd.DataFrame(rows)
-
-
-def budget_steps(profile: str, purpose: str, steps: int | None = None) -> int:
-    """``steps`` if given, else the profile's budget for ``purpose``: ``finetune`` (every pruned model and
-    student, the same for all techniques) or ``lottery`` (each lottery-ticket round on the toy)."""
-    check_choice("step budget", purpose, STEP_BUDGETS)
-    if steps is not None:
-        return check_number(f"{purpose} steps", steps, minimum=0, integer=True)
-    return getattr(profile_settings(profile), f"{purpose}_steps")
-
-
-#: Training budgets of the distillation sweep (stored as ``settings["budget"]``): ``equal-finetune`` students
-#: train for the pruned models' fine-tuning steps; ``equal-total`` students train for as many steps as a pruned
-#: model had in all (the teacher's training plus its fine-tuning), as the surveyed KD works train the student
-#: about as long as the teacher.
-BUDGETS = ("equal-finetune", "equal-total")
 #: Distillation variants of the equal-total arm when the profile names none: the baseline student and the
 #: distillation variant that did best in the equal-fine-tuning arm (see :func:`best_distillation_variant`).
 TOTAL_BUDGET_FALLBACK = "feature"
@@ -156,33 +96,13 @@ def best_distillation_variant(records: Any, benchmark: str, default: str = TOTAL
     frame = records if isinstance(records, pd.DataFrame) else records_frame(list(records))
     rows = frame[(frame["benchmark"] == benchmark) & (frame["family"] == "distillation")]
     rows = rows[rows["settings"].map(lambda s: budget_of(s) == "equal-finetune").astype(bool)]
-    rows = rows.assign(variant=rows["settings"].map(lambda s: _settings_dict(s).get("variant")))
+    rows = rows.assign(variant=rows["settings"].map(lambda s: settings_of(s).get("variant")))
     rows = rows[rows["variant"].isin(DISTILL_VARIANTS) & rows["primary_value"].notna()]
     if rows.empty:
         return default
     means = rows.groupby("variant")["primary_value"].mean()
     higher = str(rows["higher_is_better"].iloc[0]).strip().lower() in ("true", "1", "1.0")
     return str(means.idxmax() if higher else means.idxmin())
-
-
-def _settings_dict(settings: Any) -> dict:
-    if isinstance(settings, dict):
-        return settings
-    try:
-        parsed = json.loads(settings)
-    except (TypeError, ValueError):
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
-
-
-def run_seeds(profile: str, seed: int = 0, seeds: list[int] | None = None) -> list[int]:
-    """``seeds`` if given, else the profile's number of seeds counted up from ``seed`` (quick: one, full: three)."""
-    if seeds is None:
-        check_number("seed", seed, minimum=0, integer=True)
-        return [seed + i for i in range(profile_settings(profile).seeds)]
-    if not seeds:
-        raise GanSurveyError("seeds must name at least one seed, got an empty list")
-    return [check_number("seed", s, minimum=0, integer=True) for s in seeds]
 
 
 def student_widths(profile: str, widths: list[float] | None = None) -> list[float]:
@@ -194,47 +114,6 @@ def student_widths(profile: str, widths: list[float] | None = None) -> list[floa
     # The same bounds make_student applies, checked before any training starts.
     return [check_number("student width (a fraction of the teacher's)", w, minimum=1e-3, maximum=1.0)
             for w in widths]
-
-
-def match_channel_ratio(model: nn.Module, target_macs: int, example_input: torch.Tensor,
-                        tolerance: float = 0.10) -> tuple[float, nn.Module]:
-    """The channel-pruning ratio whose pruned ``model`` has MACs closest to ``target_macs`` (bisection).
-
-    Raises when no ratio gets within ``tolerance`` (relative), so matched-cost comparisons stay honest.
-    """
-    check_number("target_macs", target_macs, minimum=1)
-    low, high, best = 0.0, 0.95, None
-    for _ in range(12):
-        ratio = round((low + high) / 2, 4)
-        pruned = prune(model, ChannelPruneConfig(ratio=ratio), example_input)
-        macs = count_macs(pruned, example_input)
-        if best is None or abs(macs - target_macs) < abs(best[2] - target_macs):
-            best = (ratio, pruned, macs)
-        if macs > target_macs:
-            low = ratio
-        else:
-            high = ratio
-    ratio, pruned, macs = best
-    if abs(macs - target_macs) > tolerance * target_macs:
-        raise GanSurveyError(f"no channel ratio reaches {target_macs} MACs within {tolerance:.0%} (closest: "
-                             f"{macs} at ratio {ratio})")
-    return ratio, pruned
-
-
-def pruned_and_finetuned(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, config: PruneConfig,
-                         steps: int, seed: int = 0, device: str = "auto",
-                         discriminator_ratio: float = 0.0) -> nn.Module:
-    """Prune the teacher, fine-tune it against a copy of its discriminator, and store sparse layers packed.
-
-    ``discriminator_ratio`` > 0 also removes that fraction of the discriminator's channels (L1 criterion)
-    before fine-tuning, so that a weakened generator is not fine-tuned against an overpowering critic.
-    """
-    check_number("discriminator_ratio", discriminator_ratio, minimum=0.0, below=1.0)
-    pruned = prune(teacher, config, bench.example_input(2))
-    if discriminator_ratio > 0:
-        discriminator = prune(discriminator, ChannelPruneConfig(ratio=discriminator_ratio))
-    tuned = finetune(pruned, bench, steps, discriminator, seed=seed, device=device).model
-    return to_sparse_storage(tuned) if isinstance(config, MagnitudePruneConfig) else tuned
 
 
 def distill_config(bench: Benchmark, variant: str) -> DistillConfig | None:
@@ -268,38 +147,6 @@ def distilled_student(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mo
         return finetune(student, bench, steps, None, seed=seed, device=device).model
     return distill(teacher, student, bench.task(), config, bench.train_config(steps, seed, progress=False),
                    discriminator=discriminator, device=resolve_device(device)).model
-
-
-# --------------------------------------------------------------------------- the family notebooks' sweeps
-
-SAMPLE_GRID = 16  # images kept per arm for the notebooks' sample grids
-
-
-def pruning_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, configs: dict[str, PruneConfig],
-                  steps: int, *, seed: int = 0, device: str = "auto", **measure_kwargs: Any,
-                  ) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
-    """Each labelled config applied to the teacher and measured twice: as pruned (technique ``"<label> (no
-    fine-tuning)"``) and after :func:`pruned_and_finetuned` with the same ``steps`` for every config.
-
-    ``measure_kwargs`` go to :func:`gansurvey.measure` (notebook, profile, latency_batch...). Returns the records
-    and, per label, a grid of samples from the fine-tuned model.
-    """
-    records, samples = [], {}
-    test_inputs = getattr(getattr(bench, "data", None), "test_a", None)  # a folder benchmark's fixed test inputs
-    grid = SAMPLE_GRID if test_inputs is None else min(SAMPLE_GRID, len(test_inputs))
-    for label, config in configs.items():
-        settings = {**config.__dict__, "finetune_steps": steps}
-        raw = prune(teacher, config, bench.example_input(2))
-        raw = to_sparse_storage(raw) if isinstance(config, MagnitudePruneConfig) else raw
-        records.append(measure(raw, bench, technique=f"{label} (no fine-tuning)", family="pruning",
-                               settings={**settings, "finetuned": False}, seed=seed, device=device,
-                               **measure_kwargs))
-        tuned = pruned_and_finetuned(bench, teacher, discriminator, config, steps, seed, device)
-        records.append(measure(tuned, bench, technique=label, family="pruning",
-                               settings={**settings, "finetuned": True}, seed=seed, device=device,
-                               **measure_kwargs))
-        samples[label] = bench.generate(tuned, grid, seed)
-    return records, samples
 
 
 def distillation_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, widths: list[float],

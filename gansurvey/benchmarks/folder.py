@@ -2,12 +2,12 @@
 
 Why: the collection's built-in benchmarks run on 32x32 digits so that CI finishes in minutes; the surveyed works
 report on facades, edges2shoes, cityscapes, horse2zebra... at 256x256 with the published generators. Given a data
-folder (see :mod:`gansurvey.folders` for the layouts) these benchmarks train the published networks
-(:mod:`gansurvey.published`) with the published recipes (:mod:`gansurvey.folder_train`), cache the teachers per
+folder (see :mod:`gansurvey.data.folders` for the layouts) these benchmarks train the published networks
+(:mod:`gansurvey.models.published`) with the published recipes (:mod:`gansurvey.train.folder`), cache the teachers per
 folder, and measure quality the way those papers do: the standard Inception FID of the outputs on the test split
 against the real test images of the target domain, plus PSNR/SSIM to the targets when the data are paired.
 
-They follow the :class:`gansurvey.benchmarks.Benchmark` interface, so ``measure``, the compression families and
+They follow the :class:`gansurvey.benchmarks.base.Benchmark` interface, so ``measure``, the compression families and
 the sweeps take them like the digit benchmarks::
 
     bench = get_benchmark("pix2pix-folder", data_root="datasets/facades", size=256, direction="BtoA")
@@ -33,14 +33,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gansurvey import folders, models, zoo
-from gansurvey.benchmarks import Benchmark, profile_settings
+from gansurvey import zoo
+from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_choice, check_number
-from gansurvey.config import check_profile, resolve_device, seed_everything
-from gansurvey.folder_train import FolderTask, FolderTrainConfig, remove_checkpoints, train_cyclegan, train_pix2pix
+from gansurvey.config import check_profile, profile_settings, resolve_device, seed_everything
+from gansurvey.data.folders import PairedFolder, UnpairedFolder, scan_folder
 from gansurvey.metrics.frechet import frechet_from_stats, gaussian_stats
 from gansurvey.metrics.quality import psnr, ssim
-from gansurvey.train import TrainConfig
+from gansurvey.models import build_discriminator, build_generator
+from gansurvey.models.generators import Generator
+from gansurvey.train.folder import FolderTask, FolderTrainConfig, remove_checkpoints, train_cyclegan, train_pix2pix
+from gansurvey.train.gan import TrainConfig
 
 __all__ = ["FOLDER_REGISTRY", "QUICK_STEPS", "PUBLISHED_EPOCHS", "CycleGANFolderBenchmark", "FolderBenchmark",
            "Pix2PixFolderBenchmark"]
@@ -87,31 +90,31 @@ class FolderBenchmark(Benchmark):
         self.size, self.steps, self.batch_size = size, steps, batch_size
         self.num_workers, self.amp, self.checkpoint_every = num_workers, bool(amp), checkpoint_every
         self.width = float(width)
-        self.data = folders.scan_folder(data_root)
+        self.data = scan_folder(data_root)
         self._eval_cache: dict[str, torch.Tensor] = {}
 
-    def new_generator(self, width: float = 1.0) -> models.Generator:
+    def new_generator(self, width: float = 1.0) -> Generator:
         """A fresh generator at ``width`` times the teacher's width (1.0: the teacher's architecture)."""
-        return models.build_generator(self.architecture, **{**self.generator_hparams, "width": self.width * width})
+        return build_generator(self.architecture, **{**self.generator_hparams, "width": self.width * width})
 
     def new_discriminator(self, width: float = 1.0) -> nn.Module:
         """A fresh discriminator at ``width`` times the teacher's discriminator width."""
-        return models.build_discriminator(self.architecture,
+        return build_discriminator(self.architecture,
                                           **{**self.discriminator_hparams, "width": self.width * width})
 
     # ---------------------------------------------------------------------------------------- data
 
-    def train_dataset(self) -> folders.PairedFolder | folders.UnpairedFolder:
+    def train_dataset(self) -> PairedFolder | UnpairedFolder:
         """The augmented training split, as the trainer reads it."""
         raise NotImplementedError
 
-    def test_dataset(self) -> folders.PairedFolder | folders.UnpairedFolder:
+    def test_dataset(self) -> PairedFolder | UnpairedFolder:
         """The test split (plain resize), as (input, target-domain image) items."""
         raise NotImplementedError
 
     def _test_count(self, side: int) -> int:
         ds = self.test_dataset()
-        return ds.sizes[side] if isinstance(ds, folders.UnpairedFolder) else len(ds)
+        return ds.sizes[side] if isinstance(ds, UnpairedFolder) else len(ds)
 
     def _test_images(self, side: int, n: int) -> torch.Tensor:
         """The first ``n`` test images of one side (0: generator inputs, 1: target domain), loaded once."""
@@ -191,7 +194,7 @@ class FolderBenchmark(Benchmark):
         raise NotImplementedError
 
     def teacher(self, profile: str = "quick", seed: int = 0, device: str = "auto",
-                progress: bool = True) -> tuple[models.Generator, nn.Module]:
+                progress: bool = True) -> tuple[Generator, nn.Module]:
         """The trained teacher (generator, its discriminator), on the CPU in eval mode."""
         state = self.teacher_state(profile, seed, device, progress)
         g, d = self.new_generator(), self.new_discriminator()
@@ -202,7 +205,7 @@ class FolderBenchmark(Benchmark):
     # ---------------------------------------------------------------------------------------- compression
 
     def task(self) -> FolderTask:
-        """The training split as a task of :func:`gansurvey.train.train_gan` (fine-tuning, distillation)."""
+        """The training split as a task of :func:`gansurvey.train.gan.train_gan` (fine-tuning, distillation)."""
         return FolderTask(self.train_dataset())
 
     # ---------------------------------------------------------------------------------------- quality
@@ -301,14 +304,14 @@ class Pix2PixFolderBenchmark(FolderBenchmark):
     def _extra_key(self) -> dict:
         return {"direction": self.direction}
 
-    def train_dataset(self) -> folders.PairedFolder:
-        return folders.PairedFolder(self.data, "train", self.size, augment=True, direction=self.direction)
+    def train_dataset(self) -> PairedFolder:
+        return PairedFolder(self.data, "train", self.size, augment=True, direction=self.direction)
 
-    def test_dataset(self) -> folders.PairedFolder:
-        return folders.PairedFolder(self.data, "test", self.size, augment=False, direction=self.direction)
+    def test_dataset(self) -> PairedFolder:
+        return PairedFolder(self.data, "test", self.size, augment=False, direction=self.direction)
 
     def train_config(self, steps: int, seed: int = 0, progress: bool = True) -> TrainConfig:
-        """The recipe for :func:`~gansurvey.train.train_gan` (fine-tuning, students): batch 1, BCE + 100 x L1."""
+        """The recipe for :func:`~gansurvey.train.gan.train_gan` (fine-tuning, students): batch 1, BCE + 100 x L1."""
         return TrainConfig(steps=steps, batch_size=self.batch_size, l1_weight=100.0, seed=seed, progress=progress)
 
     def _train(self, config, device, checkpoint, key) -> dict:
@@ -343,14 +346,14 @@ class CycleGANFolderBenchmark(FolderBenchmark):
         self.generator_hparams = {}
         self.discriminator_hparams = {"in_channels": 3, "norm": "instance"}
 
-    def train_dataset(self) -> folders.UnpairedFolder:
-        return folders.UnpairedFolder(self.data, "train", self.size, augment=True)
+    def train_dataset(self) -> UnpairedFolder:
+        return UnpairedFolder(self.data, "train", self.size, augment=True)
 
-    def test_dataset(self) -> folders.UnpairedFolder:
-        return folders.UnpairedFolder(self.data, "test", self.size, augment=False)
+    def test_dataset(self) -> UnpairedFolder:
+        return UnpairedFolder(self.data, "test", self.size, augment=False)
 
     def train_config(self, steps: int, seed: int = 0, progress: bool = True) -> TrainConfig:
-        """The recipe for :func:`~gansurvey.train.train_gan` on G_AB alone: adversarial against real B images
+        """The recipe for :func:`~gansurvey.train.gan.train_gan` on G_AB alone: adversarial against real B images
         only (the targets are unpaired, so no L1); the cycle terms need G_BA and are not part of it."""
         return TrainConfig(steps=steps, batch_size=self.batch_size, l1_weight=0.0, seed=seed, progress=progress)
 

@@ -1,4 +1,4 @@
-"""``measure``: the one way every notebook turns a generator into a :class:`~gansurvey.results.Measurement`."""
+"""``measure``: the one way every notebook turns a generator into a :class:`~gansurvey.records.Measurement`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from gansurvey.benchmarks import Benchmark, get_benchmark, profile_settings
+from gansurvey.benchmarks import get_benchmark
+from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.compress.base import chain_method, compression_chain, family_label
-from gansurvey.config import check_profile, resolve_device
+from gansurvey.config import check_profile, profile_settings, resolve_device
 from gansurvey.metrics.cost import (
     activation_traffic_bytes,
     count_macs,
@@ -21,7 +22,7 @@ from gansurvey.metrics.cost import (
     weight_traffic_bytes,
 )
 from gansurvey.metrics.latency import measure_latency
-from gansurvey.results import Measurement
+from gansurvey.records import Measurement
 
 
 def measure(

@@ -15,12 +15,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from gansurvey import experiments
-from gansurvey.benchmarks import Benchmark, profile_settings
+from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_choice, check_number
 from gansurvey.compress import CompressConfig, masks, to_sparse_storage
 from gansurvey.compress.pipeline import Distill, Finetune, Stage, check_pipeline, describe, run_pipeline
-from gansurvey.evaluate import measure
+from gansurvey.config import profile_settings
+from gansurvey.experiments.common import budget_steps, finetune
+from gansurvey.experiments.distillation import distilled_student
+from gansurvey.measuring import measure
 from gansurvey.metrics.cost import (
     activation_traffic_bytes,
     count_macs,
@@ -30,7 +32,7 @@ from gansurvey.metrics.cost import (
     weight_traffic_bytes,
 )
 from gansurvey.metrics.latency import device_peaks, measure_latency, regime_report
-from gansurvey.results import Measurement, records_frame
+from gansurvey.records import Measurement, records_frame
 
 #: Cost axes a search budget or a Pareto front can use (columns of a record).
 COSTS = ("stored_bytes", "macs", "latency_ms", "energy_uj")
@@ -46,10 +48,10 @@ def trainer(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, prof
     for the step's ``steps`` (``None``: the profile's fine-tuning budget, as every other family)."""
 
     def train(model: nn.Module, step: Finetune | Distill) -> nn.Module:
-        steps = experiments.budget_steps(profile, "finetune", step.steps)
+        steps = budget_steps(profile, "finetune", step.steps)
         if isinstance(step, Finetune):
-            return experiments.finetune(model, bench, steps, discriminator, seed=seed, device=device).model
-        return experiments.distilled_student(bench, teacher, discriminator, step.variant, model, steps, seed,
+            return finetune(model, bench, steps, discriminator, seed=seed, device=device).model
+        return distilled_student(bench, teacher, discriminator, step.variant, model, steps, seed,
                                              device)
 
     return train
@@ -393,8 +395,7 @@ def order_experiment(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mod
 def stored_family_records(profile: str, benchmarks: Sequence[str]) -> pd.DataFrame:
     """The records a regeneration of the family notebooks (01-05) wrote for ``profile``, trained arms only, for
     the Pareto plots; empty when none were written (e.g. before the first ``make regenerate``)."""
-    from gansurvey.reports import with_settings
-    from gansurvey.results import ResultsStore
+    from gansurvey.records import ResultsStore, with_settings
 
     frame = ResultsStore(profile).load_all()
     if frame.empty:
@@ -431,7 +432,7 @@ def best_forms(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, r
 def literature_generators(size: int = 256) -> dict[str, tuple[nn.Module, torch.Tensor]]:
     """CycleGAN's ResNet-9 and pix2pix's U-Net-256 generators (published definitions, random weights, eval
     mode) with a ``size`` x ``size`` RGB input: what the surveyed works compress, at their real size."""
-    from gansurvey.published import ResnetGenerator9, UnetGenerator256
+    from gansurvey.models.published import ResnetGenerator9, UnetGenerator256
 
     torch.manual_seed(0)
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))

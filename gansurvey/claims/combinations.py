@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from gansurvey.checks import check_choice, check_number
-from gansurvey.claims import seed_note
+from gansurvey.claims.common import seed_note
+from gansurvey.claims.verdict import Check, Verdict, combine
 from gansurvey.compress import FAMILIES
-from gansurvey.verdicts import Check, Verdict, combine
 
 
 def _higher(value: object) -> bool:

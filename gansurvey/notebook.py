@@ -51,7 +51,7 @@ class Param:
     profile's default. ``choices`` may be a callable returning the allowed values, so heavy modules load only
     when checked.
     ``folder`` marks a string naming a data folder: it must exist and be in one of the layouts of
-    :mod:`gansurvey.folders` (only its sub-folders are looked at here; the files are checked when the benchmark
+    :mod:`gansurvey.data.folders` (only its sub-folders are looked at here; the files are checked when the benchmark
     is built).
     """
 
@@ -83,7 +83,7 @@ def _lazy(module: str, name: str) -> Callable[[], tuple[Any, ...]]:
 
 _benchmarks = _lazy("gansurvey.benchmarks", "BENCHMARKS")
 _criteria = _lazy("gansurvey.compress.channels", "CRITERIA")
-_variants = _lazy("gansurvey.experiments", "DISTILL_VARIANTS")
+_variants = _lazy("gansurvey.experiments.distillation", "DISTILL_VARIANTS")
 
 
 def _precision(name: str) -> Callable[[], tuple[Any, ...]]:
@@ -149,6 +149,26 @@ def with_folder_parameters(spec: dict[str, Param]) -> dict[str, Param]:
     return out
 
 #: Every notebook's parameters, in the order of its parameters cell (a test keeps the two in step).
+#: ``03_low_rank``'s methods and rank lists (fractions of a layer's full rank, or integer ranks in a grid).
+_LOWRANK_METHODS = ("svd", "tucker2", "cp")
+_RANK_FRACTIONS = dict(item="float", minimum=1e-9, maximum=1.0)
+_RANK_GRID = dict(item="float", minimum=1e-9, optional=True, nonempty=False)
+
+#: ``05_encoding``'s own parameters (beside those of :data:`COMMON`).
+_ENCODING: dict[str, Param] = {
+    "seeds": Param("list", "seeds of the trained-sharing comparison; None: the profile's", item="int", minimum=0,
+                   optional=True),
+    "bits": Param("list", "bits per shared weight in the sweep, each 1 to 8", item="int", minimum=1, maximum=8),
+    "pipeline_sparsity": Param("float", "magnitude-pruning sparsity of the pipeline, in [0, 1)", minimum=0.0,
+                               below=1.0),
+    "pipeline_bits": Param("int", "bits of the pipeline's codebooks, 1 to 8", minimum=1, maximum=8),
+    "trained_bits": Param("list", "bits of the trained-sharing comparison, each 1 to 8", item="int", minimum=1,
+                          maximum=8),
+    "coder": Param("str", "entropy coder of the sweeps", choices=("huffman", "ans", "arithmetic")),
+    "target_ratio": Param("float", "stored-bytes cut aimed at (>= 1)", minimum=1.0),
+    "quality_tolerance": Param("float", "relative quality loss allowed (>= 0)", minimum=0.0),
+}
+
 NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
     "00_background": {
         **{k: COMMON[k] for k in ("profile", "device", "seed", "benchmarks")},
@@ -183,6 +203,27 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "latency_batch": COMMON["latency_batch"],
         "records_to": COMMON["records_to"],
     }),
+    "03_low_rank": {
+        **{k: COMMON[k] for k in ("profile", "device", "seed")},
+        "seeds": Param("list", "seeds of the matched comparison; None: the profile's", item="int", minimum=0,
+                       optional=True),
+        "benchmarks": COMMON["benchmarks"],
+        "data_root": Param("str", "a pix2pix or CycleGAN folder; None: digits only", optional=True),
+        "folder_size": Param("int", "image size of the folder benchmarks (>= 32)", minimum=32),
+        "svd_ranks": Param("list", "SVD ranks (fractions in (0, 1] or integers); None: the profile's", **_RANK_GRID),
+        "tucker2_ranks": Param("list", "Tucker-2 ranks; None: the profile's", **_RANK_GRID),
+        "cp_ranks": Param("list", "CP ranks; None: the profile's", **_RANK_GRID),
+        "sensitivity_method": Param("str", "method of the per-layer sensitivity", choices=_LOWRANK_METHODS),
+        "sensitivity_ranks": Param("list", "sensitivity ranks, fractions in (0, 1]", **_RANK_FRACTIONS),
+        "matched_method": Param("str", "low-rank method set against channel pruning", choices=_LOWRANK_METHODS),
+        "matched_ranks": Param("list", "matched ranks, fractions in (0, 1]", **_RANK_FRACTIONS),
+        "mac_tolerance": Param("float", "relative MAC mismatch allowed in (0, 1)", minimum=1e-6, below=1.0),
+        "tt_ranks": Param("list", "tensor-train bond ranks (integers >= 1)", item="int", minimum=1),
+        "tt_cores": Param("int", "tensor-train cores per Linear layer (2 to 8)", minimum=2, maximum=8),
+        "finetune_steps": COMMON["finetune_steps"],
+        "latency_batch": COMMON["latency_batch"],
+        "records_to": COMMON["records_to"],
+    },
     "04_precision": with_folder_parameters({
         **{k: COMMON[k] for k in ("profile", "device", "seed")},
         "seeds": Param("list", "seeds of every arm; None: the profile's", item="int", minimum=0, optional=True),
@@ -205,6 +246,14 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "latency_batch": COMMON["latency_batch"],
         "records_to": COMMON["records_to"],
     }),
+    "05_encoding": with_folder_parameters({
+        **{k: COMMON[k] for k in ("profile", "device", "seed")}, "seeds": _ENCODING["seeds"],
+        "benchmarks": COMMON["benchmarks"],
+        **{k: _ENCODING[k] for k in ("bits", "pipeline_sparsity", "pipeline_bits", "trained_bits", "coder")},
+        "finetune_steps": COMMON["finetune_steps"],
+        **{k: _ENCODING[k] for k in ("target_ratio", "quality_tolerance")},
+        "latency_batch": COMMON["latency_batch"], "records_to": COMMON["records_to"],
+    }),
     "06_combinations": {
         **{k: COMMON[k] for k in ("profile", "device", "seed", "benchmarks")},
         "batch_sizes": Param("list", "roofline batch sizes (>= 1); None: the profile's", item="int", minimum=1,
@@ -223,30 +272,14 @@ RESULTS_HINT = "set GANSURVEY_RESULTS to a folder you can write (it defaults to 
 LIST_HINT = "pass a list with -y '{name}: [a, b]' or -p {name} '[a, b]'"
 
 
-#: Notebooks whose spec lives beside their study module (module, attribute, add the folder parameters?); read on
-#: first use, since those modules import this one.
-_SPECS_ELSEWHERE = {
-    "03_low_rank": ("gansurvey.experiments_lowrank", "LOWRANK_PARAMETERS", False),
-    "05_encoding": ("gansurvey.experiments_encoding", "NOTEBOOK_SPEC", True),
-}
-
-
 def is_registered(notebook: str) -> bool:
     """Whether ``notebook`` has a spec of its own (then unknown parameter names are refused)."""
-    return notebook in NOTEBOOK_PARAMETERS or notebook in _SPECS_ELSEWHERE
+    return notebook in NOTEBOOK_PARAMETERS
 
 
 def parameter_specs(notebook: str) -> dict[str, Param]:
     """The spec of ``notebook``'s parameters; a notebook not registered here gets :data:`COMMON`."""
-    if notebook in NOTEBOOK_PARAMETERS:
-        return NOTEBOOK_PARAMETERS[notebook]
-    if notebook in _SPECS_ELSEWHERE:
-        import importlib
-
-        module, name, folders = _SPECS_ELSEWHERE[notebook]
-        spec = getattr(importlib.import_module(module), name)
-        return with_folder_parameters(spec) if folders else spec
-    return COMMON
+    return NOTEBOOK_PARAMETERS.get(notebook, COMMON)
 
 
 def check_parameters(notebook: str, **params: Any) -> dict[str, Any]:
@@ -286,14 +319,14 @@ def check_value(name: str, value: Any, spec: Param) -> Any:
 
 
 def _check_folder(name: str, value: Any) -> str:
-    """A data folder parameter: an existing folder in a known layout (:func:`gansurvey.folders.detect_layout`),
+    """A data folder parameter: an existing folder in a known layout (:func:`gansurvey.data.folders.detect_layout`),
     returned as a string; a relative path is read from the working directory, which the error names."""
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str) or not value.strip():
         raise GanSurveyError(f"parameter {name} must name a data folder (a path as a string) or be None, got "
                              f"{value!r}")
-    from gansurvey.folders import detect_layout
+    from gansurvey.data.folders import detect_layout
 
     path = Path(value).expanduser()
     try:
@@ -433,7 +466,7 @@ class NotebookRun:
 
         An ad hoc run also leaves its parameters beside the records (same name, ``.json``).
         """
-        from gansurvey.results import ResultsStore
+        from gansurvey.records import ResultsStore
 
         if self.records_path is None:
             raise GanSurveyError(f"notebook {self.notebook} keeps no records (it has no records_to parameter)")
@@ -489,20 +522,20 @@ def notebook_benchmarks(names: list[str] | tuple[str, ...], data_root: str | os.
     """The benchmarks a family notebook runs: the built-in ones in ``names``, plus the folder benchmark that fits
     ``data_root`` when it is given, all built (and the folder fully checked) before any work.
 
-    The folder's layout picks the benchmark (:func:`gansurvey.folders.detect_layout`): the pix2pix layout and
+    The folder's layout picks the benchmark (:func:`gansurvey.data.folders.detect_layout`): the pix2pix layout and
     paired folders give ``pix2pix-folder``, the CycleGAN layout ``cyclegan-folder``. Without ``data_root`` one
     line (:data:`FOLDER_SKIP_LINE`) says the folder benchmarks are skipped and how to add them; with it, one line
     names the folder benchmark, its layout and its image counts (``echo=False`` prints neither).
 
     Args:
         names: built-in benchmark names (:data:`gansurvey.benchmarks.BENCHMARKS`); may be empty with a folder.
-        data_root: a data folder in one of the layouts of :mod:`gansurvey.folders`, or None.
+        data_root: a data folder in one of the layouts of :mod:`gansurvey.data.folders`, or None.
         size: image side of the folder benchmark (>= 32; 256 as published).
         echo: print the line described above.
         **options: further options of the folder benchmark (``direction``, ``steps``, ``width``, ``amp``...).
 
     Returns:
-        :class:`gansurvey.benchmarks.Benchmark` objects, the built-in ones first, in the order of ``names``.
+        :class:`gansurvey.benchmarks.base.Benchmark` objects, the built-in ones first, in the order of ``names``.
 
     Raises:
         GanSurveyError: an unknown name, nothing to run, or a bad folder (the folder module's error, naming the
@@ -529,7 +562,7 @@ def notebook_benchmarks(names: list[str] | tuple[str, ...], data_root: str | os.
             print(FOLDER_SKIP_LINE)
         return benches
     check_number("folder_size", size, minimum=32, integer=True)
-    from gansurvey.folders import detect_layout
+    from gansurvey.data.folders import detect_layout
 
     name = "cyclegan-folder" if detect_layout(data_root) == "cyclegan" else "pix2pix-folder"
     bench = get_benchmark(name, data_root=data_root, size=size, **options)  # checks every file

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gansurvey.checks import check_choice, check_number
+from gansurvey.checks import check_number
 
 
 def scaled(channels: int, width: float) -> int:
@@ -177,20 +177,3 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, pair: torch.Tensor) -> torch.Tensor:
         return self.net(pair).flatten(1)
-
-
-GENERATORS = {"mlp": MLPGenerator, "dcgan": DCGANGenerator, "resnet": ResNetGenerator}
-DISCRIMINATORS = {"mlp": MLPDiscriminator, "dcgan": DCGANDiscriminator, "resnet": PatchDiscriminator}
-
-
-def build_generator(kind: str, **hparams) -> Generator:
-    """A fresh generator of the named architecture (``mlp``, ``dcgan`` or ``resnet``)."""
-    return GENERATORS[check_choice("generator architecture", kind, GENERATORS)](**hparams)
-
-
-def build_discriminator(kind: str, **hparams) -> nn.Module:
-    return DISCRIMINATORS[check_choice("discriminator architecture", kind, DISCRIMINATORS)](**hparams)
-
-
-# The published pix2pix/CycleGAN networks register themselves in GENERATORS/DISCRIMINATORS ("unet256", "resnet9").
-import gansurvey.published  # noqa: E402,F401

@@ -11,7 +11,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from gansurvey.benchmarks import Benchmark, get_benchmark
+from gansurvey.benchmarks import get_benchmark
+from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_choice, check_number
 from gansurvey.compress import (
     QuantConfig,
@@ -24,11 +25,11 @@ from gansurvey.compress import (
     quantized_bytes,
     to_integer_engine,
 )
-from gansurvey.evaluate import measure
-from gansurvey.experiments import SAMPLE_GRID, finetune
+from gansurvey.experiments.common import SAMPLE_GRID, finetune
+from gansurvey.measuring import measure
 from gansurvey.metrics.cost import stored_bytes
-from gansurvey.results import Measurement
-from gansurvey.train import TrainResult
+from gansurvey.records import Measurement
+from gansurvey.train.gan import TrainResult
 
 TRAININGS = ("post-training", "quantization-aware")
 
@@ -58,7 +59,7 @@ def quantization_aware_finetune(model: nn.Module, benchmark: str | Benchmark, co
         device: where to train.
 
     Returns:
-        A :class:`~gansurvey.train.TrainResult` whose ``model`` is the packed quantized generator.
+        A :class:`~gansurvey.train.gan.TrainResult` whose ``model`` is the packed quantized generator.
 
     Example::
 

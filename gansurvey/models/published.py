@@ -36,9 +36,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gansurvey import models
 from gansurvey.checks import check_choice, check_number
-from gansurvey.models import Generator, scaled
+from gansurvey.models.generators import Generator, scaled
 
 __all__ = ["NORMS", "NLayerPatchGAN", "ResnetBlock", "ResnetGenerator9", "UnetBlock", "UnetGenerator256"]
 
@@ -247,7 +246,3 @@ class NLayerPatchGAN(nn.Module):
 
 
 # Registered beside the small networks, so Benchmark.new_generator / new_discriminator build them by architecture.
-models.GENERATORS.setdefault("unet256", UnetGenerator256)
-models.GENERATORS.setdefault("resnet9", ResnetGenerator9)
-models.DISCRIMINATORS.setdefault("unet256", NLayerPatchGAN)
-models.DISCRIMINATORS.setdefault("resnet9", NLayerPatchGAN)

@@ -1,21 +1,157 @@
-"""Tables of measured records: reduction factors (what a technique promised beside what it delivered) and arms
-aggregated over seeds (what a reader compares).
+"""Measured records and the tables read off them.
 
-Reduction factors are named ``<quantity>_x`` everywhere (``params_x``, ``macs_x``, ``stored_bytes_x``,
-``energy_x``, ``speedup_x``): baseline / compressed, so 2.0 means halved (or twice as fast).
+- :class:`Measurement`, the one record, and :class:`ResultsStore`: one CSV per notebook and profile, written
+  atomically.
+- Reduction factors (what a technique promised beside what it delivered) and arms aggregated over seeds (what a
+  reader compares). Reduction factors are named ``<quantity>_x`` everywhere (``params_x``, ``macs_x``,
+  ``stored_bytes_x``, ``energy_x``, ``speedup_x``): baseline / compressed, so 2.0 means halved (or twice as fast).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gansurvey.checks import GanSurveyError, check_number
+from gansurvey.checks import GanSurveyError, check_choice, check_number
+from gansurvey.config import check_profile, results_dir
+from gansurvey.io import atomic_write_text
 from gansurvey.metrics.latency import classify_regime
+
+QUALITY_FIELDS = (
+    "fid",
+    "fid_samples",
+    "domain_fid",
+    "kid",
+    "precision",
+    "recall",
+    "classifier_score",
+    "psnr",
+    "ssim",
+    "label_accuracy",
+    "modes_covered",
+    "high_quality_fraction",
+)
+
+
+@dataclass
+class Measurement:
+    """One compressed (or baseline) generator measured on one benchmark: cost and quality, side by side.
+
+    Cost fields are per generated sample (batch of one) unless their name says otherwise. Quality fields that
+    do not apply to a benchmark stay ``None``. ``primary_metric`` names the quality field that tables and
+    claim checks use for this benchmark, and ``higher_is_better`` its direction.
+
+    ``technique`` is a display label; ``family`` (``pruning``, ``pruning+distillation``...), ``method`` and
+    ``settings`` are the structured columns tables group by. ``settings["compression"]`` holds the chain of
+    config dicts that made the generator (``gansurvey.compress.config_from_dict`` rebuilds each).
+    """
+
+    notebook: str
+    benchmark: str
+    technique: str
+    family: str
+    method: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    profile: str = "quick"
+    seed: int = 0
+    device: str = "cpu"
+    params: int | None = None
+    macs: int | None = None
+    macs_torchprofile: int | None = None
+    stored_bytes: int | None = None
+    weight_traffic_bytes: int | None = None
+    activation_traffic_bytes: int | None = None
+    energy_uj: float | None = None
+    latency_ms: float | None = None
+    latency_batch: int | None = None
+    primary_metric: str | None = None
+    primary_value: float | None = None
+    higher_is_better: bool | None = None
+    fid: float | None = None
+    fid_samples: int | None = None
+    domain_fid: float | None = None
+    kid: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    classifier_score: float | None = None
+    psnr: float | None = None
+    ssim: float | None = None
+    label_accuracy: float | None = None
+    modes_covered: float | None = None
+    high_quality_fraction: float | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        row = dataclasses.asdict(self)
+        row["settings"] = json.dumps(self.settings, sort_keys=True)
+        return row
+
+
+COLUMNS = tuple(f.name for f in dataclasses.fields(Measurement))
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def records_frame(records: list[Measurement]) -> pd.DataFrame:
+    """The records as a table with one row per measurement and the columns of :class:`Measurement`."""
+    return pd.DataFrame([r.to_row() for r in records], columns=list(COLUMNS))
+
+
+class ResultsStore:
+    """Reads and writes ``results/<profile>/<notebook>.csv``."""
+
+    def __init__(self, profile: str = "quick", root: str | Path | None = None) -> None:
+        check_profile(profile)
+        self.profile = profile
+        self.root = Path(root) / profile if root is not None else results_dir(profile)
+
+    def path(self, notebook: str) -> Path:
+        if not isinstance(notebook, str) or not _NAME.match(notebook):
+            raise GanSurveyError(f"notebook name {notebook!r} must be letters, digits, '_', '-' or '.'")
+        return self.root / f"{notebook}.csv"
+
+    def write(self, notebook: str, records: list[Measurement]) -> Path:
+        """Replace the notebook's CSV with ``records`` in one atomic step."""
+        bad = [r for r in records if not isinstance(r, Measurement)]
+        if bad:
+            raise GanSurveyError(f"records must be Measurement objects, got {type(bad[0]).__name__}")
+        wrong = [r.profile for r in records if r.profile != self.profile]
+        if wrong:
+            raise GanSurveyError(f"a record of profile {wrong[0]!r} cannot go into the {self.profile!r} store")
+        buffer = io.StringIO()
+        records_frame(records).to_csv(buffer, index=False)
+        return atomic_write_text(self.path(notebook), buffer.getvalue())
+
+    def read(self, notebook: str) -> pd.DataFrame:
+        path = self.path(notebook)
+        if not path.exists():
+            raise FileNotFoundError(f"no results for notebook {notebook!r} in {self.root}")
+        frame = pd.read_csv(path)
+        # Records written before a column existed read it as missing, so old and new records load together.
+        for column in COLUMNS:
+            if column not in frame.columns:
+                frame[column] = None
+        return frame
+
+    def notebooks(self) -> list[str]:
+        return sorted(p.stem for p in self.root.glob("*.csv")) if self.root.exists() else []
+
+    def load_all(self) -> pd.DataFrame:
+        """Every notebook's records in one table (empty, with the standard columns, when there are none)."""
+        frames = [self.read(name) for name in self.notebooks()]
+        frames = [f for f in frames if set(COLUMNS) <= set(f.columns)]
+        if not frames:
+            return pd.DataFrame(columns=list(COLUMNS))
+        return pd.concat(frames, ignore_index=True)
+
 
 RATIO_COLUMNS = {"params": "params_x", "macs": "macs_x", "stored_bytes": "stored_bytes_x", "energy_uj": "energy_x"}
 #: A baseline is *near the floor* of its metric when its distance from the metric's floor (0 for every quality
@@ -40,7 +176,7 @@ def reduction_table(records: pd.DataFrame, baseline: str = "teacher", device: st
     common outcome; the regime (launch-, memory- or compute-bound) says why.
 
     Args:
-        records: measured records (:func:`gansurvey.results.records_frame` or ``ResultsStore.load_all()``).
+        records: measured records (:func:`gansurvey.records_frame` or ``ResultsStore.load_all()``).
         baseline: the ``technique`` of each benchmark's uncompressed record.
         device: the device the latencies were measured on (for the regime).
 
@@ -71,14 +207,16 @@ def reduction_table(records: pd.DataFrame, baseline: str = "teacher", device: st
     return pd.DataFrame(rows)
 
 
-def _settings(value: Any) -> dict:
-    if isinstance(value, dict):
-        return value
-    if value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip():
+def settings_of(value: Any) -> dict[str, Any]:
+    """A record's ``settings`` as a dict, whether given as a dict or as the JSON text a CSV holds; ``{}`` when
+    missing, empty or not a JSON object."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if not isinstance(value, str) or not value.strip():
         return {}
     try:
         parsed = json.loads(value)
-    except (TypeError, ValueError):
+    except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
 
@@ -94,7 +232,7 @@ def stage_of(technique: str, family: str, settings: Any) -> str:
     """
     if str(family).strip().lower() in ("baseline", "teacher", "none", ""):
         return "baseline"
-    flag = _settings(settings).get("finetuned")
+    flag = settings_of(settings).get("finetuned")
     if flag is False or (flag is None and str(technique).endswith(NO_FINETUNE)):
         return "no fine-tuning"
     return "trained"
@@ -108,7 +246,7 @@ def with_settings(records: pd.DataFrame, keys: tuple[str, ...] | list[str]) -> p
         >>> with_settings(frame, ["variant", "budget"]).groupby(["family", "variant", "budget"])  # doctest: +SKIP
     """
     out = records.copy()
-    parsed = [_settings(v) for v in out["settings"]]
+    parsed = [settings_of(v) for v in out["settings"]]
     for key in keys:
         out[key] = [p.get(key) for p in parsed]
     out["stage"] = [stage_of(t, f, p) for t, f, p in zip(out["technique"], out["family"], parsed, strict=True)]
@@ -136,7 +274,7 @@ def arm_table(records: pd.DataFrame, baseline: str = "teacher", near_floor: floa
     ``stage`` column says which, see :func:`stage_of`).
 
     Args:
-        records: measured records (:func:`gansurvey.results.records_frame` or ``ResultsStore.load_all()``).
+        records: measured records (:func:`gansurvey.records_frame` or ``ResultsStore.load_all()``).
         baseline: the ``technique`` of each benchmark's uncompressed record (else its ``baseline`` family).
         near_floor: the fraction defining "near the floor", in (0, 1).
 
@@ -154,7 +292,7 @@ def arm_table(records: pd.DataFrame, baseline: str = "teacher", near_floor: floa
         return pd.DataFrame(columns=list(ARM_COLUMNS))
     frame = records.copy()
     frame["settings"] = (frame["settings"] if "settings" in frame else pd.Series("{}", index=frame.index)) \
-        .map(lambda s: json.dumps(_settings(s), sort_keys=True))
+        .map(lambda s: json.dumps(settings_of(s), sort_keys=True))
     frame["primary_value"] = pd.to_numeric(frame["primary_value"], errors="coerce")
     for column in ("macs", "params", "stored_bytes"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame else np.nan
@@ -245,3 +383,26 @@ def curve_plateau(curve: pd.DataFrame, metric: str, higher_is_better: bool = Fal
             "last": float(curve.sort_values("step")[metric].iloc[-1]), "trend_change": change,
             "noise_sd": noise, "improvement_pct": 100 * relative,
             "flattened": bool(relative <= tolerance or improvement <= 2 * noise)}
+
+
+#: Training budgets of the distillation sweep (stored as ``settings["budget"]``): ``equal-finetune`` students
+#: train for the pruned models' fine-tuning steps; ``equal-total`` students train for as many steps as a pruned
+#: model had in all (the teacher's training plus its fine-tuning), as the surveyed KD works train the student
+#: about as long as the teacher.
+BUDGETS = ("equal-finetune", "equal-total")
+
+
+#: The budget of a record whose settings name none (sweeps before budgets existed gave every arm equal steps).
+DEFAULT_BUDGET = "equal-finetune"
+
+
+def budget_of(settings: Any) -> str:
+    """The training budget recorded in a record's ``settings`` (JSON text or dict); :data:`DEFAULT_BUDGET`
+    when it names none.
+
+    Example:
+        >>> budget_of('{"budget": "equal-total", "steps": 900}')
+        'equal-total'
+    """
+    budget = settings_of(settings).get("budget", DEFAULT_BUDGET)
+    return check_choice("training budget", budget, BUDGETS)

@@ -1,0 +1,103 @@
+"""What every measured claim shares: the seed and profile caveats, and reading records' settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gansurvey.checks import GanSurveyError
+
+F1_COLUMNS = ("benchmark", "technique", "family", "seed", "macs", "primary_metric", "primary_value",
+              "higher_is_better")
+
+
+INDICATIVE = "quick-profile verdicts are indicative only (one seed, short training; see the full profile)"
+
+
+def seed_note(seeds: int, profile: str | None = None) -> list[str]:
+    """Caveats every measured verdict carries: the seed count and, for the quick profile, "indicative only".
+
+    Args:
+        seeds: the fewest seeds any compared arm has.
+        profile: the records' profile (``quick``, ``full``) or ``None`` when unknown.
+
+    Example:
+        >>> seed_note(1, "quick")[0]
+        'rests on 1 seed per arm'
+    """
+    notes = [f"rests on {seeds} seed{'s' if seeds != 1 else ''} per arm"]
+    if profile == "quick":
+        notes.append(INDICATIVE)
+    return notes
+
+
+def profile_of(records: pd.DataFrame, profile: str | None) -> str | None:
+    if profile is not None or "profile" not in records.columns:
+        return profile
+    found = records["profile"].dropna().astype(str).unique()
+    return "quick" if "quick" in found else (found[0] if len(found) == 1 else None)
+
+
+def check_records(records: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(records, pd.DataFrame):
+        raise GanSurveyError(f"records must be a pandas DataFrame, got {type(records).__name__}")
+    missing = [c for c in F1_COLUMNS if c not in records.columns]
+    if missing:
+        raise GanSurveyError(f"records lack column(s) {', '.join(missing)}; needed: {', '.join(F1_COLUMNS)}")
+    frame = records.copy()
+    if "settings" not in frame.columns:
+        frame["settings"] = "{}"
+    frame["settings"] = frame["settings"].fillna("{}").astype(str)
+    frame["macs"] = pd.to_numeric(frame["macs"], errors="coerce")
+    frame["primary_value"] = pd.to_numeric(frame["primary_value"], errors="coerce")
+    return frame
+
+
+def configurations(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (benchmark, metric, family, technique, settings): MACs, mean, spread and seed count."""
+    keys = ["benchmark", "primary_metric", "family", "technique", "settings"]
+    if rows.empty:
+        return pd.DataFrame(columns=keys + ["higher_is_better", "macs", "mean", "spread", "seeds", "label"])
+    grouped = rows.groupby(keys, sort=True, dropna=False)
+    out = grouped.agg(
+        higher_is_better=("higher_is_better", lambda s: tuple(sorted({as_bool(v) for v in s}, key=str))),
+        macs=("macs", "mean"),
+        mean=("primary_value", "mean"),
+        spread=("primary_value", lambda s: float(s.std(ddof=1)) if len(s) > 1 else 0.0),
+        seeds=("seed", "nunique"),
+    ).reset_index()
+    # Techniques measured under several settings are told apart by their settings.
+    repeated = out.duplicated(["benchmark", "primary_metric", "family", "technique"], keep=False)
+    out["label"] = out["technique"].where(~repeated | out["settings"].isin(["{}", ""]),
+                                          out["technique"] + " " + out["settings"])
+    return out
+
+
+def as_bool(value: Any) -> bool | None:
+    # A CSV round trip can leave "True"/"False" strings, and bool("False") is True.
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower())
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return bool(value)
+
+
+def higher_is_better(group: pd.DataFrame, bench: str, metric: str) -> bool:
+    seen = {v for t in group["higher_is_better"] for v in t}
+    if len(seen) != 1 or None in seen:
+        raise GanSurveyError(
+            f"records of {bench} disagree on whether higher {metric} is better (higher_is_better: "
+            f"{sorted(seen)}); allowed: one direction per benchmark and metric"
+        )
+    return seen.pop()
+
+
+def relative_loss(value: float, teacher: float, higher: bool) -> float:
+    """How much worse than the teacher, relative (positive = worse)."""
+    return ((teacher - value) if higher else (value - teacher)) / max(abs(teacher), 1e-12)
+
+
+def mean_sd_n(values: pd.Series) -> tuple[float, float, int]:
+    return float(values.mean()), float(values.std()) if len(values) > 1 else float("nan"), int(len(values))
