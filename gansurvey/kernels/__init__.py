@@ -13,13 +13,14 @@ torch.Size([2, 4])
 """
 
 from .conv import conv2d, conv2d_weight_matrix, conv_transpose2d, conv_transpose2d_weight_matrix
-from .dispatch import backend, linear, lut_matmul, w8a8_matmul, weight_only_matmul
+from .dispatch import backend, engine, linear, lut_matmul, w8a8_matmul, weight_only_matmul
 from .formats import (
     CodebookWeight,
     Int8Activation,
     QuantizedWeight,
     pack_codes,
     quantize_activations,
+    quantize_activations_static,
     quantize_weight,
     unpack_codes,
 )
@@ -33,10 +34,12 @@ __all__ = [
     "conv2d_weight_matrix",
     "conv_transpose2d",
     "conv_transpose2d_weight_matrix",
+    "engine",
     "linear",
     "lut_matmul",
     "pack_codes",
     "quantize_activations",
+    "quantize_activations_static",
     "quantize_weight",
     "unpack_codes",
     "w8a8_matmul",

@@ -113,6 +113,7 @@ def conv2d_gemm(
     groups: int = 1,
     kernel_size: Pair = 3,
     activation_bits: int | None = None,
+    act_qparams: tuple[float, float] | None = None,
 ) -> Tensor:
     """:func:`conv2d` computed as im2col -> :func:`linear` -> reshape, on whichever backend ``linear`` takes."""
     ks, (stride, padding, dilation) = _conv2d_args(x, w, stride, padding, dilation, groups, kernel_size)
@@ -126,11 +127,9 @@ def conv2d_gemm(
     for g in range(groups):
         wg = w if groups == 1 else w.rows(g * cout_g, (g + 1) * cout_g)
         xg = cols[:, g * k:(g + 1) * k].transpose(1, 2)  # (B, L, K)
-        outs.append(linear(xg, wg, activation_bits=activation_bits))  # (B, L, Cout/groups)
-    out = torch.cat(outs, dim=2).transpose(1, 2).reshape(b, cout, hout, wout)
-    if bias is not None:
-        out = out + bias.to(out.dtype).reshape(1, -1, 1, 1)
-    return out
+        bg = None if bias is None else bias[g * cout_g:(g + 1) * cout_g]  # fused in the GEMM's epilogue
+        outs.append(linear(xg, wg, bg, activation_bits, act_qparams))  # (B, L, Cout/groups)
+    return torch.cat(outs, dim=2).transpose(1, 2).reshape(b, cout, hout, wout)
 
 
 def conv2d(
@@ -143,11 +142,13 @@ def conv2d(
     groups: int = 1,
     kernel_size: Pair = 3,
     activation_bits: int | None = None,
+    act_qparams: tuple[float, float] | None = None,
 ) -> Tensor:
     """``F.conv2d`` with a compressed ``(Cout, Cin/groups*kh*kw)`` weight matrix (see :func:`conv2d_weight_matrix`).
 
     Triton backend: im2col + fused GEMM (:func:`conv2d_gemm`); reference backend: dequantize + ``F.conv2d``
-    (``activation_bits=8`` always takes the GEMM form, whose int8 activations the reference cannot mimic).
+    (``activation_bits=8`` always takes the GEMM form, whose int8 activations the reference cannot mimic;
+    ``act_qparams``: a static activation grid, see :func:`~gansurvey.kernels.dispatch.w8a8_matmul`).
 
     >>> from gansurvey.kernels.formats import quantize_weight
     >>> w = quantize_weight(conv2d_weight_matrix(torch.randn(8, 3, 3, 3)), bits=8)
@@ -156,7 +157,7 @@ def conv2d(
     """
     ks, args = _conv2d_args(x, w, stride, padding, dilation, groups, kernel_size)
     if backend(x) == "triton" or activation_bits is not None:
-        return conv2d_gemm(x, w, bias, *args, groups, ks, activation_bits)
+        return conv2d_gemm(x, w, bias, *args, groups, ks, activation_bits, act_qparams)
     return ref.conv2d_ref(x, w, bias, *args, groups, ks)
 
 
@@ -196,6 +197,7 @@ def conv_transpose2d_gemm(
     kernel_size: Pair = 4,
     out_channels: int = 1,
     activation_bits: int | None = None,
+    act_qparams: tuple[float, float] | None = None,
 ) -> Tensor:
     """:func:`conv_transpose2d` computed as :func:`linear` on the input pixels -> col2im (``F.fold``)."""
     ks, (stride, padding, output_padding, dilation) = _conv_transpose2d_args(
@@ -210,7 +212,8 @@ def conv_transpose2d_gemm(
     outs = []
     for g in range(groups):
         wg = w if groups == 1 else w.rows(g * rows_g, (g + 1) * rows_g)
-        outs.append(linear(pixels[..., g * cin_g:(g + 1) * cin_g], wg, activation_bits=activation_bits))
+        outs.append(linear(pixels[..., g * cin_g:(g + 1) * cin_g], wg, activation_bits=activation_bits,
+                           act_qparams=act_qparams))
     cols = torch.cat(outs, dim=2).transpose(1, 2)  # (B, Cout*kh*kw, L), rows ordered (cout, kh, kw)
     out = F.fold(cols, (hout, wout), ks, dilation=dilation, padding=padding, stride=stride)
     if bias is not None:
@@ -230,6 +233,7 @@ def conv_transpose2d(
     kernel_size: Pair = 4,
     out_channels: int = 1,
     activation_bits: int | None = None,
+    act_qparams: tuple[float, float] | None = None,
 ) -> Tensor:
     """``F.conv_transpose2d`` with a compressed ``(Cout*kh*kw, Cin/groups)`` weight matrix
     (see :func:`conv_transpose2d_weight_matrix`).
@@ -245,6 +249,6 @@ def conv_transpose2d(
     ks, args = _conv_transpose2d_args(x, w, stride, padding, output_padding, dilation, groups, kernel_size,
                                       out_channels)
     if backend(x) == "triton" or activation_bits is not None:
-        return conv_transpose2d_gemm(x, w, bias, *args, groups, ks, out_channels, activation_bits)
+        return conv_transpose2d_gemm(x, w, bias, *args, groups, ks, out_channels, activation_bits, act_qparams)
     stride, padding, output_padding, dilation = args
     return ref.conv_transpose2d_ref(x, w, bias, stride, padding, output_padding, dilation, groups, ks, out_channels)

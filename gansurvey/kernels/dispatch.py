@@ -5,8 +5,9 @@ on a GPU and the reference on CPU. The environment variable ``GANSURVEY_KERNELS`
 ``auto`` (default: Triton for CUDA tensors when Triton imports, else the reference), ``reference``, or
 ``triton`` (on CPU tensors this needs ``TRITON_INTERPRET=1``, the Triton interpreter).
 
-Formats the kernels do not decode (weight-only or LUT codes of 3, 5, 6 or 7 bits) take the reference path
-on every backend.
+The kernels decode every code width of the formats (1 to 8 bits), add the bias and cast to ``x.dtype`` in
+their epilogue. :func:`engine` names what an op runs on (``triton-weight-only``, ``triton-gemv-splitk``,
+``triton-w8a8``, ``triton-lut`` or ``reference``), for records that must say which engine executed a format.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from torch import Tensor
 from gansurvey.checks import GanSurveyError, check_choice
 
 from . import reference as ref
-from .formats import CodebookWeight, QuantizedWeight, quantize_activations
+from .formats import CodebookWeight, QuantizedWeight, quantize_activations, quantize_activations_static
 from .triton_kernels import (
+    GEMV_MAX_M,
     HAS_TRITON,
     KERNEL_BITS,
     interpret_mode,
@@ -34,12 +36,15 @@ BACKEND_CHOICES = ("auto", "reference", "triton")
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def backend(x: Tensor) -> str:
-    """The backend an op on ``x`` takes: ``"triton"`` or ``"reference"`` (see the module docstring).
+def backend(x: Tensor | torch.device | str) -> str:
+    """The backend an op on ``x`` (a tensor, or the device it would be on) takes: ``"triton"`` or
+    ``"reference"`` (see the module docstring).
 
     >>> backend(torch.zeros(1))  # a CPU tensor, GANSURVEY_KERNELS unset
     'reference'
     """
+    if isinstance(x, str | torch.device):
+        x = torch.empty(0, device=x)
     choice = check_choice(f"environment variable {ENV_VAR}", os.environ.get(ENV_VAR, "auto"), BACKEND_CHOICES)
     if choice == "reference":
         return "reference"
@@ -78,8 +83,32 @@ def _check_device(x: Tensor, w: QuantizedWeight | CodebookWeight) -> None:
         raise GanSurveyError(f"x is on {x.device} but the weight is on {w.device}; move one of them")
 
 
-def weight_only_matmul(x: Tensor, w: QuantizedWeight) -> Tensor:
-    """``x @ w.dequantize().T`` for ``x`` of shape ``(M, K)``; float32 accumulation, result in ``x.dtype``.
+def engine(w: QuantizedWeight | CodebookWeight, x: Tensor | torch.device | str, activation_bits: int | None = None,
+           rows: int | None = None) -> str:
+    """The engine that computes :func:`linear` of ``w`` on ``x`` (or on a device): ``triton-w8a8``,
+    ``triton-weight-only``, ``triton-gemv-splitk`` (weight-only with ``rows <= GEMV_MAX_M``), ``triton-lut`` or
+    ``reference`` (dequantize, then a torch matmul).
+
+    >>> from gansurvey.kernels.formats import quantize_weight
+    >>> engine(quantize_weight(torch.ones(2, 8), 4), "cpu")
+    'reference'
+    """
+    if backend(x) != "triton":
+        return "reference"
+    if isinstance(w, CodebookWeight):
+        return "triton-lut"
+    if activation_bits == 8:
+        return "triton-w8a8"
+    return "triton-gemv-splitk" if rows is not None and rows <= GEMV_MAX_M else "triton-weight-only"
+
+
+def _bias(out: Tensor, bias: Tensor | None) -> Tensor:
+    return out if bias is None else out + bias.to(out.dtype)
+
+
+def weight_only_matmul(x: Tensor, w: QuantizedWeight, bias: Tensor | None = None) -> Tensor:
+    """``x @ w.dequantize().T (+ bias)`` for ``x`` of shape ``(M, K)``; float32 accumulation, result in
+    ``x.dtype``.
 
     >>> from gansurvey.kernels.formats import quantize_weight
     >>> weight_only_matmul(torch.ones(2, 8), quantize_weight(torch.ones(3, 8), bits=4)).shape
@@ -89,13 +118,19 @@ def weight_only_matmul(x: Tensor, w: QuantizedWeight) -> Tensor:
     _check_x(x, w.shape[1])
     _check_device(x, w)
     if backend(x) == "triton" and w.bits in KERNEL_BITS:
-        return weight_only_matmul_triton(x, w).to(x.dtype)
-    return ref.weight_only_matmul_ref(x, w)
+        return weight_only_matmul_triton(x, w, bias, out_dtype=x.dtype)
+    return _bias(ref.weight_only_matmul_ref(x, w), bias)
 
 
-def w8a8_matmul(x: Tensor, w: QuantizedWeight) -> Tensor:
-    """Quantize ``x`` per row to int8 (dynamically), multiply by an 8-bit symmetric weight with exact int32
-    accumulation, rescale; result in ``x.dtype``, shape ``(M, N)``.
+def w8a8_matmul(
+    x: Tensor, w: QuantizedWeight, bias: Tensor | None = None, act_qparams: tuple[float, float] | None = None
+) -> Tensor:
+    """Quantize ``x`` to int8, multiply by an 8-bit symmetric weight with exact int32 accumulation, rescale
+    (+ bias); result in ``x.dtype``, shape ``(M, N)``.
+
+    ``act_qparams=None``: dynamic per-row symmetric quantization (:func:`quantize_activations`);
+    ``(scale, zero_point)``: the static asymmetric uint8 grid of a calibrated layer
+    (:func:`quantize_activations_static`), whose zero point the kernel folds in exactly.
 
     >>> from gansurvey.kernels.formats import quantize_weight
     >>> w8a8_matmul(torch.ones(1, 4), quantize_weight(torch.ones(2, 4), bits=8)).tolist()
@@ -105,16 +140,17 @@ def w8a8_matmul(x: Tensor, w: QuantizedWeight) -> Tensor:
     ref.check_w8a8_weight(w)
     _check_x(x, w.shape[1])
     _check_device(x, w)
-    x_int8, x_scale = quantize_activations(x)
-    if backend(x) == "triton":
-        out = w8a8_matmul_triton(x_int8, x_scale, w)
+    if act_qparams is None:
+        (x_int8, x_scale), offset = quantize_activations(x), 0
     else:
-        out = ref.w8a8_matmul_ref(x_int8, x_scale, w)
-    return out.to(x.dtype)
+        x_int8, x_scale, offset = quantize_activations_static(x, *act_qparams)
+    if backend(x) == "triton":
+        return w8a8_matmul_triton(x_int8, x_scale, w, bias, out_dtype=x.dtype, x_offset=offset)
+    return _bias(ref.w8a8_matmul_ref(x_int8, x_scale, w, offset), bias).to(x.dtype)
 
 
-def lut_matmul(x: Tensor, w: CodebookWeight) -> Tensor:
-    """``x @ w.dequantize().T`` with the codebook looked up inside the GEMM; result in ``x.dtype``.
+def lut_matmul(x: Tensor, w: CodebookWeight, bias: Tensor | None = None) -> Tensor:
+    """``x @ w.dequantize().T (+ bias)`` with the codebook looked up inside the GEMM; result in ``x.dtype``.
 
     >>> from gansurvey.kernels.formats import pack_codes
     >>> w = CodebookWeight(pack_codes(torch.tensor([[0, 1]]), 1), 1, (1, 2), torch.tensor([1.0, 2.0]))
@@ -125,8 +161,8 @@ def lut_matmul(x: Tensor, w: CodebookWeight) -> Tensor:
     _check_x(x, w.shape[1])
     _check_device(x, w)
     if backend(x) == "triton" and w.bits in KERNEL_BITS:
-        return lut_matmul_triton(x, w).to(x.dtype)
-    return ref.lut_matmul_ref(x, w)
+        return lut_matmul_triton(x, w, bias, out_dtype=x.dtype)
+    return _bias(ref.lut_matmul_ref(x, w), bias)
 
 
 def linear(
@@ -134,12 +170,14 @@ def linear(
     w: QuantizedWeight | CodebookWeight | Tensor,
     bias: Tensor | None = None,
     activation_bits: int | None = None,
+    act_qparams: tuple[float, float] | None = None,
 ) -> Tensor:
     """``x @ W.T + bias`` for ``x`` of shape ``(..., K)`` and a compressed ``(N, K)`` weight; returns ``(..., N)``.
 
     Dispatch on the weight: :class:`QuantizedWeight` -> :func:`weight_only_matmul`, or :func:`w8a8_matmul`
-    with ``activation_bits=8``; :class:`CodebookWeight` -> :func:`lut_matmul`; a plain float ``(N, K)`` tensor
-    -> ``F.linear`` (handy as a baseline). A non-contiguous ``x`` is copied; ``bias`` has shape ``(N,)``.
+    with ``activation_bits=8`` (``act_qparams``: a static activation grid, see there); :class:`CodebookWeight`
+    -> :func:`lut_matmul`; a plain float ``(N, K)`` tensor -> ``F.linear`` (handy as a baseline). A
+    non-contiguous ``x`` is copied; ``bias`` has shape ``(N,)`` and is added in the kernels' epilogue.
 
     >>> from gansurvey.kernels.formats import quantize_weight
     >>> linear(torch.ones(2, 5, 8), quantize_weight(torch.ones(3, 8), bits=8), torch.zeros(3)).shape
@@ -166,16 +204,16 @@ def linear(
         raise GanSurveyError(f"bias must be a tensor of shape (N,) = ({n},), got {got}")
     lead = x.shape[:-1]
     x2 = x.reshape(-1, k).contiguous()
+    if act_qparams is not None and activation_bits != 8:
+        raise GanSurveyError(f"act_qparams applies to activation_bits=8 only, got activation_bits={activation_bits!r}")
     if isinstance(w, Tensor):
-        out = torch.nn.functional.linear(x2, w.to(x2.dtype))
+        out = _bias(torch.nn.functional.linear(x2, w.to(x2.dtype)), bias)
     elif isinstance(w, CodebookWeight):
         if activation_bits is not None:
             raise GanSurveyError("activation_bits=8 needs a QuantizedWeight; a CodebookWeight takes float activations")
-        out = lut_matmul(x2, w)
+        out = lut_matmul(x2, w, bias)
     elif activation_bits == 8:
-        out = w8a8_matmul(x2, w)
+        out = w8a8_matmul(x2, w, bias, act_qparams)
     else:
-        out = weight_only_matmul(x2, w)
-    if bias is not None:
-        out = out + bias.to(out.dtype)
+        out = weight_only_matmul(x2, w, bias)
     return out.reshape(*lead, n)

@@ -14,7 +14,7 @@ row: code ``k`` occupies bits ``k*bits .. k*bits+bits-1`` of the row, bit ``b`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -151,6 +151,7 @@ class QuantizedWeight:
     scales: Tensor
     zeros: Tensor | None = None
     group_size: int | None = None
+    _layouts: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_bits(self.bits)
@@ -183,6 +184,35 @@ class QuantizedWeight:
     def codes(self) -> Tensor:
         """The unpacked integer codes, ``int64`` of shape ``(N, K)``."""
         return unpack_codes(self.packed, self.bits, self.shape[1])
+
+    # Kernel layouts, built once per weight (the fields are frozen, so the copies never go stale).
+    def packed_kmajor(self) -> Tensor:
+        """``packed`` transposed to ``(ceil(K*bits/8), N)``: a tile's bytes are contiguous along ``N``."""
+        return _cached(self._layouts, "packed", lambda: self.packed.T.contiguous())
+
+    def scales_kmajor(self) -> Tensor:
+        """``scales`` as ``(G, N)``: one group's scales for a block of columns are contiguous."""
+        return _cached(self._layouts, "scales", lambda: self.scales.T.contiguous())
+
+    def zeros_kmajor(self) -> Tensor | None:
+        """``zeros`` as ``(G, N)`` (``None`` when symmetric)."""
+        return None if self.zeros is None else _cached(self._layouts, "zeros", lambda: self.zeros.T.contiguous())
+
+    def int8_group_sums(self) -> Tensor:
+        """``sum_k (code - 128)`` per scale group, ``int32`` ``(G, N)``, of an 8-bit symmetric weight (W8A8 folds
+        static activation zero points in with it)."""
+        if self.bits != 8 or self.zeros is not None:
+            raise GanSurveyError(f"int8_group_sums needs an 8-bit symmetric weight, got bits={self.bits}, "
+                                 f"zeros={'None' if self.zeros is None else 'given'}")
+
+        def sums() -> Tensor:
+            n, k = self.shape
+            values = self.packed.to(torch.int32) - 128
+            pad = self.num_groups * self.group_size - k
+            values = torch.nn.functional.pad(values, (0, pad)).reshape(n, self.num_groups, self.group_size)
+            return values.sum(-1, dtype=torch.int32).T.contiguous()
+
+        return _cached(self._layouts, "int8_sums", sums)
 
     def zero_points(self) -> Tensor:
         """Zero points as a ``float32`` ``(N, G)`` tensor (the implicit ``2**(bits-1)`` when symmetric)."""
@@ -231,6 +261,7 @@ class CodebookWeight:
     bits: int
     shape: tuple[int, int]
     codebook: Tensor
+    _layouts: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_bits(self.bits)
@@ -255,6 +286,10 @@ class CodebookWeight:
         """The unpacked indices, ``int64`` of shape ``(N, K)``."""
         return unpack_codes(self.packed, self.bits, self.shape[1])
 
+    def packed_kmajor(self) -> Tensor:
+        """``packed`` transposed to ``(ceil(K*bits/8), N)`` (see :meth:`QuantizedWeight.packed_kmajor`)."""
+        return _cached(self._layouts, "packed", lambda: self.packed.T.contiguous())
+
     def dequantize(self) -> Tensor:
         """The ``(N, K)`` ``float32`` weight the indices stand for."""
         idx = self.indices()
@@ -270,6 +305,12 @@ class CodebookWeight:
     def nbytes(self) -> int:
         """Bytes the format stores (indices and codebook)."""
         return self.packed.numel() + self.codebook.numel() * 4
+
+
+def _cached(store: dict, key: str, build) -> Tensor:
+    if key not in store:
+        store[key] = build()
+    return store[key]
 
 
 class Int8Activation(NamedTuple):
@@ -299,6 +340,28 @@ def quantize_activations(x: Tensor) -> Int8Activation:
     scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
     values = torch.round(xf / scale[:, None]).clamp_(-127, 127).to(torch.int8)
     return Int8Activation(values, scale.contiguous())
+
+
+def quantize_activations_static(x: Tensor, scale: float, zero_point: float) -> tuple[Tensor, Tensor, int]:
+    """Static asymmetric uint8 quantization of an ``(M, K)`` float tensor on a calibrated grid.
+
+    ``q = clamp(round(x / scale) + zero_point, 0, 255)`` stands for ``(q - zero_point) * scale`` (the grid of
+    Jacob et al. 2018, which ``gansurvey.compress`` calibrates). Returns ``(q - 128`` as int8 ``(M, K)``,
+    ``scale`` per row ``(M,)`` float32, ``offset = 128 - zero_point)``: ``q - zero_point = values + offset``.
+
+    >>> v, s, off = quantize_activations_static(torch.tensor([[0.0, 1.0]]), 0.5, 10)
+    >>> v.tolist(), off, ((v.int() + off).float() * s[:, None]).tolist()
+    ([[-118, -116]], 118, [[0.0, 1.0]])
+    """
+    if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() != 2:
+        got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+        raise GanSurveyError(f"x must be an (M, K) floating-point tensor, got {got}")
+    scale, zero = float(scale), float(zero_point)
+    if not scale > 0 or zero != round(zero) or not 0 <= zero <= 255:
+        raise GanSurveyError(f"act_qparams must be (scale > 0, integer zero point in [0, 255]), got ({scale}, {zero})")
+    q = torch.clamp(torch.round(x.to(torch.float32) / scale) + zero, 0, 255)
+    values = (q - 128).to(torch.int8)
+    return values, torch.full((x.shape[0],), scale, dtype=torch.float32, device=x.device), 128 - int(zero)
 
 
 def quantize_weight(

@@ -42,11 +42,12 @@ def w8a8_int_codes(w: QuantizedWeight) -> Tensor:
     return (w.packed.to(torch.int16) - 128).to(torch.int8)
 
 
-def w8a8_matmul_ref(x_int8: Tensor, x_scale: Tensor, w: QuantizedWeight) -> Tensor:
+def w8a8_matmul_ref(x_int8: Tensor, x_scale: Tensor, w: QuantizedWeight, x_offset: int = 0) -> Tensor:
     """Int8 x int8 GEMM with exact integer accumulation, then rescaling; returns float32 ``(M, N)``.
 
     For each scale group ``g`` (one group when per-channel), the int32 accumulator
-    ``acc_g = x_int8[:, g] @ (code - 128)[:, g].T`` is exact; the output is
+    ``acc_g = (x_int8 + x_offset)[:, g] @ (code - 128)[:, g].T`` is exact (``x_offset``: see
+    :func:`~gansurvey.kernels.formats.quantize_activations_static`); the output is
     ``out = sum_g acc_g.float() * x_scale[:, None] * scale[None, :, g]``, summed in increasing ``g``
     (the Triton kernel rounds in exactly this order, so the two agree bit for bit).
 
@@ -63,7 +64,7 @@ def w8a8_matmul_ref(x_int8: Tensor, x_scale: Tensor, w: QuantizedWeight) -> Tens
     # float64 holds every partial sum exactly (|products| <= 2**14, so any K < 2**39) and, unlike int64,
     # has a matmul on CUDA too.
     wq = w8a8_int_codes(w).to(torch.float64)
-    xq = x_int8.to(torch.float64)
+    xq = x_int8.to(torch.float64) + x_offset
     n, k = w.shape
     out = torch.zeros(x_int8.shape[0], n, dtype=torch.float32, device=x_int8.device)
     for g in range(w.num_groups):

@@ -1,28 +1,45 @@
-"""Triton GEMM kernels that read compressed weights directly: weight-only, W8A8 and codebook (LUT).
+"""Triton GEMM kernels that read compressed weights directly: weight-only, W8A8, codebook (LUT), and a split-K
+GEMV for batch rows of 1 to 4.
 
 Why fused kernels: at small batch a GAN generator layer is memory bound, so reading 4-bit codes instead of
 16-bit weights is where the speed-up comes from; it only materialises if the codes are decoded inside the GEMM's
 inner loop (in registers) rather than dequantized to a float matrix in memory first.
 
-All three kernels tile the output ``(M, N)`` in ``BLOCK_M x BLOCK_N`` blocks and walk ``K`` in ``BLOCK_K``
-steps. The ``K`` loop is nested in a loop over scale groups, so each group's scale/zero is read once per block
-of columns and the W8A8 integer accumulator is rescaled exactly once per group. A ``BLOCK_K`` that does not
-divide the group size is allowed (the last block of a group is masked), so any ``group_size`` works.
-Codes of ``bits`` in 1, 2, 4, 8 are read as ``8 // bits`` codes per byte, lowest bits first (see ``formats``).
+Layouts the wrappers hand the kernels (built once per weight and cached on it, see ``formats``):
+
+- codes of 1, 2, 4 or 8 bits: the packed bytes *K-major*, ``(ceil(K*bits/8), N)``, so a tile's bytes are one
+  contiguous, coalesced load along ``N`` and each byte is loaded once and split into its ``8 // bits`` codes in
+  registers (shift, mask, reshape); codes of 3, 5, 6 or 7 bits: the row bitstream ``(N, ceil(K*bits/8))``, each
+  code read from the two bytes it may straddle;
+- scales and zero points *along K*, ``(G, N)``: a group's values for a block of columns are one contiguous load.
+
+The GEMM kernels tile the output ``(M, N)`` in ``BLOCK_M x BLOCK_N`` blocks and walk ``K`` in ``BLOCK_K`` steps
+in one flat loop (so ``num_stages`` pipelines across scale groups too); when ``BLOCK_K`` divides the group size
+a tile reads one scale per column, otherwise one per element. W8A8 keeps a loop per scale group, because its
+int32 accumulator must be rescaled once per group. The epilogue adds the bias and casts to the output dtype
+(fused: the output is written once, in ``x.dtype``).
+
+The GEMV kernel (``M <= GEMV_MAX_M``) does not use ``tl.dot``: a 16-row MMA would waste 15/16 of its work on one
+row. It multiplies and sums in registers and splits ``K`` across programs (``SPLIT_K``), adding the partial sums
+atomically, so a 4096-wide layer spreads over every SM instead of ``N / BLOCK_N`` programs.
+
+The LUT kernel stages a codebook of at most 16 entries in registers (``tl.gather``) instead of reading global
+memory for every weight; larger codebooks are gathered from global memory (L1/L2 resident).
 
 Triton is imported under a guard (this module imports on machines without it) and the kernels are defined
 lazily, once per value of ``TRITON_INTERPRET``: Triton decides at decoration time whether a ``@triton.jit``
 function is compiled or interpreted, so defining them on first use lets tests switch on the interpreter (CPU
 tensors) even after another test imported ``gansurvey.kernels``. Interpreter notes: it computes bf16 wrongly,
-so inputs are upcast to float32 right after loading; it checks no bounds, so the wrappers assert shapes,
-dtypes and contiguity; it gets a single autotune config. The kernels call only core builtins (``tl.full``,
-not the ``@triton.jit`` helpers of ``triton.language.standard`` such as ``tl.zeros`` or ``tl.cdiv``): those
-helpers are compiled-or-interpreted when triton is imported, so they fail in the interpreter if triton was
-imported before ``TRITON_INTERPRET=1`` was set.
+so inputs are upcast to float32 right after loading (``upcast=False`` forces the production half-precision
+branch, for fp16 tests); it checks no bounds, so the wrappers assert shapes, dtypes and contiguity; it gets a
+single autotune config. The kernels call only core builtins (``tl.full``, not the ``@triton.jit`` helpers of
+``triton.language.standard`` such as ``tl.zeros`` or ``tl.cdiv``): those helpers are compiled-or-interpreted
+when triton is imported, so they fail in the interpreter if triton was imported before ``TRITON_INTERPRET=1``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from types import SimpleNamespace
@@ -42,8 +59,14 @@ except Exception:  # noqa: BLE001 - any import failure means "no triton"
     tl = None
     HAS_TRITON = False
 
-#: Bit widths the weight-only and LUT kernels decode in the inner loop (others fall back to the reference).
-KERNEL_BITS = (1, 2, 4, 8)
+#: Bit widths the weight-only and LUT kernels decode in the inner loop (every width of the formats).
+KERNEL_BITS = (1, 2, 3, 4, 5, 6, 7, 8)
+#: Bit widths read from the K-major byte layout (whole codes per byte); the others from the row bitstream.
+ALIGNED_BITS = (1, 2, 4, 8)
+#: Batch rows up to which the weight-only op takes the split-K GEMV kernel.
+GEMV_MAX_M = 4
+#: Largest codebook the LUT kernel keeps in registers.
+STAGED_CODEBOOK = 16
 
 
 def interpret_mode() -> bool:
@@ -58,6 +81,7 @@ def _configs(interpret: bool, int8: bool = False) -> list:
     shapes = [  # (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages): decode-sized first, then larger batches
         (16, 64, 128, 4, 4),
         (16, 128, 64, 4, 4),
+        (16, 32, 128, 4, 4),
         (32, 64, 128, 4, 3),
         (64, 64, 64, 4, 3),
         (64, 128, 64, 4, 3),
@@ -68,6 +92,17 @@ def _configs(interpret: bool, int8: bool = False) -> list:
         triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
         for bm, bn, bk, w, s in shapes
     ]
+
+
+def _gemv_configs(interpret: bool) -> list:
+    if interpret:  # SPLIT_K=2 so the interpreter exercises the atomic split path
+        return [triton.Config({"BLOCK_N": 32, "BLOCK_K": 32, "SPLIT_K": 2}, num_warps=4, num_stages=1)]
+    shapes = [  # (BLOCK_N, BLOCK_K, SPLIT_K, warps, stages)
+        (64, 128, 4, 4, 3), (64, 128, 8, 4, 3), (128, 64, 4, 4, 3), (128, 128, 2, 8, 3),
+        (32, 256, 8, 4, 3), (64, 64, 16, 4, 2), (256, 64, 2, 8, 3), (128, 128, 1, 4, 3),
+    ]
+    return [triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": sk}, num_warps=w, num_stages=s)
+            for bn, bk, sk, w, s in shapes]
 
 
 @functools.cache
@@ -86,13 +121,64 @@ def _kernels(interpret: bool) -> SimpleNamespace:
             os.environ["TRITON_INTERPRET"] = previous
 
 
-def _define(interpret: bool) -> SimpleNamespace:
+def _define(interpret: bool) -> SimpleNamespace:  # noqa: C901 - one place for every jitted function
+    # Shared decode of a (BLOCK_K, BLOCK_N) weight tile; inlined by the jit (helpers called from kernels are
+    # jit functions themselves, defined here so they follow the interpreter setting too).
+    @triton.jit
+    def decode_tile(p_ptr, s_ptr, z_ptr, offs_k, offs_n, k0, mask_k, mask_n, N, KB, group_size,
+                    BITS: tl.constexpr, KMAJOR: tl.constexpr, HAS_ZEROS: tl.constexpr, ONE_GROUP: tl.constexpr,
+                    BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr):
+        mask_kn = mask_k[:, None] & mask_n[None, :]
+        if KMAJOR:
+            # Whole codes per byte: load each byte of the tile once (contiguous along N), split it in registers.
+            PER: tl.constexpr = 8 // BITS
+            offs_kb = k0 // PER + tl.arange(0, BLOCK_K // PER)
+            byte = tl.load(p_ptr + offs_kb[:, None] * N + offs_n[None, :],
+                           mask=(offs_kb[:, None] < KB) & mask_n[None, :], other=0).to(tl.int32)
+            if PER == 1:
+                code = byte
+            else:
+                shifts = tl.arange(0, PER) * BITS
+                code = (byte[:, None, :] >> shifts[None, :, None]) & ((1 << BITS) - 1)
+                code = tl.reshape(code, (BLOCK_K, BLOCK_N))
+        else:
+            # Row bitstream: code k holds bits k*BITS.. of its row and may straddle two bytes.
+            bit = offs_k[:, None] * BITS
+            b0 = tl.load(p_ptr + offs_n[None, :] * KB + bit // 8, mask=mask_kn, other=0).to(tl.int32)
+            b1 = tl.load(p_ptr + offs_n[None, :] * KB + bit // 8 + 1, mask=mask_kn & (bit // 8 + 1 < KB),
+                         other=0).to(tl.int32)
+            code = ((b0 | (b1 << 8)) >> (bit % 8)) & ((1 << BITS) - 1)
+        if ONE_GROUP:  # BLOCK_K divides the group size: one scale (and zero) per column of the tile
+            g = k0 // group_size
+            scale = tl.load(s_ptr + g * N + offs_n, mask=mask_n, other=0.0)[None, :]
+            if HAS_ZEROS:
+                zero = tl.load(z_ptr + g * N + offs_n, mask=mask_n, other=0.0)[None, :]
+            else:
+                zero = tl.full((1, BLOCK_N), 1 << (BITS - 1), dtype=tl.float32)
+        else:
+            goffs = (offs_k // group_size)[:, None] * N + offs_n[None, :]
+            scale = tl.load(s_ptr + goffs, mask=mask_kn, other=0.0)
+            if HAS_ZEROS:
+                zero = tl.load(z_ptr + goffs, mask=mask_kn, other=0.0)
+            else:
+                zero = tl.full((BLOCK_K, BLOCK_N), 1 << (BITS - 1), dtype=tl.float32)
+        return (code.to(tl.float32) - zero) * scale
+
+    @triton.jit
+    def add(a, b):  # tl.sum is a triton.language.standard helper (see the module docstring): reduce by hand
+        return a + b
+
+    if interpret:
+        # The compiler resolves a kernel's closure variables, the interpreter only its module globals.
+        globals().update(decode_tile=decode_tile, add=add)
+
     @triton.autotune(configs=_configs(interpret), key=["M", "N", "K", "BITS", "G"])
     @triton.jit
     def weight_only_kernel(
-        x_ptr, p_ptr, s_ptr, z_ptr, out_ptr,
+        x_ptr, p_ptr, s_ptr, z_ptr, b_ptr, out_ptr,
         M, N, K, KB, G, group_size,
-        BITS: tl.constexpr, HAS_ZEROS: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr,
+        BITS: tl.constexpr, KMAJOR: tl.constexpr, HAS_ZEROS: tl.constexpr, HAS_BIAS: tl.constexpr,
+        UPCAST: tl.constexpr, PRECISION: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):
         pid_m = tl.program_id(0)
@@ -101,38 +187,77 @@ def _define(interpret: bool) -> SimpleNamespace:
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_m = offs_m < M
         mask_n = offs_n < N
+        one_group = group_size % BLOCK_K == 0
         acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.float32)
-        for g in range(0, G):
-            scale = tl.load(s_ptr + offs_n * G + g, mask=mask_n, other=0.0)
-            if HAS_ZEROS:
-                zero = tl.load(z_ptr + offs_n * G + g, mask=mask_n, other=0.0)
+        for k0 in range(0, K, BLOCK_K):
+            offs_k = k0 + tl.arange(0, BLOCK_K)
+            mask_k = offs_k < K
+            xt = tl.load(x_ptr + offs_m[:, None] * K + offs_k[None, :],
+                         mask=mask_m[:, None] & mask_k[None, :], other=0.0)
+            if one_group:
+                wt = decode_tile(p_ptr, s_ptr, z_ptr, offs_k, offs_n, k0, mask_k, mask_n, N, KB, group_size,
+                                 BITS, KMAJOR, HAS_ZEROS, True, BLOCK_K, BLOCK_N)
             else:
-                zero = tl.full((BLOCK_N,), 1 << (BITS - 1), dtype=tl.float32)
-            k_start = g * group_size
-            k_end = tl.minimum(k_start + group_size, K)
-            for k0 in range(k_start, k_end, BLOCK_K):
-                offs_k = k0 + tl.arange(0, BLOCK_K)
-                mask_k = offs_k < k_end
-                xt = tl.load(x_ptr + offs_m[:, None] * K + offs_k[None, :],
-                             mask=mask_m[:, None] & mask_k[None, :], other=0.0)
-                # 8 // BITS codes per byte, lowest bits first (kept inline: jit closures are not resolved)
-                byte = tl.load(p_ptr + offs_n[None, :] * KB + offs_k[:, None] // (8 // BITS),
-                               mask=mask_k[:, None] & mask_n[None, :], other=0)
-                code = (byte.to(tl.int32) >> ((offs_k[:, None] % (8 // BITS)) * BITS)) & ((1 << BITS) - 1)
-                wt = (code.to(tl.float32) - zero[None, :]) * scale[None, :]
-                if UPCAST:
-                    xt = xt.to(tl.float32)
-                else:
-                    wt = wt.to(xt.dtype)
-                acc = tl.dot(xt, wt, acc, input_precision=PRECISION)
+                wt = decode_tile(p_ptr, s_ptr, z_ptr, offs_k, offs_n, k0, mask_k, mask_n, N, KB, group_size,
+                                 BITS, KMAJOR, HAS_ZEROS, False, BLOCK_K, BLOCK_N)
+            if UPCAST:
+                xt = xt.to(tl.float32)
+            else:
+                wt = wt.to(xt.dtype)
+            acc = tl.dot(xt, wt, acc, input_precision=PRECISION)
+        if HAS_BIAS:
+            acc = acc + tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
         out_ptrs = out_ptr + offs_m[:, None] * N + offs_n[None, :]
-        tl.store(out_ptrs, acc, mask=mask_m[:, None] & mask_n[None, :])
+        tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+
+    @triton.autotune(configs=_gemv_configs(interpret), key=["M", "N", "K", "BITS", "G"], reset_to_zero=["out_ptr"])
+    @triton.jit
+    def gemv_kernel(
+        x_ptr, p_ptr, s_ptr, z_ptr, b_ptr, out_ptr,
+        M, N, K, KB, G, group_size,
+        BITS: tl.constexpr, KMAJOR: tl.constexpr, HAS_ZEROS: tl.constexpr, HAS_BIAS: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
+    ):
+        pid_n = tl.program_id(0)
+        pid_k = tl.program_id(1)
+        offs_m = tl.arange(0, BLOCK_M)
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask_m = offs_m < M
+        mask_n = offs_n < N
+        # This program's slice of K, a whole number of BLOCK_K (so K-major tiles start on a byte).
+        chunk = ((K + SPLIT_K * BLOCK_K - 1) // (SPLIT_K * BLOCK_K)) * BLOCK_K
+        k_lo = pid_k * chunk
+        k_hi = tl.minimum(k_lo + chunk, K)
+        one_group = group_size % BLOCK_K == 0
+        acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.float32)
+        for k0 in range(k_lo, k_hi, BLOCK_K):
+            offs_k = k0 + tl.arange(0, BLOCK_K)
+            mask_k = offs_k < k_hi
+            xt = tl.load(x_ptr + offs_m[:, None] * K + offs_k[None, :],
+                         mask=mask_m[:, None] & mask_k[None, :], other=0.0).to(tl.float32)
+            if one_group:
+                wt = decode_tile(p_ptr, s_ptr, z_ptr, offs_k, offs_n, k0, mask_k, mask_n, N, KB, group_size,
+                                 BITS, KMAJOR, HAS_ZEROS, True, BLOCK_K, BLOCK_N)
+            else:
+                wt = decode_tile(p_ptr, s_ptr, z_ptr, offs_k, offs_n, k0, mask_k, mask_n, N, KB, group_size,
+                                 BITS, KMAJOR, HAS_ZEROS, False, BLOCK_K, BLOCK_N)
+            wt = tl.where(mask_k[:, None], wt, 0.0)
+            acc += tl.reduce(xt[:, :, None] * wt[None, :, :], 1, add)
+        if HAS_BIAS:
+            bias = tl.load(b_ptr + offs_n, mask=mask_n & (pid_k == 0), other=0.0).to(tl.float32)
+            acc = acc + bias[None, :]
+        out_ptrs = out_ptr + offs_m[:, None] * N + offs_n[None, :]
+        if SPLIT_K == 1:
+            tl.store(out_ptrs, acc, mask=mask_m[:, None] & mask_n[None, :])
+        else:
+            tl.atomic_add(out_ptrs, acc, mask=mask_m[:, None] & mask_n[None, :])
 
     @triton.autotune(configs=_configs(interpret, int8=True), key=["M", "N", "K", "G"])
     @triton.jit
     def w8a8_kernel(
-        x_ptr, xs_ptr, p_ptr, s_ptr, out_ptr,
-        M, N, K, G, group_size,
+        x_ptr, xs_ptr, p_ptr, s_ptr, ws_ptr, b_ptr, out_ptr,
+        M, N, K, G, group_size, x_offset,
+        HAS_OFFSET: tl.constexpr, HAS_BIAS: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):
         pid_m = tl.program_id(0)
@@ -144,7 +269,7 @@ def _define(interpret: bool) -> SimpleNamespace:
         x_scale = tl.load(xs_ptr + offs_m, mask=mask_m, other=0.0)
         acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.float32)
         for g in range(0, G):
-            w_scale = tl.load(s_ptr + offs_n * G + g, mask=mask_n, other=0.0)
+            w_scale = tl.load(s_ptr + g * N + offs_n, mask=mask_n, other=0.0)
             k_start = g * group_size
             k_end = tl.minimum(k_start + group_size, K)
             acc_i = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.int32)
@@ -153,21 +278,28 @@ def _define(interpret: bool) -> SimpleNamespace:
                 mask_k = offs_k < k_end
                 xt = tl.load(x_ptr + offs_m[:, None] * K + offs_k[None, :],
                              mask=mask_m[:, None] & mask_k[None, :], other=0)
-                byte = tl.load(p_ptr + offs_n[None, :] * K + offs_k[:, None],
+                # K-major int8 codes: contiguous along N
+                byte = tl.load(p_ptr + offs_k[:, None] * N + offs_n[None, :],
                                mask=mask_k[:, None] & mask_n[None, :], other=128)
                 wt = (byte.to(tl.int32) - 128).to(tl.int8)
                 acc_i = tl.dot(xt, wt, acc_i, out_dtype=tl.int32)
+            if HAS_OFFSET:
+                # Static asymmetric activations: sum_k (x_int8 + offset) * w = acc + offset * sum_k w, exactly.
+                acc_i += x_offset * tl.load(ws_ptr + g * N + offs_n, mask=mask_n, other=0)[None, :]
             # Same rounding order as the reference: ((acc * x_scale) * w_scale), then added to the running sum.
             acc = acc + (acc_i.to(tl.float32) * x_scale[:, None]) * w_scale[None, :]
+        if HAS_BIAS:
+            acc = acc + tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
         out_ptrs = out_ptr + offs_m[:, None] * N + offs_n[None, :]
-        tl.store(out_ptrs, acc, mask=mask_m[:, None] & mask_n[None, :])
+        tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
     @triton.autotune(configs=_configs(interpret), key=["M", "N", "K", "BITS"])
     @triton.jit
     def lut_kernel(
-        x_ptr, p_ptr, cb_ptr, out_ptr,
+        x_ptr, p_ptr, cb_ptr, b_ptr, out_ptr,
         M, N, K, KB,
-        BITS: tl.constexpr, PER_ROW: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr,
+        BITS: tl.constexpr, KMAJOR: tl.constexpr, PER_ROW: tl.constexpr, STAGED: tl.constexpr,
+        HAS_BIAS: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):
         pid_m = tl.program_id(0)
@@ -176,6 +308,14 @@ def _define(interpret: bool) -> SimpleNamespace:
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_m = offs_m < M
         mask_n = offs_n < N
+        ENTRIES: tl.constexpr = 1 << BITS
+        if STAGED:  # the codebook (or this block's rows of it) in registers, (ENTRIES, BLOCK_N)
+            offs_e = tl.arange(0, ENTRIES)
+            if PER_ROW:
+                table = tl.load(cb_ptr + offs_n[None, :] * ENTRIES + offs_e[:, None], mask=mask_n[None, :],
+                                other=0.0)
+            else:
+                table = tl.broadcast_to(tl.load(cb_ptr + offs_e)[:, None], (ENTRIES, BLOCK_N))
         acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.float32)
         for k0 in range(0, K, BLOCK_K):
             offs_k = k0 + tl.arange(0, BLOCK_K)
@@ -183,21 +323,57 @@ def _define(interpret: bool) -> SimpleNamespace:
             mask_kn = mask_k[:, None] & mask_n[None, :]
             xt = tl.load(x_ptr + offs_m[:, None] * K + offs_k[None, :],
                          mask=mask_m[:, None] & mask_k[None, :], other=0.0)
-            byte = tl.load(p_ptr + offs_n[None, :] * KB + offs_k[:, None] // (8 // BITS), mask=mask_kn, other=0)
-            idx = (byte.to(tl.int32) >> ((offs_k[:, None] % (8 // BITS)) * BITS)) & ((1 << BITS) - 1)
-            if PER_ROW:
-                wt = tl.load(cb_ptr + offs_n[None, :] * (1 << BITS) + idx, mask=mask_kn, other=0.0)
+            if KMAJOR:
+                PER: tl.constexpr = 8 // BITS
+                offs_kb = k0 // PER + tl.arange(0, BLOCK_K // PER)
+                byte = tl.load(p_ptr + offs_kb[:, None] * N + offs_n[None, :],
+                               mask=(offs_kb[:, None] < KB) & mask_n[None, :], other=0).to(tl.int32)
+                if PER == 1:
+                    idx = byte
+                else:
+                    shifts = tl.arange(0, PER) * BITS
+                    idx = (byte[:, None, :] >> shifts[None, :, None]) & (ENTRIES - 1)
+                    idx = tl.reshape(idx, (BLOCK_K, BLOCK_N))
+            else:
+                bit = offs_k[:, None] * BITS
+                b0 = tl.load(p_ptr + offs_n[None, :] * KB + bit // 8, mask=mask_kn, other=0).to(tl.int32)
+                b1 = tl.load(p_ptr + offs_n[None, :] * KB + bit // 8 + 1, mask=mask_kn & (bit // 8 + 1 < KB),
+                             other=0).to(tl.int32)
+                idx = ((b0 | (b1 << 8)) >> (bit % 8)) & (ENTRIES - 1)
+            if STAGED:
+                wt = tl.gather(table, idx, 0)
+            elif PER_ROW:
+                wt = tl.load(cb_ptr + offs_n[None, :] * ENTRIES + idx, mask=mask_kn, other=0.0)
             else:
                 wt = tl.load(cb_ptr + idx, mask=mask_kn, other=0.0)
+            wt = tl.where(mask_kn, wt, 0.0)
             if UPCAST:
                 xt = xt.to(tl.float32)
             else:
                 wt = wt.to(xt.dtype)
             acc = tl.dot(xt, wt, acc, input_precision=PRECISION)
+        if HAS_BIAS:
+            acc = acc + tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
         out_ptrs = out_ptr + offs_m[:, None] * N + offs_n[None, :]
-        tl.store(out_ptrs, acc, mask=mask_m[:, None] & mask_n[None, :])
+        tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
-    return SimpleNamespace(weight_only=weight_only_kernel, w8a8=w8a8_kernel, lut=lut_kernel)
+    return SimpleNamespace(weight_only=weight_only_kernel, gemv=gemv_kernel, w8a8=w8a8_kernel, lut=lut_kernel)
+
+
+#: Jitted helpers the interpreter finds in this module's globals (the compiler finds them as closure variables).
+_INTERPRETER_HELPERS = ("decode_tile", "add")
+
+
+@contextlib.contextmanager
+def compiler_scope():
+    """Hide the interpreter's helpers from this module's globals while compiling for a GPU in a process that also
+    ran the interpreter: the compiler resolves a global before a closure variable and refuses interpreted ones.
+    Only a test session mixes the two (ahead-of-time compile tests beside interpreter tests)."""
+    saved = {name: globals().pop(name) for name in _INTERPRETER_HELPERS if name in globals()}
+    try:
+        yield
+    finally:
+        globals().update(saved)
 
 
 def _grid(m: int, n: int):
@@ -214,58 +390,126 @@ def _check_common(x: Tensor, packed: Tensor, shape: tuple[int, int], bits: int) 
     assert x.device == packed.device, f"x is on {x.device}, the weight on {packed.device}"
 
 
-def _float_options(x: Tensor) -> tuple[bool, str]:
+def _check_bias(bias: Tensor | None, n: int, device: torch.device) -> Tensor | None:
+    if bias is None:
+        return None
+    assert tuple(bias.shape) == (n,) and bias.device == device, f"bias must be ({n},) on {device}"
+    return bias.contiguous()
+
+
+def _float_options(x: Tensor, upcast: bool | None) -> tuple[bool, str]:
     assert x.dtype in (torch.float16, torch.bfloat16, torch.float32), f"x has dtype {x.dtype}"
-    interpret = interpret_mode()
-    upcast = interpret or x.dtype == torch.float32
+    if upcast is None:
+        upcast = interpret_mode() or x.dtype == torch.float32
+    assert upcast or x.dtype != torch.float32, "upcast=False needs a float16 or bfloat16 x"
     return upcast, "ieee" if upcast else "tf32"
 
 
-def weight_only_matmul_triton(x: Tensor, w: QuantizedWeight) -> Tensor:
-    """Fused dequantize + GEMM ``x @ w.dequantize().T`` for ``bits`` in 1, 2, 4, 8; float32 ``(M, N)`` out."""
+def _kmajor(bits: int) -> bool:
+    return bits in ALIGNED_BITS
+
+
+def _packed_for_kernel(w: QuantizedWeight | CodebookWeight) -> Tensor:
+    return w.packed_kmajor() if _kmajor(w.bits) else w.packed
+
+
+def weight_only_matmul_triton(
+    x: Tensor,
+    w: QuantizedWeight,
+    bias: Tensor | None = None,
+    out_dtype: torch.dtype | None = None,
+    upcast: bool | None = None,
+    gemv: bool | None = None,
+) -> Tensor:
+    """Fused dequantize + GEMM ``x @ w.dequantize().T (+ bias)`` for ``bits`` 1 to 8; ``(M, N)`` in ``out_dtype``
+    (float32 by default).
+
+    ``gemv``: ``None`` takes the split-K GEMV kernel for ``M <= GEMV_MAX_M``; ``True``/``False`` force it or the
+    tiled GEMM (tests use both). ``upcast``: ``None`` computes in float32 under the interpreter and for float32
+    ``x``, else in ``x.dtype`` on the tensor cores; ``False`` forces the half-precision branch (fp16 only is
+    right in the interpreter).
+    """
     assert w.bits in KERNEL_BITS, f"the weight-only kernel reads bits {KERNEL_BITS}, got {w.bits}"
     _check_common(x, w.packed, w.shape, w.bits)
-    assert w.scales.is_contiguous() and (w.zeros is None or w.zeros.is_contiguous())
-    upcast, precision = _float_options(x)
     m, (n, k) = x.shape[0], w.shape
-    out = torch.empty(m, n, dtype=torch.float32, device=x.device)
-    zeros = w.scales if w.zeros is None else w.zeros  # an unused pointer when symmetric
-    _kernels(interpret_mode()).weight_only[_grid(m, n)](
-        x, w.packed, w.scales, zeros, out,
-        m, n, k, w.packed.shape[1], w.num_groups, w.group_size,
-        BITS=w.bits, HAS_ZEROS=w.zeros is not None, UPCAST=upcast, PRECISION=precision,
+    bias = _check_bias(bias, n, x.device)
+    out_dtype = out_dtype or torch.float32
+    scales = w.scales_kmajor()
+    zeros = scales if w.zeros is None else w.zeros_kmajor()  # an unused pointer when symmetric
+    packed = _packed_for_kernel(w)
+    kernels = _kernels(interpret_mode())
+    common = dict(BITS=w.bits, KMAJOR=_kmajor(w.bits), HAS_ZEROS=w.zeros is not None, HAS_BIAS=bias is not None)
+    b_arg = scales if bias is None else bias
+    kb = w.packed.shape[1]
+    if gemv if gemv is not None else m <= GEMV_MAX_M:
+        assert m <= 16, f"the GEMV kernel takes at most 16 rows, got {m}"
+        acc = torch.zeros(m, n, dtype=torch.float32, device=x.device)
+        block_m = max(1, triton.next_power_of_2(m))
+        kernels.gemv[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), meta["SPLIT_K"])](
+            x, packed, scales, zeros, b_arg, acc, m, n, k, kb, w.num_groups, w.group_size,
+            BLOCK_M=block_m, **common,
+        )
+        return acc if out_dtype == torch.float32 else acc.to(out_dtype)
+    use_upcast, precision = _float_options(x, upcast)
+    out = torch.empty(m, n, dtype=out_dtype, device=x.device)
+    kernels.weight_only[_grid(m, n)](
+        x, packed, scales, zeros, b_arg, out, m, n, k, kb, w.num_groups, w.group_size,
+        UPCAST=use_upcast, PRECISION=precision, **common,
     )
     return out
 
 
-def w8a8_matmul_triton(x_int8: Tensor, x_scale: Tensor, w: QuantizedWeight) -> Tensor:
-    """Int8 x int8 GEMM with int32 accumulation per scale group and fused rescale; float32 ``(M, N)`` out."""
+def w8a8_matmul_triton(
+    x_int8: Tensor,
+    x_scale: Tensor,
+    w: QuantizedWeight,
+    bias: Tensor | None = None,
+    out_dtype: torch.dtype | None = None,
+    x_offset: int = 0,
+) -> Tensor:
+    """Int8 x int8 GEMM with int32 accumulation per scale group and fused rescale (+ bias); ``(M, N)`` out.
+
+    ``x_offset``: an integer added to every activation code (static asymmetric activations stored as
+    ``code - 128`` in int8 use ``128 - zero_point``), folded in exactly through per-group weight sums.
+    """
     assert w.bits == 8 and w.zeros is None, "W8A8 needs an 8-bit symmetric weight"
     assert x_int8.dtype == torch.int8, f"x_int8 has dtype {x_int8.dtype}"
     _check_common(x_int8, w.packed, w.shape, 8)
     assert x_scale.dtype == torch.float32 and x_scale.is_contiguous() and tuple(x_scale.shape) == (x_int8.shape[0],)
-    assert w.scales.is_contiguous()
+    assert isinstance(x_offset, int) and abs(x_offset) <= 255, f"x_offset must be an int in [-255, 255], got {x_offset}"
     m, (n, k) = x_int8.shape[0], w.shape
-    out = torch.empty(m, n, dtype=torch.float32, device=x_int8.device)
+    bias = _check_bias(bias, n, x_int8.device)
+    out = torch.empty(m, n, dtype=out_dtype or torch.float32, device=x_int8.device)
+    scales = w.scales_kmajor()
+    wsum = w.int8_group_sums() if x_offset else scales
     _kernels(interpret_mode()).w8a8[_grid(m, n)](
-        x_int8, x_scale, w.packed, w.scales, out,
-        m, n, k, w.num_groups, w.group_size,
+        x_int8, x_scale, w.packed_kmajor(), scales, wsum, scales if bias is None else bias, out,
+        m, n, k, w.num_groups, w.group_size, x_offset,
+        HAS_OFFSET=x_offset != 0, HAS_BIAS=bias is not None,
         enable_fp_fusion=False,  # keep the rescale's rounding identical to the reference
     )
     return out
 
 
-def lut_matmul_triton(x: Tensor, w: CodebookWeight) -> Tensor:
-    """Codebook lookup fused in the GEMM inner loop, for ``bits`` in 1, 2, 4, 8; float32 ``(M, N)`` out."""
+def lut_matmul_triton(
+    x: Tensor,
+    w: CodebookWeight,
+    bias: Tensor | None = None,
+    out_dtype: torch.dtype | None = None,
+    upcast: bool | None = None,
+) -> Tensor:
+    """Codebook lookup fused in the GEMM inner loop (+ bias), for ``bits`` 1 to 8; ``(M, N)`` in ``out_dtype``."""
     assert w.bits in KERNEL_BITS, f"the LUT kernel reads bits {KERNEL_BITS}, got {w.bits}"
     _check_common(x, w.packed, w.shape, w.bits)
     assert w.codebook.is_contiguous() and w.codebook.shape[-1] == 2**w.bits
-    upcast, precision = _float_options(x)
+    use_upcast, precision = _float_options(x, upcast)
     m, (n, k) = x.shape[0], w.shape
-    out = torch.empty(m, n, dtype=torch.float32, device=x.device)
+    bias = _check_bias(bias, n, x.device)
+    out = torch.empty(m, n, dtype=out_dtype or torch.float32, device=x.device)
     _kernels(interpret_mode()).lut[_grid(m, n)](
-        x, w.packed, w.codebook, out,
+        x, _packed_for_kernel(w), w.codebook, w.codebook if bias is None else bias, out,
         m, n, k, w.packed.shape[1],
-        BITS=w.bits, PER_ROW=w.per_row, UPCAST=upcast, PRECISION=precision,
+        BITS=w.bits, KMAJOR=_kmajor(w.bits), PER_ROW=w.per_row, STAGED=2**w.bits <= STAGED_CODEBOOK,
+        HAS_BIAS=bias is not None, UPCAST=use_upcast, PRECISION=precision,
     )
     return out
