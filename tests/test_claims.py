@@ -32,19 +32,19 @@ def test_f1_supported_when_distillation_is_better_beyond_the_spread():
                               "equal-total": Verdict.NOT_TESTABLE}
     assert "no equal-total students" in check.summary
     assert check.source == "measured" and check.basis == "survey abstract" and check.seeds == 3
-    row = check.table.iloc[0]
+    row = check.evidence.iloc[0]
     assert row["distilled"] == "distill w0.5" and row["pruned"] == "prune 50% + finetune"
     assert row["distilled_mean"] == pytest.approx(11.0) and row["pruned_mean"] == pytest.approx(21.0)
     assert row["distilled_spread"] == pytest.approx(1.0) and row["distilled_seeds"] == 3
     assert row["margin"] == pytest.approx(10.0)  # lower FID is better: positive means distillation wins
-    text = check.summary()
+    text = check.summary
     assert "supported" in text and "11" in text and "21" in text and "+10" in text
 
 
 def test_f1_contradicted_when_pruning_is_better():
     check = distillation_vs_pruning(duel([20.0, 21.0, 22.0], [10.0, 11.0, 12.0]))
     assert check.verdict == Verdict.CONTRADICTED
-    assert check.table.iloc[0]["margin"] == pytest.approx(-10.0)
+    assert check.evidence.iloc[0]["margin"] == pytest.approx(-10.0)
 
 
 def test_f1_respects_higher_is_better():
@@ -58,15 +58,15 @@ def test_f1_respects_higher_is_better():
 def test_f1_not_testable_when_macs_differ_by_more_than_the_tolerance():
     records = duel([10.0, 11.0], [20.0, 21.0], kd_macs=1.0e6, pruned_macs=1.15e6)
     check = distillation_vs_pruning(records)
-    assert check.verdict == Verdict.NOT_TESTABLE and check.table.empty
-    assert "no MAC budget" in check.summary()
+    assert check.verdict == Verdict.NOT_TESTABLE and check.evidence.empty
+    assert "no MAC budget" in check.summary
     assert distillation_vs_pruning(records, mac_tolerance=0.2).verdict == Verdict.SUPPORTED
 
 
 def test_f1_inconclusive_when_spreads_overlap():
     check = distillation_vs_pruning(duel([10.0, 14.0, 18.0], [12.0, 15.0, 18.0]))
     assert check.verdict == Verdict.MIXED
-    assert check.table.iloc[0]["outcome"] == "within seed spread"
+    assert check.evidence.iloc[0]["outcome"] == "within seed spread"
 
 
 def test_f1_takes_the_best_of_each_family_per_budget_and_combines_benchmarks():
@@ -80,7 +80,7 @@ def test_f1_takes_the_best_of_each_family_per_budget_and_combines_benchmarks():
     assert check.verdicts == {"equal-finetune": Verdict.MIXED, "equal-finetune: mnist-dcgan": Verdict.CONTRADICTED,
                               "equal-finetune: gaussians-mlp": Verdict.SUPPORTED, "equal-total": Verdict.NOT_TESTABLE}
     assert check.verdict == Verdict.MIXED
-    assert set(check.table["pruned"]) == {"prune 50% + longer finetune", "prune 50% + finetune"}
+    assert set(check.evidence["pruned"]) == {"prune 50% + longer finetune", "prune 50% + finetune"}
 
 
 def test_f1_reads_records_written_by_the_results_store(tmp_path):
@@ -100,7 +100,7 @@ def test_f1_reads_records_written_by_the_results_store(tmp_path):
     store.write("02_distillation", records)
     check = distillation_vs_pruning(store.load_all())
     assert check.verdict == Verdict.SUPPORTED
-    row = check.table.iloc[0]
+    row = check.evidence.iloc[0]
     # The fine-tuned pruned model is the one distillation must beat, told apart by its settings.
     assert "true" in row["pruned"] and row["pruned_mean"] == pytest.approx(15.1)
     assert row["margin"] == pytest.approx(20.05 - 15.1)
@@ -121,8 +121,8 @@ def test_f4_flips_with_the_memory_share():
     memory_heavy = {"mnist-dcgan": dict(compute_uj=1.0, weight_dram_uj=3.0, activation_uj=1.0)}
     check = premise_memory_dominates(memory_heavy)
     assert check.verdict == Verdict.SUPPORTED
-    assert check.table.iloc[0]["memory_share"] == pytest.approx(0.8)
-    assert "80%" in check.summary()
+    assert check.evidence.iloc[0]["memory_share"] == pytest.approx(0.8)
+    assert "80%" in check.summary
     compute_heavy = pd.DataFrame([dict(benchmark="mnist-dcgan", compute_uj=5.0, weight_dram_uj=1.0,
                                        activation_uj=1.0)])
     assert premise_memory_dominates(compute_heavy).verdict == Verdict.CONTRADICTED
@@ -167,7 +167,7 @@ def test_f1_gives_one_verdict_per_budget_and_says_how_many_seeds():
     assert check.verdicts["equal-finetune"] == Verdict.CONTRADICTED
     assert check.verdicts["equal-total"] == Verdict.SUPPORTED
     assert check.verdict == Verdict.MIXED  # the budgets disagree: read the per-budget verdicts
-    assert set(check.table["budget"]) == {"equal-finetune", "equal-total"}
+    assert set(check.evidence["budget"]) == {"equal-finetune", "equal-total"}
     text = check.summary
     assert "equal total budget" in text and "equal fine-tuning budget" in text
     assert "rests on 2 seeds" in text and "indicative only" in text and check.seeds == 2
@@ -183,7 +183,7 @@ def test_checks_share_one_vocabulary():
     assert combine([Verdict.SUPPORTED, Verdict.NOT_TESTABLE]) == Verdict.SUPPORTED
     assert combine([Verdict.SUPPORTED, Verdict.CONTRADICTED]) == Verdict.MIXED
     check = premise_memory_dominates({"m": dict(compute_uj=1.0, weight_dram_uj=3.0, activation_uj=1.0)})
-    assert isinstance(check, Check) and check.summary() == check.summary  # older call spelling still works
+    assert isinstance(check, Check) and isinstance(check.summary, str)
     assert checks_frame([check]).loc[0, "verdict"] == "supported"
     with pytest.raises(GanSurveyError, match="unknown verdict 'maybe'"):
         Verdict.of("maybe")

@@ -330,7 +330,7 @@ def test_precision_claims_follow_the_numbers():
     frame = pd.DataFrame(rows)
     check = precision_collapse(frame)
     assert str(check.verdict) == "supported" and check.seeds == 2
-    assert check.table.set_index("weight_bits")["collapsed"].to_dict() == {8: False, 4: False, 2: True}
+    assert check.evidence.set_index("weight_bits")["collapsed"].to_dict() == {8: False, 4: False, 2: True}
     assert "collapses below 4 bits" in check.summary
     worse_qat = frame.assign(primary_value=[v if "quantization-aware" not in t else 70.0
                                             for t, v in zip(frame["technique"], frame["primary_value"], strict=True)])

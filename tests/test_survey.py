@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from gansurvey.checks import GanSurveyError
+from gansurvey.claims.verdict import Verdict
 from gansurvey.records import Measurement, ResultsStore
 from gansurvey.survey import findings as F
 from gansurvey.survey import literature, output, tables
@@ -214,38 +215,38 @@ def _kd_vs_pruning(kd_fid: str) -> list[dict[str, str]]:
 def test_f1_and_f6_flip_when_kd_gets_worse(tmp_path: Path) -> None:
     good = _load(tmp_path, _kd_vs_pruning("60"))
     bad = load_literature(_write(tmp_path, _kd_vs_pruning("90"), "bad.csv"))
-    assert F.check_f1(good).verdict == F.SUPPORTED
-    assert F.check_f1(bad).verdict == F.CONTRADICTED
-    assert F.check_f6(good).verdict == F.SUPPORTED
-    assert F.check_f6(bad).verdict == F.CONTRADICTED
+    assert F.check_f1(good).verdict == Verdict.SUPPORTED
+    assert F.check_f1(bad).verdict == Verdict.CONTRADICTED
+    assert F.check_f6(good).verdict == Verdict.SUPPORTED
+    assert F.check_f6(bad).verdict == Verdict.CONTRADICTED
     assert F.check_f1(good).evidence.loc[0, "basis"] == "fallback: KD at over 2x lower MACs"
     assert F.check_f1(good, macs_factor=4.0).evidence.loc[0, "basis"] == "comparable MACs (within 4x)"
 
 
 def test_f1_without_pruning_rows_is_not_testable(tmp_path: Path) -> None:
     lit = _load(tmp_path, _kd_vs_pruning("60")[::2])
-    assert F.check_f1(lit).verdict == F.UNTESTABLE
+    assert F.check_f1(lit).verdict == Verdict.NOT_TESTABLE
 
 
 def test_f2_and_f5_flip_with_an_encoding_or_lossless_row(tmp_path: Path) -> None:
     base = [_baseline(), _row()]
-    assert F.check_f2(_load(tmp_path, base)).verdict == F.SUPPORTED
+    assert F.check_f2(_load(tmp_path, base)).verdict == Verdict.SUPPORTED
     enc = load_literature(_write(tmp_path, [*base, _row(method="E", work="E", families="encoding")], "e.csv"))
-    assert F.check_f2(enc).verdict == F.CONTRADICTED
+    assert F.check_f2(enc).verdict == Verdict.CONTRADICTED
     lit = _load(tmp_path, base)
-    assert F.check_f5(lit).verdict == F.SUPPORTED
+    assert F.check_f5(lit).verdict == Verdict.SUPPORTED
     lossless = lit.assign(families="pruning;lossless-coding")
-    assert F.check_f5(lossless).verdict == F.CONTRADICTED
+    assert F.check_f5(lossless).verdict == Verdict.CONTRADICTED
 
 
 def test_f3_flips_when_combinations_become_common(tmp_path: Path) -> None:
     rows = [_baseline()] + [_row(method=f"m{i}", work=f"w{i}") for i in range(4)]
     rows[1]["families"] = "pruning;distillation"
-    assert F.check_f3(_load(tmp_path, rows)).verdict == F.SUPPORTED  # 1 of 4
+    assert F.check_f3(_load(tmp_path, rows)).verdict == Verdict.SUPPORTED  # 1 of 4
     rows[2]["families"] = "precision;low-rank"
     lit = load_literature(_write(tmp_path, rows, "two.csv"))
-    assert F.check_f3(lit).verdict == F.CONTRADICTED  # 2 of 4 > 1/3
-    assert F.check_f3(lit, max_share=0.5).verdict == F.SUPPORTED
+    assert F.check_f3(lit).verdict == Verdict.CONTRADICTED  # 2 of 4 > 1/3
+    assert F.check_f3(lit, max_share=0.5).verdict == Verdict.SUPPORTED
 
 
 def test_f4_follows_the_energy_table() -> None:
@@ -257,10 +258,10 @@ def test_f4_follows_the_energy_table() -> None:
             "mark": ["V", "V", "V"],
         }
     )
-    assert F.check_f4(table).verdict == F.SUPPORTED
-    assert F.check_f4(table.assign(energy_pj=[3.7, 200.0, 1.0])).verdict == F.CONTRADICTED
-    assert F.check_f4(table.assign(mark=["V", "UNVERIFIED", "V"])).verdict == F.UNTESTABLE
-    assert F.check_f4(None).verdict == F.UNTESTABLE
+    assert F.check_f4(table).verdict == Verdict.SUPPORTED
+    assert F.check_f4(table.assign(energy_pj=[3.7, 200.0, 1.0])).verdict == Verdict.CONTRADICTED
+    assert F.check_f4(table.assign(mark=["V", "UNVERIFIED", "V"])).verdict == Verdict.NOT_TESTABLE
+    assert F.check_f4(None).verdict == Verdict.NOT_TESTABLE
 
 
 def test_f7_flips_when_thinet_keeps_its_quality(tmp_path: Path) -> None:
@@ -271,8 +272,8 @@ def test_f7_flips_when_thinet_keeps_its_quality(tmp_path: Path) -> None:
             _row(**common, method="ThiNet on G", work="ThiNet (Luo et al.)", value=thinet),
         ]
 
-    assert F.check_f7(_load(tmp_path, rows("0.2"))).verdict == F.SUPPORTED
-    assert F.check_f7(load_literature(_write(tmp_path, rows("0.45"), "b.csv"))).verdict == F.CONTRADICTED
+    assert F.check_f7(_load(tmp_path, rows("0.2"))).verdict == Verdict.SUPPORTED
+    assert F.check_f7(load_literature(_write(tmp_path, rows("0.45"), "b.csv"))).verdict == Verdict.CONTRADICTED
 
 
 def test_f8_flips_when_protocols_agree(tmp_path: Path) -> None:
@@ -280,9 +281,9 @@ def test_f8_flips_when_protocols_agree(tmp_path: Path) -> None:
         _baseline(variant="orig"),
         _baseline(variant="orig", method="Original, other protocol", protocol="Q"),
     ]
-    assert F.check_f8(_load(tmp_path, rows)).verdict == F.CONTRADICTED  # same value under both protocols
+    assert F.check_f8(_load(tmp_path, rows)).verdict == Verdict.CONTRADICTED  # same value under both protocols
     rows[1]["value"] = "54"
-    assert F.check_f8(load_literature(_write(tmp_path, rows, "b.csv"))).verdict == F.SUPPORTED
+    assert F.check_f8(load_literature(_write(tmp_path, rows, "b.csv"))).verdict == Verdict.SUPPORTED
 
 
 def test_findings_on_committed_data_have_verdicts_and_evidence() -> None:

@@ -90,7 +90,7 @@ def _energy_frame(totals) -> pd.DataFrame:
 
 def _f4_summary(check: Check) -> str:
     parts = []
-    for r in check.table.itertuples():
+    for r in check.evidence.itertuples():
         parts.append(
             f"{r.benchmark}: memory {r.memory_uj:.3g} µJ (weights {r.weight_dram_uj:.3g}, activations "
             f"{r.activation_uj:.3g}) vs arithmetic {r.compute_uj:.3g} µJ, a memory share of "

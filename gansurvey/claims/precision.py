@@ -106,7 +106,7 @@ def precision_collapse(records: pd.DataFrame, tolerance: float = 0.5, granularit
 
 def _pq_summary(check: Check) -> str:
     parts = []
-    for bench, rows in check.table.groupby("benchmark", sort=False):
+    for bench, rows in check.evidence.groupby("benchmark", sort=False):
         holding = rows[rows["post_training_holds"] & ~rows["collapsed"]]["weight_bits"]
         collapsed = rows[rows["collapsed"]]
         metric = rows["metric"].iloc[0]
@@ -174,7 +174,7 @@ def mixed_vs_uniform(records: pd.DataFrame, tolerance: float = 0.01, profile: st
     parts = [f"{r.benchmark} at the bytes of {r.budget_bits}-bit weights: mixed {r.mixed:.4g} vs uniform "
              f"{r.uniform:.4g} ({r.metric}; {abs(r.relative_gain):.1%} {'better' if r.relative_gain > 0 else 'worse'}"
              f"; {r.mixed_stored_bytes} vs {r.uniform_stored_bytes} stored bytes) -> {r.verdict}."
-             for r in check.table.itertuples()]
+             for r in check.evidence.itertuples()]
     parts.append(f"A difference counts beyond {tolerance:.0%} and beyond the spread over seeds.")
     check.summary = " ".join(parts + [f"Note: {x}." for x in check.notes])
     return check

@@ -58,7 +58,7 @@ def winning_ticket(records: pd.DataFrame, ticket: str = "lottery ticket", contro
 
 def _lt_summary(check: Check) -> str:
     parts = []
-    for r in check.table.itertuples():
+    for r in check.evidence.itertuples():
         parts.append(f"{r.benchmark}: ticket {r.ticket:.4g}, dense {r.dense:.4g}, random re-init "
                      f"{r.random_reinit:.4g} ({r.metric}); the ticket is {abs(r.relative_gap_to_dense):.0%} "
                      f"{'worse' if r.relative_gap_to_dense < 0 else 'better'} than dense and "

@@ -77,13 +77,6 @@ def combine(verdicts: Iterable[Verdict | str]) -> Verdict:
     return testable.pop() if len(testable) == 1 else Verdict.MIXED
 
 
-class Summary(str):
-    """A check's summary text; calling it returns the text too (``check.summary()``, the older spelling)."""
-
-    def __call__(self) -> str:
-        return str(self)
-
-
 @dataclass
 class Check:
     """A claim checked against numbers: the verdict, why, and the table behind it.
@@ -114,11 +107,6 @@ class Check:
     basis: str = "survey abstract"
     seeds: int | None = None
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "summary":
-            value = Summary(value)
-        super().__setattr__(name, value)
-
     def __post_init__(self) -> None:
         self.verdict = Verdict.of(self.verdict)
         self.verdicts = {str(k): Verdict.of(v) for k, v in self.verdicts.items()}
@@ -127,11 +115,6 @@ class Check:
         if not isinstance(self.evidence, pd.DataFrame):
             raise GanSurveyError(f"evidence of {self.id} must be a pandas DataFrame, got "
                                  f"{type(self.evidence).__name__}")
-
-    @property
-    def table(self) -> pd.DataFrame:
-        """The evidence table (the name measured checks used before)."""
-        return self.evidence
 
     def provenance(self) -> str:
         """``literature; claim from the survey abstract`` or ``measured on 3 seeds; claim from ...``."""

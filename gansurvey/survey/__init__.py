@@ -6,7 +6,7 @@ Submodules: ``literature`` (load, validate, derive), ``tables`` (Markdown/LaTeX/
 ``findings`` (F1-F8), ``figures`` (trade-off plots and the coverage heat map), ``output`` (``write_tables``).
 """
 
-from gansurvey.survey.findings import VERDICTS, Check, Finding, check_all, findings_frame
+from gansurvey.survey.findings import VERDICTS, Check, check_all, findings_frame
 from gansurvey.survey.literature import (
     FAMILIES,
     LOSSY_FAMILIES,
@@ -28,7 +28,6 @@ __all__ = [
     "LOSSY_FAMILIES",
     "VERDICTS",
     "Check",
-    "Finding",
     "LiteratureDataError",
     "benchmarks",
     "check_all",

@@ -20,9 +20,7 @@ from gansurvey.survey.literature import FAMILIES, LOSSY_FAMILIES, family_label, 
 from gansurvey.survey.tables import family_coverage, technique_matrix
 
 # Compatibility names: the words of :class:`Verdict`, and the old name of the check type.
-SUPPORTED, CONTRADICTED, UNTESTABLE = Verdict.SUPPORTED, Verdict.CONTRADICTED, Verdict.NOT_TESTABLE
-Finding = Check
-__all__ = ["VERDICTS", "Check", "Finding", "check_all", "findings_frame"]
+__all__ = ["VERDICTS", "Check", "check_all", "findings_frame"]
 #: Findings use numbers read in a source, read off a figure, or derived from those; not inferred or recalled.
 DEFAULT_MARKS = ("V", "V-fig", "D")
 #: Families that are not compression at all but are allowed beside the lossy ones (KD works search students).
@@ -155,13 +153,13 @@ def check_f1(
         return _finding(
             "F1",
             claim,
-            UNTESTABLE,
+            Verdict.NOT_TESTABLE,
             "No benchmark has pruning-only and KD rows priced under one protocol with a decisive difference.",
             evidence,
             params,
         )
     wins = int((decisive["outcome"] == "KD better").sum())
-    verdict = SUPPORTED if wins == len(decisive) else CONTRADICTED
+    verdict = Verdict.SUPPORTED if wins == len(decisive) else Verdict.CONTRADICTED
     lines = [
         f"KD is better in {wins} of {len(decisive)} decisive same-protocol comparisons "
         f"({len(evidence) - len(decisive)} tie or cannot be compared)."
@@ -196,7 +194,7 @@ def check_f2(lit: pd.DataFrame, marks: tuple[str, ...] = DEFAULT_MARKS + ("I", "
     params = {"marks": list(marks)}
     if rows.empty:
         return _finding(
-            "F2", claim, UNTESTABLE, "There are no pre-survey compressed rows.", pd.DataFrame(), params
+            "F2", claim, Verdict.NOT_TESTABLE, "There are no pre-survey compressed rows.", pd.DataFrame(), params
         )
     encoding = rows[rows["families"].map(lambda f: "encoding" in family_set(f))]
     coverage = family_coverage(technique_matrix(rows)).reset_index().rename_axis(columns=None)
@@ -205,7 +203,7 @@ def check_f2(lit: pd.DataFrame, marks: tuple[str, ...] = DEFAULT_MARKS + ("I", "
         return _finding(
             "F2",
             claim,
-            SUPPORTED,
+            Verdict.SUPPORTED,
             f"None of the {n_works} pre-survey works uses encoding; works per family are shown.",
             coverage,
             params,
@@ -213,7 +211,7 @@ def check_f2(lit: pd.DataFrame, marks: tuple[str, ...] = DEFAULT_MARKS + ("I", "
     return _finding(
         "F2",
         claim,
-        CONTRADICTED,
+        Verdict.CONTRADICTED,
         f"{encoding['work'].nunique()} pre-survey work(s) use encoding.",
         encoding[["benchmark", "work", "method", "families", "year", "mark", "source"]],
         params,
@@ -236,12 +234,12 @@ def check_f3(
     claim = "Combinations of compression techniques are a research gap: few works combine families."
     params = {"min_families": min_families, "max_share": max_share, "include_post": include_post}
     if matrix.empty:
-        return _finding("F3", claim, UNTESTABLE, "There are no compressed rows.", pd.DataFrame(), params)
+        return _finding("F3", claim, Verdict.NOT_TESTABLE, "There are no compressed rows.", pd.DataFrame(), params)
     combined = matrix[matrix["lossy families"] >= min_families]
     share = len(combined) / len(matrix)
     evidence = matrix.reset_index().sort_values(["lossy families", "work"], ascending=[False, True])
     three = int((matrix["lossy families"] >= 3).sum())
-    verdict = SUPPORTED if share <= max_share else CONTRADICTED
+    verdict = Verdict.SUPPORTED if share <= max_share else Verdict.CONTRADICTED
     summary = (
         f"{len(combined)} of {len(matrix)} works ({share:.0%}) combine {min_families} or more lossy families "
         f"(threshold for 'few': {max_share:.0%}); works combining three or more: {three}"
@@ -277,18 +275,19 @@ def check_f4(
         "marks": list(marks),
     }
     if energy is None or energy.empty:
-        return _finding("F4", claim, UNTESTABLE, "No energy table was given.", pd.DataFrame(), params)
+        return _finding("F4", claim, Verdict.NOT_TESTABLE, "No energy table was given.", pd.DataFrame(), params)
     trusted = energy[energy["mark"].isin(marks)] if "mark" in energy.columns else energy
     dram, mult = _energy_row(trusted, dram_pattern, 32), _energy_row(trusted, mult_pattern, 32)
     if dram.empty or mult.empty:
         missing = "a 32-bit DRAM access" if dram.empty else "a 32-bit float multiply"
-        return _finding("F4", claim, UNTESTABLE, f"The energy table has no row for {missing}.", energy, params)
+        return _finding("F4", claim, Verdict.NOT_TESTABLE, f"The energy table has no row for {missing}.", energy,
+                        params)
     dram_pj, mult_pj = float(dram["energy_pj"].iloc[0]), float(mult["energy_pj"].iloc[0])
     ratio = dram_pj / mult_pj
     evidence = energy.assign(
         **{"relative to 32-bit float mult": pd.to_numeric(energy["energy_pj"], errors="coerce") / mult_pj}
     )
-    verdict = SUPPORTED if ratio >= min_ratio else CONTRADICTED
+    verdict = Verdict.SUPPORTED if ratio >= min_ratio else Verdict.CONTRADICTED
     summary = (
         f"A 32-bit DRAM access takes {dram_pj:g} pJ, a 32-bit float multiply {mult_pj:g} pJ: "
         f"{ratio:.0f}x (threshold {min_ratio:g}x)."
@@ -302,7 +301,7 @@ def check_f5(lit: pd.DataFrame, lossy: tuple[str, ...] = LOSSY_FAMILIES) -> Chec
     claim = "The surveyed techniques are all lossy (lossless ones are model-agnostic and left out)."
     params = {"lossy": list(lossy), "auxiliary": list(AUXILIARY_FAMILIES)}
     if rows.empty:
-        return _finding("F5", claim, UNTESTABLE, "There are no compressed rows.", pd.DataFrame(), params)
+        return _finding("F5", claim, Verdict.NOT_TESTABLE, "There are no compressed rows.", pd.DataFrame(), params)
     counts: dict[str, int] = {}
     for families in rows["families"]:
         for family in family_set(families):
@@ -324,7 +323,7 @@ def check_f5(lit: pd.DataFrame, lossy: tuple[str, ...] = LOSSY_FAMILIES) -> Chec
         return _finding(
             "F5",
             claim,
-            SUPPORTED,
+            Verdict.SUPPORTED,
             f"All {len(evidence)} families in the data are lossy or "
             f"auxiliary ({', '.join(evidence['family'])}).{note}",
             evidence,
@@ -333,7 +332,7 @@ def check_f5(lit: pd.DataFrame, lossy: tuple[str, ...] = LOSSY_FAMILIES) -> Chec
     return _finding(
         "F5",
         claim,
-        CONTRADICTED,
+        Verdict.CONTRADICTED,
         f"Families that are not lossy: {', '.join(other['family'])}.{note}",
         evidence,
         params,
@@ -384,14 +383,14 @@ def check_f6(
         return _finding(
             "F6",
             claim,
-            UNTESTABLE,
+            Verdict.NOT_TESTABLE,
             f"{benchmark} has no pure-pruning and KD rows priced under one protocol.",
             evidence,
             params,
         )
     evidence["dominates"] = evidence["lower MACs"] & (evidence["quality"] == "KD better")
     beaten = evidence.groupby(["protocol", "pruning-only"])["dominates"].any()
-    verdict = SUPPORTED if beaten.all() else CONTRADICTED
+    verdict = Verdict.SUPPORTED if beaten.all() else Verdict.CONTRADICTED
     dom = evidence[evidence["dominates"]]
     ratios = (
         f" at {dom['MACs ratio (pruning/KD)'].min():.1f}-{dom['MACs ratio (pruning/KD)'].max():.1f}x "
@@ -438,7 +437,7 @@ def check_f7(
         return _finding(
             "F7",
             claim,
-            UNTESTABLE,
+            Verdict.NOT_TESTABLE,
             "No classifier-recipe row with a quality change vs its baseline.",
             recipe,
             params,
@@ -461,7 +460,7 @@ def check_f7(
     evidence = context[[c for c in cols if c in context.columns]].reset_index(drop=True)
     mean_change = float(recipe["quality_change_rel"].mean())
     others = context[(context["role"] == "compressed") & ~context.index.isin(recipe.index)]
-    verdict = SUPPORTED if mean_change <= -min_loss else CONTRADICTED
+    verdict = Verdict.SUPPORTED if mean_change <= -min_loss else Verdict.CONTRADICTED
     summary = (
         f"{', '.join(recipe['method'].unique())}: mean relative quality change {mean_change:+.0%} over "
         f"{len(recipe)} metric(s) (threshold -{min_loss:.0%})."
@@ -500,7 +499,7 @@ def check_f8(
     per_bench = rows.groupby("benchmark")["protocol"].nunique()
     if not spread:
         verdict, summary = (
-            CONTRADICTED,
+            Verdict.CONTRADICTED,
             "No model is reported with different values under different protocols.",
         )
         evidence = per_bench.rename("protocols").reset_index()
@@ -510,7 +509,7 @@ def check_f8(
             ["benchmark", "method", "variant", "metric", "protocol", "value", "mark", "source"]
         ]
         gaps = pd.Series(spread)
-        verdict = SUPPORTED
+        verdict = Verdict.SUPPORTED
         summary = (
             f"{len(spread)} model(s) get different values under different protocols (spread "
             f"{gaps.min():.2g} to {gaps.max():.3g}); {int((per_bench > 1).sum())} of {len(per_bench)} "
