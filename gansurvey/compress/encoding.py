@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 import math
 import struct
 import zlib
@@ -77,6 +78,7 @@ CODER_CHOICES = (None, *CODERS)
 #: A layer whose weights are at least this fraction exact zeros (and every pruned layer) codes its positions.
 ZERO_FRACTION = 0.25
 
+_LOG = logging.getLogger(__name__)
 _MAGIC = b"GSEN"
 _FORMAT = 2  # 2: the header carries the state checksum (codebook, bias); format 1 streams had none
 # magic, format, coder, bits, positions, numel, coded, pos len, code len, state crc, stream crc
@@ -515,10 +517,27 @@ class CodebookMixin(CompressedLayer):
     #: API on every backend (tests compare the two).
     kernel_mode: ClassVar[str] = "auto"
 
-    def _use_kernel(self, x: torch.Tensor) -> bool:
-        if self.kernel_bits is None or (torch.is_grad_enabled() and self.codebook.requires_grad):
+    def _use_kernel(self, x: torch.Tensor | torch.device | str) -> bool:
+        if torch.is_grad_enabled() and self.codebook.requires_grad:
+            return False
+        if self.kernel_bits is None:
+            if kernels.backend(x) == "triton" and not self.__dict__.get("_fallback_logged"):
+                self.__dict__["_fallback_logged"] = True
+                _LOG.warning("%s: pruned 8-bit sharing needs 9-bit indices, which no kernel reads; this layer runs "
+                             "as reference-dense (the shared dense weight)", self.extra_repr())
             return False
         return self.kernel_mode == "always" or kernels.backend(x) == "triton"
+
+    def engine(self, x: torch.Tensor | torch.device | str | None = None) -> str:
+        """The engine the forward runs on for input ``x`` (or on a device; default: this layer's):
+        ``triton-lut`` (indices looked up inside the GEMM, codes of 1 to 8 bits, a pruned layer's zero as one
+        more entry), ``reference`` (the kernels API's plain-torch reference, ``kernel_mode="always"``) or
+        ``reference-dense`` (the shared dense weight ``codebook[indices]`` through torch's float ops: the CPU
+        default, autograd with a trainable codebook, and 9-bit indices of pruned 8-bit layers, logged once)."""
+        where = self.stream.device if x is None else x
+        if not self._use_kernel(where):
+            return "reference-dense"
+        return kernels.engine(self.kernel_weight(), where)
 
     # -- state dict
 

@@ -29,6 +29,7 @@ input). The dequantized weight is decoded once and cached outside the state (it 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,17 @@ from gansurvey import kernels
 from gansurvey.checks import GanSurveyError, check_choice
 from gansurvey.kernels import QuantizedWeight, pack_codes, unpack_codes
 from gansurvey.layers import CompressedLayer
+
+_LOG = logging.getLogger(__name__)
+
+#: Engines a quantized layer's forward may run on (:meth:`QuantizedLayer.engine` names the one it takes):
+#: ``triton-w8a8`` (int8 x int8 GEMM, int32 accumulation, static activation grid folded in exactly),
+#: ``triton-weight-only`` (codes decoded in the GEMM), ``triton-weight-only-fakequant`` (``activation_bits=8``
+#: with a weight whose values do not fit int8, i.e. 8-bit asymmetric: the input is rounded to its grid in float,
+#: then the weight-only kernel; logged once per layer), ``reference-dense`` / ``reference-dense-fakequant``
+#: (the dequantized weight, decoded once and cached, through torch's float ops).
+LAYER_ENGINES = ("triton-w8a8", "triton-weight-only", "triton-weight-only-fakequant", "reference-dense",
+                 "reference-dense-fakequant")
 
 #: Layer types the precision family quantizes.
 QUANTIZABLE_TYPES = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
@@ -299,7 +311,8 @@ class QuantizedLayer(nn.Module, CompressedLayer):
     :mod:`gansurvey.kernels` (the Triton kernels on a GPU); on the CPU it runs the plain-torch reference with the
     dequantized weight decoded once and cached: weight-only quantization computes in floating point
     (``compute_dtype`` float32), with ``activation_bits=8`` the inputs are quantized to uint8 with a calibrated
-    scale and zero point and the MACs are charged as int8 (Jacob et al. 2018).
+    scale and zero point and the MACs are charged as int8 (Jacob et al. 2018); on the Triton path they run on
+    the W8A8 kernel (int8 x int8, int32 accumulation). :meth:`engine` names the path taken.
     """
 
     kind = ""
@@ -363,6 +376,42 @@ class QuantizedLayer(nn.Module, CompressedLayer):
         ts = [t for t in (self.packed, self.scales, self.zeros) if t is not None]
         return tuple((t.data_ptr(), t._version, str(t.device)) for t in ts)
 
+    def int8_weight(self) -> QuantizedWeight | None:
+        """The weight re-expressed exactly as an 8-bit symmetric :class:`~gansurvey.kernels.QuantizedWeight` (what
+        the W8A8 kernel multiplies): ``code - zero`` as int8 with the same scales (binary's half-integer levels
+        doubled, its scales halved). ``None`` when a value falls outside int8 (8-bit asymmetric grids)."""
+        key = self._key()
+        if self._cache.get("w8_key") != key:
+            qw = self.quantized_weight()
+            zero = qw.zero_points().repeat_interleave(qw.group_size, dim=1)[:, :qw.shape[1]]
+            values, scales = self.codes().to(torch.float32) - zero, qw.scales
+            if self.grid.mode == "binary":  # levels +-0.5: twice the values, half the scales, exactly
+                values, scales = values * 2, scales / 2
+            w8 = None
+            if bool((values == values.round()).all()) and values.min() >= -128 and values.max() <= 127:
+                w8 = QuantizedWeight(pack_codes((values + 128).to(torch.int64), 8), 8, qw.shape,
+                                     scales.contiguous(), None, qw.group_size)
+            self._cache["w8"], self._cache["w8_key"] = w8, key
+        return self._cache["w8"]
+
+    def engine(self, x: Tensor | torch.device | str | None = None) -> str:
+        """The engine the forward runs on for input ``x`` (or on a device; default: this layer's), one of
+        :data:`LAYER_ENGINES`; records name it beside timings."""
+        where = self.packed.device if x is None else x
+        fake = "-fakequant" if self.activation_bits else ""
+        if kernels.backend(where) != "triton":
+            return "reference-dense" + fake
+        if self.activation_bits == 8 and self.int8_weight() is not None:
+            return "triton-w8a8"
+        return "triton-weight-only" + fake
+
+    def _act_qparams(self) -> tuple[float, float]:
+        key = (self.act_qparams.data_ptr(), self.act_qparams._version)
+        if self._cache.get("aq_key") != key:  # read once, not a device sync per forward
+            self._cache["aq"] = (float(self.act_qparams[0]), float(self.act_qparams[1]))
+            self._cache["aq_key"] = key
+        return self._cache["aq"]
+
     def codes(self) -> Tensor:
         """The integer codes ``(N, K)`` (``int64``) of the GEMM matrix."""
         return unpack_codes(self.packed, self.grid.bits, self.geo.cols)
@@ -405,9 +454,17 @@ class QuantizedLayer(nn.Module, CompressedLayer):
         return (torch.clamp(torch.round(x / scale) + zero, 0, 255) - zero) * scale
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self._input(x)
         if kernels.backend(x) == "triton":
-            return self._kernel(x, self.quantized_weight())
+            if self.activation_bits == 8:
+                w8 = self.int8_weight()
+                if w8 is not None:  # the int8 kernel quantizes x on the layer's grid itself
+                    return self._kernel(x, w8, self._act_qparams())
+                if not self.__dict__.get("_fallback_logged"):
+                    self.__dict__["_fallback_logged"] = True
+                    _LOG.warning("%s: weight values exceed int8, so activation_bits=8 runs as "
+                                 "triton-weight-only-fakequant (input rounded in float)", self.extra_repr())
+            return self._kernel(self._input(x), self.quantized_weight())
+        x = self._input(x)
         return self._float(x, self._dense(x.dtype))
 
     def extra_repr(self) -> str:
@@ -422,8 +479,8 @@ class QuantizedLinear(QuantizedLayer):
 
     kind = "linear"
 
-    def _kernel(self, x: Tensor, w: QuantizedWeight) -> Tensor:
-        return kernels.linear(x, w, self.bias)
+    def _kernel(self, x: Tensor, w: QuantizedWeight, act_qparams: tuple[float, float] | None = None) -> Tensor:
+        return kernels.linear(x, w, self.bias, 8 if act_qparams else None, act_qparams)
 
     def _float(self, x: Tensor, w: Tensor) -> Tensor:
         return F.linear(x, w, None if self.bias is None else self.bias.to(x.dtype))
@@ -444,10 +501,10 @@ class QuantizedConv2d(QuantizedLayer):
             return x, self.padding
         return F.pad(x, self._pad, mode=self.padding_mode), 0
 
-    def _kernel(self, x: Tensor, w: QuantizedWeight) -> Tensor:
+    def _kernel(self, x: Tensor, w: QuantizedWeight, act_qparams: tuple[float, float] | None = None) -> Tensor:
         x, padding = self._padded(x)
         return kernels.conv2d(x.contiguous(), w, self.bias, self.stride, padding, self.dilation, self.groups,
-                              self.kernel_size)
+                              self.kernel_size, 8 if act_qparams else None, act_qparams)
 
     def _float(self, x: Tensor, w: Tensor) -> Tensor:
         x, padding = self._padded(x)
@@ -465,10 +522,10 @@ class QuantizedConvTranspose2d(QuantizedLayer):
         self.output_padding, self.groups, self.kernel_size = module.output_padding, module.groups, module.kernel_size
         self.out_channels = module.out_channels
 
-    def _kernel(self, x: Tensor, w: QuantizedWeight) -> Tensor:
+    def _kernel(self, x: Tensor, w: QuantizedWeight, act_qparams: tuple[float, float] | None = None) -> Tensor:
         return kernels.conv_transpose2d(x.contiguous(), w, self.bias, self.stride, self.padding,
                                         self.output_padding, self.dilation, self.groups, self.kernel_size,
-                                        self.out_channels)
+                                        self.out_channels, 8 if act_qparams else None, act_qparams)
 
     def _float(self, x: Tensor, w: Tensor) -> Tensor:
         return F.conv_transpose2d(x, w, None if self.bias is None else self.bias.to(x.dtype), self.stride,
