@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import scipy.linalg
 import torch
-from threadpoolctl import threadpool_limits  # ships with scikit-learn
+from threadpoolctl import threadpool_limits
 
 from gansurvey.metrics.frechet import frechet_from_stats, gaussian_stats
 from gansurvey.metrics.inception import inception_available, inception_features, load_inception

@@ -835,7 +835,7 @@ def _one_thread() -> Iterator[None]:
     try:
         try:
             from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - it comes with scikit-learn
+        except ImportError:  # pragma: no cover - pinned, but an installation without it still factorizes
             limits = contextlib.nullcontext()
         else:
             limits = threadpool_limits(1)
