@@ -63,7 +63,7 @@ def measure(
         record = measure(prune(teacher, MagnitudePruneConfig(0.5)), "mnist-dcgan", technique="magnitude 50%")
         record.family, record.settings["compression"]  # 'pruning', [{'type': 'MagnitudePruneConfig', ...}]
     """
-    bench = benchmark if isinstance(benchmark, Benchmark) else get_benchmark(benchmark)
+    bench = get_benchmark(benchmark)
     check_profile(profile)
     check_number("seed", seed, minimum=0, integer=True)
     check_number("latency_batch", latency_batch, minimum=1, integer=True)

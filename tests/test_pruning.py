@@ -7,7 +7,11 @@ from torch import nn
 
 from gansurvey.checks import GanSurveyError
 from gansurvey.compress import (
+    IMPORTANCES,
+    BNScaleImportance,
     ChannelPruneConfig,
+    Importance,
+    MagnitudeImportance,
     MagnitudePruneConfig,
     apply_masks,
     bake_masks,
@@ -310,6 +314,22 @@ def test_the_criterion_picks_the_channels_it_documents():
         g.net[1].weight.copy_(gamma)
     pruned = prune(g, ChannelPruneConfig(0.25, criterion="bn_scale"))
     assert torch.equal(pruned.net[1].weight, gamma[:24])
+
+
+def test_importance_objects_cite_their_paper_and_configs_store_their_name():
+    assert set(IMPORTANCES) == {"l1", "l2", "bn_scale"}
+    assert all(isinstance(i, Importance) and i.citation and i.name == key for key, i in IMPORTANCES.items())
+    assert "Pruning Filters for Efficient ConvNets" in MagnitudeImportance(p=1).citation
+    assert "Network Slimming" in BNScaleImportance().citation
+    config = ChannelPruneConfig(0.5, criterion=MagnitudeImportance(p=2))
+    assert config.criterion == "l2" and config.importance is IMPORTANCES["l2"]
+    assert ChannelPruneConfig.from_dict(config.to_dict()) == config
+    g = small("dcgan")
+    by_name, by_object = prune(g, ChannelPruneConfig(0.5, criterion="l2")), prune(g, config)
+    assert all(torch.equal(a, b) for a, b in zip(by_name.state_dict().values(), by_object.state_dict().values(),
+                                                    strict=True))
+    with pytest.raises(GanSurveyError, match="p = 1 or 2"):
+        MagnitudeImportance(p=3)
 
 
 def test_round_to_and_discriminators():

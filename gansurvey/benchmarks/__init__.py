@@ -18,12 +18,14 @@ FOLDER_BENCHMARKS = ("pix2pix-folder", "cyclegan-folder")
 _REGISTRY = {cls.name: cls for cls in (GaussiansBenchmark, MnistBenchmark, Edges2DigitsBenchmark, MnistMLPBenchmark)}
 
 
-def get_benchmark(name: str, data_root: str | os.PathLike | None = None, size: int | None = None,
+def get_benchmark(name: str | Benchmark, data_root: str | os.PathLike | None = None, size: int | None = None,
                   **options: Any) -> Benchmark:
     """The benchmark called ``name``: one of :data:`BENCHMARKS`, or of :data:`FOLDER_BENCHMARKS` with a data folder.
+    A :class:`Benchmark` object is returned as it is, so functions that take a benchmark or its name call this
+    once.
 
     Args:
-        name: the benchmark's name.
+        name: the benchmark's name, or a benchmark (then no other argument applies).
         data_root: the image folder of a folder benchmark (see :mod:`gansurvey.data.folders` for the layouts).
         size: image side of a folder benchmark (default 256).
         **options: further options of a folder benchmark (``steps``, ``direction``, ``amp``, ``num_workers``...).
@@ -31,6 +33,11 @@ def get_benchmark(name: str, data_root: str | os.PathLike | None = None, size: i
     Example:
         >>> get_benchmark("pix2pix-folder", data_root="datasets/facades", size=256)  # doctest: +SKIP
     """
+    if isinstance(name, Benchmark):
+        if data_root is not None or size is not None or options:
+            raise GanSurveyError(f"{name.name!r} is already a benchmark object: data_root, size and other options "
+                                 "apply only when building one from its name")
+        return name
     check_choice("benchmark", name, BENCHMARKS + FOLDER_BENCHMARKS)
     if name in FOLDER_BENCHMARKS:
         if data_root is None:

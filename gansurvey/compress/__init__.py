@@ -23,7 +23,15 @@ from gansurvey.compress.base import (
     register,
     registered_configs,
 )
-from gansurvey.compress.channels import ChannelPruneConfig, kept_channels, prune_channels
+from gansurvey.compress.channels import (
+    IMPORTANCES,
+    BNScaleImportance,
+    ChannelPruneConfig,
+    Importance,
+    MagnitudeImportance,
+    kept_channels,
+    prune_channels,
+)
 from gansurvey.compress.distillation import (
     DistillConfig,
     StudentConfig,
@@ -106,6 +114,7 @@ from gansurvey.compress.sparse import (
 __all__ = [
     "FAMILIES", "CompressConfig", "StudentConfig", "chain_method", "compress", "compression_chain",
     "config_from_dict", "family_label", "register", "registered_configs",
+    "BNScaleImportance", "IMPORTANCES", "Importance", "MagnitudeImportance",
     "ChannelPruneConfig", "DistillConfig", "LotteryResult", "MagnitudePruneConfig", "PruneConfig", "SparseConv2d",
     "SparseConvTranspose2d", "SparseLinear", "WeightMask", "apply_masks", "auto_feature_layers", "bake_masks",
     "distill", "distillation_losses", "feature_pairs", "kept_channels", "lottery_ticket", "magnitude_prune",

@@ -5,6 +5,10 @@ BatchNorm, the next layer's inputs, every branch of a residual sum) and removes 
 together; ConvTranspose2d (weight laid out (in, out, k, k)) is handled there. Everything else is ours: which
 layers are kept whole, how many channels go, and the importance score, so the rule is exactly the one
 documented here (Torch-Pruning's own MAC counter is not used: it overcounts transposed convolutions).
+
+Importance criteria follow Torch-Pruning's shape: each is an :class:`Importance` object that scores the channels
+of one dependency group and cites the paper it comes from; :data:`IMPORTANCES` maps the names a
+:class:`ChannelPruneConfig` stores (``"l1"``, ``"l2"``, ``"bn_scale"``) to them.
 """
 
 from __future__ import annotations
@@ -24,8 +28,93 @@ from gansurvey.compress.base import CompressConfig
 from gansurvey.compress.sparse import is_sparse_storage, mask_of
 from gansurvey.models.generators import LatentGenerator
 
-CRITERIA = ("l1", "l2", "bn_scale")
 _ROOT_TYPES = (_ConvNd, nn.Linear)
+
+
+class Importance:
+    """A channel-importance criterion: one score per channel of a dependency group (higher = more important).
+
+    Subclasses set ``name`` (the string a :class:`ChannelPruneConfig` stores, so records keep it) and
+    ``citation`` (the paper the criterion comes from) and score the layers they read in :meth:`layer_scores`.
+    Scores of every layer producing a channel are summed (a residual sum ties several producers).
+    """
+
+    name: ClassVar[str]
+    citation: ClassVar[str]
+
+    def layer_scores(self, layer: nn.Module, idxs: list[int]) -> torch.Tensor | None:
+        """Scores of channels ``idxs`` of ``layer``'s output; ``None`` when this criterion does not read it."""
+        raise NotImplementedError
+
+    def unscored(self, model: nn.Module) -> str | None:
+        """Why no group of ``model`` could be scored, when that is an error (``None``: leave it unpruned)."""
+        return None
+
+    def __call__(self, graph: tp.DependencyGraph, group: Any) -> torch.Tensor | None:
+        """One score per channel of the group's root; ``None`` if no layer of the group is scored."""
+        scores = torch.zeros(len(group[0].idxs))
+        found = False
+        for item in group:
+            if not graph.is_out_channel_pruning_fn(item.dep.handler):
+                continue
+            local = self.layer_scores(item.dep.target.module, item.idxs)
+            if local is None:
+                continue
+            scores.index_add_(0, torch.as_tensor(item.root_idxs, dtype=torch.long), local.float().cpu())
+            found = True
+        return scores if found else None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}() ({self.citation})"
+
+
+class MagnitudeImportance(Importance):
+    """The L``p`` norm (``p`` = 1 or 2) of the weights producing each channel in plain (ungrouped) Linear and
+    convolution layers; Li et al. 2017, "Pruning Filters for Efficient ConvNets" (ICLR) rank filters by L1."""
+
+    citation = 'Li et al. 2017, "Pruning Filters for Efficient ConvNets" (ICLR)'
+
+    def __init__(self, p: int = 1) -> None:
+        if p not in (1, 2):  # the two norms the configs name ("l1", "l2")
+            raise GanSurveyError(f"MagnitudeImportance takes p = 1 or 2, got {p!r}")
+        self.p = p
+        self.name = f"l{p}"
+
+    def layer_scores(self, layer: nn.Module, idxs: list[int]) -> torch.Tensor | None:
+        if not isinstance(layer, _ROOT_TYPES) or getattr(layer, "groups", 1) != 1:
+            return None
+        weight = layer.weight.detach()
+        if getattr(layer, "transposed", False):
+            weight = weight.transpose(0, 1)  # ConvTranspose weights are (in, out, k, k)
+        rows = weight[idxs].flatten(1)
+        return rows.abs().sum(1) if self.p == 1 else rows.pow(2).sum(1).sqrt()
+
+    def __repr__(self) -> str:
+        return f"MagnitudeImportance(p={self.p}) ({self.citation})"
+
+
+class BNScaleImportance(Importance):
+    """|gamma| of the affine BatchNorm(s) normalizing each channel; Liu et al. 2017, "Learning Efficient
+    Convolutional Networks through Network Slimming" (ICCV). Channels with no BatchNorm are kept whole."""
+
+    name = "bn_scale"
+    citation = 'Liu et al. 2017, "Learning Efficient Convolutional Networks through Network Slimming" (ICCV)'
+
+    def layer_scores(self, layer: nn.Module, idxs: list[int]) -> torch.Tensor | None:
+        if not (isinstance(layer, _BatchNorm) and layer.affine):
+            return None
+        return layer.weight.detach()[idxs].abs()
+
+    def unscored(self, model: nn.Module) -> str | None:
+        return (f"criterion 'bn_scale' needs BatchNorm layers after the pruned layers, and {type(model).__name__} "
+                "has none; allowed here: 'l1', 'l2'")
+
+
+#: The channel-importance criteria by the name a config stores.
+IMPORTANCES: dict[str, Importance] = {
+    imp.name: imp for imp in (MagnitudeImportance(p=1), MagnitudeImportance(p=2), BNScaleImportance())
+}
+CRITERIA = tuple(IMPORTANCES)
 
 
 @dataclass(frozen=True)
@@ -34,9 +123,11 @@ class ChannelPruneConfig(CompressConfig):
 
     - ``ratio``: fraction of channels removed per layer, in [0, 1); a layer of C channels keeps
       ``max(1, round(C * (1 - ratio)))``, rounded up to a multiple of ``round_to`` (at most C).
-    - ``criterion``: channel importance. ``"l1"`` / ``"l2"``: the L1 / L2 norm of the channel's weights in the
-      layer(s) producing it (summed over producers when a residual sum ties several). ``"bn_scale"``: |gamma|
-      of the BatchNorm(s) normalizing it (network slimming); channels with no BatchNorm are then kept whole.
+    - ``criterion``: channel importance, by its name in :data:`IMPORTANCES` (or an :class:`Importance` of it,
+      stored by name): ``"l1"`` / ``"l2"``: :class:`MagnitudeImportance` with ``p`` = 1 / 2, the norm of the
+      channel's weights in the layer(s) producing it (summed over producers when a residual sum ties several);
+      ``"bn_scale"``: :class:`BNScaleImportance`, |gamma| of the BatchNorm(s) normalizing it (network
+      slimming); channels with no BatchNorm are then kept whole.
     - ``ignore``: module names whose outputs keep all channels (with everything tied to them). The model's
       output layer is always kept whole, so output shapes never change.
     """
@@ -53,11 +144,18 @@ class ChannelPruneConfig(CompressConfig):
 
     def __post_init__(self) -> None:
         check_number("channel pruning ratio", self.ratio, minimum=0, below=1)
+        if isinstance(self.criterion, Importance):  # stored by name: configs serialize to plain values
+            object.__setattr__(self, "criterion", self.criterion.name)
         check_choice("channel importance criterion", self.criterion, CRITERIA)
         check_number("round_to", self.round_to, minimum=1, integer=True)
         if isinstance(self.ignore, str) or not all(isinstance(n, str) for n in self.ignore):
             raise GanSurveyError(f"ignore must be a tuple of module names, got {self.ignore!r}")
         object.__setattr__(self, "ignore", tuple(self.ignore))
+
+    @property
+    def importance(self) -> Importance:
+        """The :class:`Importance` object ``criterion`` names."""
+        return IMPORTANCES[self.criterion]
 
 
 def kept_channels(channels: int, config: ChannelPruneConfig) -> int:
@@ -77,31 +175,6 @@ def default_example_input(model: nn.Module) -> torch.Tensor:
     if isinstance(first, nn.Conv2d):
         return torch.zeros(2, first.in_channels, 32, 32)
     raise GanSurveyError(f"cannot guess an input for {type(model).__name__}; pass example_input")
-
-
-def _channel_importance(graph: tp.DependencyGraph, group, criterion: str) -> torch.Tensor | None:
-    """One score per channel of the group's root (higher = more important); None if nothing scores it."""
-    scores = torch.zeros(len(group[0].idxs))
-    found = False
-    for item in group:
-        layer, idxs = item.dep.target.module, item.idxs
-        if not graph.is_out_channel_pruning_fn(item.dep.handler):
-            continue
-        if criterion == "bn_scale":
-            if not (isinstance(layer, _BatchNorm) and layer.affine):
-                continue
-            local = layer.weight.detach()[idxs].abs()
-        else:
-            if not isinstance(layer, _ROOT_TYPES) or getattr(layer, "groups", 1) != 1:
-                continue
-            weight = layer.weight.detach()
-            if getattr(layer, "transposed", False):
-                weight = weight.transpose(0, 1)  # ConvTranspose weights are (in, out, k, k)
-            rows = weight[idxs].flatten(1)
-            local = rows.abs().sum(1) if criterion == "l1" else rows.pow(2).sum(1).sqrt()
-        scores.index_add_(0, torch.as_tensor(item.root_idxs, dtype=torch.long), local.float().cpu())
-        found = True
-    return scores if found else None
 
 
 def _execution_order(model: nn.Module, example_input: Any) -> list[nn.Module]:
@@ -165,9 +238,9 @@ def _prune_groups(model: nn.Module, x: torch.Tensor, ignored: list[nn.Module],
                   config: ChannelPruneConfig) -> None:
     with torch.enable_grad():  # the graph is traced through autograd
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=x)
-    scored = 0
+    scored, importance = 0, config.importance
     for group in graph.get_all_groups(ignored_layers=ignored, root_module_types=_ROOT_TYPES):
-        scores = _channel_importance(graph, group, config.criterion)
+        scores = importance(graph, group)
         if scores is None:
             continue
         scored += 1
@@ -179,9 +252,8 @@ def _prune_groups(model: nn.Module, x: torch.Tensor, ignored: list[nn.Module],
         removed = torch.argsort(scores, stable=True)[:n_removed].sort().values.tolist()
         root = group[0].dep.target.module
         graph.get_pruning_group(root, group[0].dep.handler, removed).prune()
-    if scored == 0 and config.criterion == "bn_scale":
-        raise GanSurveyError(f"criterion 'bn_scale' needs BatchNorm layers after the pruned layers, and "
-                             f"{type(model).__name__} has none; allowed here: 'l1', 'l2'")
+    if scored == 0 and (reason := importance.unscored(model)):
+        raise GanSurveyError(reason)
 
 
 def _update_hparams(original: nn.Module, pruned: nn.Module, config: ChannelPruneConfig) -> None:

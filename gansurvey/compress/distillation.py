@@ -153,28 +153,12 @@ def make_student(teacher: nn.Module, width: float) -> generators.Generator:
 
 
 def auto_feature_layers(generator: nn.Module) -> list[str]:
-    """The layers whose outputs ``feature_layers="auto"`` distils, in forward order.
-
-    - MLP and DCGAN generators: every ReLU of ``net`` (the hidden layers; DCGAN's are the 4x4, 8x8 and 16x16
-      feature maps after each up-sampling stage);
-    - ResNet generators: the ReLU after each stride-2 down-sampling stage, every residual block's output, and
-      the ReLU after each up-sampling stage (GAN Compression distils the same kind of points);
-    - anything else: every ReLU or LeakyReLU module.
-
-    Channel pruning keeps module names, so a pruned copy of a teacher gets the teacher's list.
-    """
-    if isinstance(generator, (generators.MLPGenerator, generators.DCGANGenerator)):
-        return [f"net.{i}" for i, m in enumerate(generator.net) if isinstance(m, nn.ReLU)]
-    if isinstance(generator, generators.ResNetGenerator):
-        names, stride = [], 1
-        for i, m in enumerate(generator.down):
-            if isinstance(m, nn.Conv2d):
-                stride = m.stride[0]
-            elif isinstance(m, nn.ReLU) and stride > 1:
-                names.append(f"down.{i}")
-        names += [f"blocks.{i}" for i in range(len(generator.blocks))]
-        return names + [f"up.{i}" for i, m in enumerate(generator.up) if isinstance(m, nn.ReLU)]
-    return [name for name, m in generator.named_modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
+    """The layers whose outputs ``feature_layers="auto"`` distils, in forward order: those a
+    :class:`~gansurvey.models.generators.Generator` declares (``feature_layers()``), every ReLU or LeakyReLU of
+    any other module."""
+    if isinstance(generator, generators.Generator):
+        return generator.feature_layers()
+    return generators.activation_layers(generator)
 
 
 @dataclass

@@ -15,17 +15,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from gansurvey.benchmarks import get_benchmark
 from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.compress import EncodeConfig, MagnitudePruneConfig, compress, encode
 from gansurvey.compress.encoding import codebook_layers, decode_stream, recode
-from gansurvey.experiments.common import finetune, pruned_and_finetuned
+from gansurvey.experiments.common import SAMPLE_GRID, finetune, pruned_and_finetuned
 from gansurvey.measuring import measure
 from gansurvey.records import Measurement
 from gansurvey.train.gan import TrainResult
 
-SAMPLE_GRID = 16
 #: Quantizers of the bits sweep: k-means weight sharing (Deep Compression's linear initialisation, 20 Lloyd
 #: iterations) and uniform min/max quantization stored the same way (no iterations).
 QUANTIZERS = {"k-means": dict(init="linear", iterations=20), "uniform": dict(init="linear", iterations=0)}
@@ -158,8 +156,3 @@ def trained_vs_post(bench: Benchmark, teacher: nn.Module, discriminator: nn.Modu
                     bits=b, coder=coder, trained=was_trained, finetune_steps=steps if was_trained else 0),
                     seed=seed, device=device, **measure_kwargs))
     return records
-
-
-def benchmark_of(name: str | Benchmark) -> Benchmark:
-    """The benchmark object of ``name`` (or the object itself)."""
-    return name if isinstance(name, Benchmark) else get_benchmark(name)

@@ -16,6 +16,7 @@ from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_choice, check_number
 from gansurvey.compress import (
     QuantConfig,
+    QuantizedLayer,
     allocate_bits,
     convert_qat,
     layer_sensitivity,
@@ -36,7 +37,7 @@ TRAININGS = ("post-training", "quantization-aware")
 
 def calibration_inputs(benchmark: str | Benchmark, n: int = 64, seed: int = 0) -> torch.Tensor:
     """``n`` generator inputs drawn from the benchmark's *training* task (never its evaluation inputs)."""
-    bench = benchmark if isinstance(benchmark, Benchmark) else get_benchmark(benchmark)
+    bench = get_benchmark(benchmark)
     check_number("calibration samples", n, minimum=1, integer=True)
     return bench.task().batch(bench.new_generator(), n, torch.Generator().manual_seed(seed))[0]
 
@@ -66,7 +67,7 @@ def quantization_aware_finetune(model: nn.Module, benchmark: str | Benchmark, co
         result = quantization_aware_finetune(teacher, "mnist-dcgan", QuantConfig(weight_bits=2), steps=40)
         result.model  # QuantizedConvTranspose2d layers, trained with their quantization
     """
-    bench = benchmark if isinstance(benchmark, Benchmark) else get_benchmark(benchmark)
+    bench = get_benchmark(benchmark)
     if example_input is None and config.activation_bits:
         example_input = calibration_inputs(bench, config.calibration, seed)
     prepared = prepare_qat(model, config, example_input)
@@ -162,7 +163,8 @@ def integer_engine_models(quantized: dict[str, nn.Module], example_input: torch.
     """Each quantized model also run by an integer CPU engine (``"<label> int8 <engine>"``), for latency."""
     out = {}
     for label, model in quantized.items():
-        if not any(hasattr(m, "packed") for m in model.modules()):
+        # the packed layers themselves: other compressed layers have nothing an integer engine can run
+        if not any(isinstance(m, QuantizedLayer) for m in model.modules()):
             raise GanSurveyError(f"{label!r} is not a quantized model")
         out[f"{label} int8 {engine}"] = to_integer_engine(model, example_input, engine)
     return out

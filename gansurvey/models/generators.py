@@ -21,13 +21,29 @@ def scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
+def activation_layers(module: nn.Module) -> list[str]:
+    """Names of every ReLU or LeakyReLU module of ``module``, in registration (forward) order."""
+    return [name for name, m in module.named_modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
+
+
+def _relus(stage: nn.Sequential, prefix: str) -> list[str]:
+    return [f"{prefix}.{i}" for i, m in enumerate(stage) if isinstance(m, nn.ReLU)]
+
+
 class Generator(nn.Module):
-    """Common face of the generators: ``hparams`` rebuilds the architecture, ``sample_inputs`` draws inputs."""
+    """Common face of the generators: ``hparams`` rebuilds the architecture, ``sample_inputs`` draws inputs,
+    ``feature_layers`` names the layers feature distillation imitates."""
 
     hparams: dict
 
     def sample_inputs(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    def feature_layers(self) -> list[str]:
+        """The layers whose outputs feature distillation imitates (``feature_layers="auto"``), in forward order:
+        by default every ReLU or LeakyReLU. Module names survive channel pruning, so a pruned copy of a teacher
+        gives the teacher's list."""
+        return activation_layers(self)
 
 
 class LatentGenerator(Generator):
@@ -60,6 +76,10 @@ class MLPGenerator(LatentGenerator):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
+
+    def feature_layers(self) -> list[str]:
+        """Every hidden layer's ReLU."""
+        return _relus(self.net, "net")
 
 
 class MLPDiscriminator(nn.Module):
@@ -102,6 +122,10 @@ class DCGANGenerator(LatentGenerator):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
+
+    def feature_layers(self) -> list[str]:
+        """The ReLU after each up-sampling stage: the 4x4, 8x8 and 16x16 feature maps."""
+        return _relus(self.net, "net")
 
 
 class DCGANDiscriminator(nn.Module):
@@ -161,6 +185,17 @@ class ResNetGenerator(Generator):
 
     def sample_inputs(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         raise TypeError("an image-to-image generator is fed with images from its benchmark, not with noise")
+
+    def feature_layers(self) -> list[str]:
+        """The ReLU after each stride-2 down-sampling stage, every residual block's output and the ReLU after each
+        up-sampling stage (GAN Compression distils the same kind of points); not the full-resolution stem."""
+        names, stride = [], 1
+        for i, m in enumerate(self.down):
+            if isinstance(m, nn.Conv2d):
+                stride = m.stride[0]
+            elif isinstance(m, nn.ReLU) and stride > 1:
+                names.append(f"down.{i}")
+        return names + [f"blocks.{i}" for i in range(len(self.blocks))] + _relus(self.up, "up")
 
 
 class PatchDiscriminator(nn.Module):
