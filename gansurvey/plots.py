@@ -28,6 +28,23 @@ def image_grid(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax
     return ax
 
 
+def sample_grids(samples: dict[tuple[str, str], torch.Tensor], benchmarks: list[str], panel_width: float = 3.2,
+                 nrow: int = 8) -> list:
+    """One row of :func:`image_grid` panels per benchmark: ``samples`` maps (benchmark, label) to images, as the
+    sweeps return them; labels keep their insertion order. Samples that are not images (the 2-D toy's points)
+    are left out, as is a benchmark with none. Returns the figures."""
+    figures = []
+    for name in benchmarks:
+        labels = [label for (bench, label), grid in samples.items() if bench == name and grid.dim() == 4]
+        if not labels:
+            continue
+        fig, axes = plt.subplots(1, len(labels), figsize=(panel_width * len(labels), 1.9), squeeze=False)
+        for ax, label in zip(axes[0], labels, strict=True):
+            image_grid(samples[(name, label)], nrow=nrow, title=f"{name}: {label}", ax=ax)
+        figures.append(fig)
+    return figures
+
+
 def scatter_samples(fake: torch.Tensor, real: torch.Tensor | None = None, centers: torch.Tensor | None = None,
                     title: str | None = None, ax=None):
     """2-D samples of a toy GAN over the real data and the mixture's centres."""

@@ -29,6 +29,9 @@ REGIMES = ("launch-bound", "memory-bound", "compute-bound")
 LAUNCH_FACTOR = 3.0
 #: ... or when neither arithmetic nor traffic reaches this fraction of its peak over the run.
 FAR_BELOW_PEAK = 0.05
+#: A measured speed-up (baseline latency / compressed latency) counts as "faster" only above this: repeated
+#: timings of one model on a shared 2-core CPU spread by several percent, so a smaller gain is not told apart.
+MIN_SPEEDUP = 1.1
 
 
 def device_name(device: torch.device) -> str:
