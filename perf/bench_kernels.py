@@ -1,8 +1,15 @@
-"""Benchmark the compressed-weight kernels against dense fp16/bf16 torch (a script, never a timed test).
+"""Benchmark the compressed-weight kernels against dense fp16/bf16 torch, ``torch._int_mm`` and torchao (a script,
+never a timed test).
 
 Why: the survey's claim that low-bit weights speed up small-batch generator layers is a memory-bandwidth claim;
-this prints, per layer and batch, the median time, the achieved bandwidth (weight + activation bytes / time) and
-FLOP/s beside the device's peaks, and the speed-up over dense fp16, and writes it all to JSON.
+this prints, per layer and batch, the median time and its interquartile range, the achieved bandwidth (weight +
+activation bytes / time) and FLOP/s beside the device's peaks, and the speed-up over dense fp16, and writes it
+all to JSON. On CUDA every repeat is timed with CUDA events (device time, not Python dispatch) after the L2
+cache was flushed (a 2x-L2 buffer is overwritten), so a 4096^2 weight cannot be served from the H200's L2.
+Baselines: dense fp16 and bf16 (``torch.matmul`` / cuDNN), ``torch._int_mm`` (int8 x int8 -> int32 cuBLAS, on
+dynamically quantized rows; it needs more than 16 rows on CUDA, so smaller batches are padded to 17 and say so)
+and torchao's int4 weight-only (``Int4WeightOnlyConfig``) when torchao imports (optional: it is not in the
+pinned environment; the JSON records why it is absent).
 
     python perf/bench_kernels.py                  # CUDA: full sweep, JSON to results/gpu/bench_kernels.json
     python perf/bench_kernels.py --smoke --out /tmp/smoke.json   # CPU check: reference path, tiny shapes
@@ -16,6 +23,7 @@ import math
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -144,20 +152,89 @@ def _flops(case: Case, batch: int) -> float:
     return 2.0 * batch * case.hw**2 * case.cin * case.cout * case.kernel**2  # GEMM + col2im: no zero insertion
 
 
-def median_time(fn: Callable[[], object], warmup: int, reps: int, cuda: bool) -> float:
-    """Median seconds of ``fn()`` over ``reps`` timed calls after ``warmup`` calls (synchronizing on CUDA)."""
+def l2_flush_buffer(device: str) -> torch.Tensor | None:
+    """A buffer twice the device's L2 cache (``None`` on CPU); writing it evicts the weights between repeats."""
+    if not device.startswith("cuda"):
+        return None
+    l2 = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or 64 * 2**20
+    return torch.empty(2 * l2 // 4, dtype=torch.float32, device=device)
+
+
+def time_fn(fn: Callable[[], object], warmup: int, reps: int, cuda: bool,
+            flush: torch.Tensor | None = None) -> dict:
+    """Seconds of ``fn()`` over ``reps`` timed calls after ``warmup`` calls: median, quartiles, IQR.
+
+    CUDA: one pair of CUDA events around each call (device time), the L2 flushed before each; CPU: wall clock.
+    """
     for _ in range(warmup):
         fn()
+    times = []
     if cuda:
         torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
+        for start, end in events:
+            if flush is not None:
+                flush.zero_()
+            start.record()
+            fn()
+            end.record()
+        torch.cuda.synchronize()
+        times = [start.elapsed_time(end) / 1e3 for start, end in events]
+    else:
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    q1, med, q3 = statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else times * 3
+    return {"median": med, "q1": q1, "q3": q3, "iqr": q3 - q1, "reps": len(times), "warmup": warmup}
+
+
+def median_time(fn: Callable[[], object], warmup: int, reps: int, cuda: bool) -> float:
+    """Median seconds of ``fn()`` (see :func:`time_fn`)."""
+    return time_fn(fn, warmup, reps, cuda)["median"]
+
+
+def int_mm_baseline(matrix: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """``torch._int_mm`` on int8 rows quantized per call (as W8A8 does) against a per-channel int8 weight."""
+    if not hasattr(torch, "_int_mm"):
+        return None
+    from gansurvey.kernels import quantize_activations
+
+    amax = matrix.abs().amax(dim=1).clamp_min(1e-8)
+    w_scale = (amax / 127).float()
+    w_t = torch.round(matrix / w_scale[:, None]).clamp(-127, 127).to(torch.int8).T.contiguous()
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        m = x.shape[0]
+        pad = 17 - m if x.is_cuda and m <= 16 else 0  # cuBLAS int8 GEMM needs M > 16
+        xp = torch.nn.functional.pad(x, (0, 0, 0, pad)) if pad else x
+        q, s = quantize_activations(xp)
+        out = torch._int_mm(q, w_t).float() * s[:, None] * w_scale[None, :]
+        return out[:m].to(x.dtype)
+
+    return run
+
+
+def torchao_baseline(matrix: torch.Tensor) -> tuple[Callable | None, str]:
+    """torchao int4 weight-only on an ``nn.Linear`` (bf16), or ``None`` and the reason it is absent."""
+    try:
+        import torchao
+        from torchao.quantization import Int4WeightOnlyConfig, quantize_
+    except Exception as err:  # noqa: BLE001 - optional dependency
+        return None, f"torchao not importable: {type(err).__name__}: {err}"
+    if not matrix.is_cuda:
+        return None, "torchao int4 weight-only needs CUDA"
+    try:
+        lin = torch.nn.Linear(matrix.shape[1], matrix.shape[0], bias=False, device=matrix.device,
+                              dtype=torch.bfloat16)
+        with torch.no_grad():
+            lin.weight.copy_(matrix)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_(lin, Int4WeightOnlyConfig(group_size=128))
+        return (lambda x: lin(x.to(torch.bfloat16))), f"torchao {torchao.__version__}"
+    except Exception as err:  # noqa: BLE001 - record why, keep benchmarking
+        return None, f"torchao int4 failed: {type(err).__name__}: {err}"
 
 
 def _sqnr(ref: torch.Tensor, out: torch.Tensor) -> float:
@@ -176,13 +253,15 @@ def run_benchmark(
 ) -> dict:
     """Time dense fp16/bf16 (``dtype`` only on CPU) and the compressed formats on every case and batch."""
     cuda = device.startswith("cuda")
+    flush = l2_flush_buffer(device)
+    notes = []
     name = torch.cuda.get_device_name() if cuda else "cpu"
     peaks = device_peaks(name) if cuda else device_peaks("")
     dense_dtypes = (torch.float16, torch.bfloat16) if cuda else (dtype,)
     rows = []
     log(f"device: {name} (peaks: {peaks['label']}), backend: {backend(torch.zeros(1, device=device))}")
-    header = ("case", "batch", "method", "ms", "GB/s", "TFLOP/s", "speedup", "SQNR")
-    log("{:38s} {:>5s} {:12s} {:>9s} {:>8s} {:>8s} {:>7s} {:>6s}".format(*header))
+    header = ("case", "batch", "method", "ms", "IQR ms", "GB/s", "TFLOP/s", "speedup", "SQNR")
+    log("{:38s} {:>5s} {:14s} {:>9s} {:>8s} {:>8s} {:>8s} {:>7s} {:>6s}".format(*header))
     for case in cases:
         weight, matrix = _layer(case, device)
         formats = {
@@ -202,20 +281,35 @@ def run_benchmark(
             xc = x32.to(dense_dtypes[0])
             for fmt, (w, abits) in formats.items():
                 methods[fmt] = (_compressed(case, w, abits), xc, w.nbytes())
+            if case.kind == "gemm":
+                int_mm = int_mm_baseline(matrix)
+                if int_mm is not None:
+                    methods["torch._int_mm"] = (int_mm, xc, matrix.numel())
+                    if cuda and batch <= 16:
+                        notes.append(f"torch._int_mm at batch {batch} runs on 17 rows (cuBLAS needs M > 16)")
+                ao, why = torchao_baseline(matrix)
+                if ao is not None:
+                    methods["torchao int4"] = (ao, x32.to(torch.bfloat16), matrix.numel() // 2)
+                if why not in notes:
+                    notes.append(why)
             for method, (fn, x, wbytes) in methods.items():
-                seconds = median_time(lambda fn=fn, x=x: fn(x), warmup, reps, cuda)
+                stats = time_fn(lambda fn=fn, x=x: fn(x), warmup, reps, cuda, flush)
+                seconds = stats["median"]
                 out = fn(x)
                 nbytes = wbytes + x.numel() * x.element_size() + out.numel() * out.element_size()
                 base = seconds if base is None else base
                 row = {
                     "case": case.name, "batch": batch, "method": method, "median_ms": seconds * 1e3,
+                    "iqr_ms": stats["iqr"] * 1e3, "q1_ms": stats["q1"] * 1e3, "q3_ms": stats["q3"] * 1e3,
+                    "reps": stats["reps"],
                     "bandwidth_GBps": nbytes / seconds / 1e9, "tflops": _flops(case, batch) / seconds / 1e12,
                     "speedup_vs_dense": base / seconds, "sqnr_db_vs_fp32": _sqnr(want, out.float()), "bytes": nbytes,
                 }
                 if peaks["bandwidth"]:
                     row["bandwidth_fraction_of_peak"] = row["bandwidth_GBps"] * 1e9 / peaks["bandwidth"]
                 rows.append(row)
-                log(f"{case.name:38s} {batch:5d} {method:12s} {row['median_ms']:9.4f} {row['bandwidth_GBps']:8.1f} "
+                log(f"{case.name:38s} {batch:5d} {method:14s} {row['median_ms']:9.4f} {row['iqr_ms']:8.4f} "
+                    f"{row['bandwidth_GBps']:8.1f} "
                     f"{row['tflops']:8.2f} {row['speedup_vs_dense']:7.2f} {row['sqnr_db_vs_fp32']:6.1f}")
     if peaks["bandwidth"]:
         log(f"peaks of {peaks['label']}: {peaks['bandwidth'] / 1e9:.0f} GB/s, {peaks['fp16_flops'] / 1e12:.0f} "
@@ -225,7 +319,18 @@ def run_benchmark(
     return {
         "device": name, "peaks": peaks, "torch": torch.__version__, "cases": [asdict(c) for c in cases],
         "batches": list(batches), "warmup": warmup, "reps": reps, "results": rows,
+        "timing": "CUDA events per repeat, L2 flushed before each" if cuda else "perf_counter per repeat",
+        "l2_flush_bytes": 0 if flush is None else flush.numel() * 4, "notes": notes,
+        "triton": _triton_version(),
     }
+
+
+def _triton_version() -> str | None:
+    try:
+        import triton
+    except Exception:  # noqa: BLE001
+        return None
+    return triton.__version__
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -233,8 +338,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--smoke", action="store_true", help="tiny shapes on CPU (reference path), to check the script")
     parser.add_argument("--out", default="results/gpu/bench_kernels.json", help="where to write the JSON")
     parser.add_argument("--batches", default="1,4,16,64", help="comma-separated batch sizes")
-    parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=10)
     args = parser.parse_args(argv)
     if args.smoke:
         report = run_benchmark(smoke_cases(), (1, 2), "cpu", torch.float32, warmup=1, reps=2)

@@ -20,7 +20,7 @@ from torch import nn
 
 from gansurvey.config import resolve_device
 from gansurvey.metrics.cost import cost_breakdown, count_macs, stored_bytes, weight_traffic_bytes
-from gansurvey.metrics.latency import device_peaks, measure_latency, regime_report
+from gansurvey.metrics.latency import measure_latency, measured_peaks, regime_report
 
 
 def dcgan(width: int, nz: int = 100) -> nn.Module:
@@ -84,7 +84,7 @@ def main() -> None:
 
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    peaks = device_peaks(device)
+    peaks = measured_peaks(device)
     print(f"device peaks: {peaks['gflops']:.1f} GFLOP/s, {peaks['gbytes_per_s']:.1f} GB/s, "
           f"{peaks['call_overhead_s'] * 1e6:.2f} us per call")
     rows = []
