@@ -11,7 +11,7 @@ from torch import nn
 from gansurvey.benchmarks import get_benchmark
 from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_number
-from gansurvey.compress.base import chain_method, compression_chain, family_label
+from gansurvey.compress.base import chain_family, chain_method, compression_chain
 from gansurvey.config import check_profile, profile_settings, resolve_device
 from gansurvey.metrics.cost import (
     activation_traffic_bytes,
@@ -81,7 +81,7 @@ def measure(
     chain = compression_chain(generator)
     return Measurement(
         notebook=notebook, benchmark=bench.name, technique=technique,
-        family=family if family is not None else family_label(chain),
+        family=family if family is not None else chain_family(chain),
         method=method if method is not None else chain_method(chain),
         settings={**(settings or {}), **({"compression": chain} if chain else {})},
         profile=profile, seed=seed, device=str(latency["device"].iloc[0]),

@@ -106,8 +106,8 @@ def test_measure_records_the_chain():
 
 def test_family_label_is_one_spelling():
     chain = [c.to_dict() for c in (C.ChannelPruneConfig(0.5), C.StudentConfig(0.5), C.MagnitudePruneConfig(0.1))]
-    assert C.family_label(chain) == "pruning+distillation"
-    assert C.family_label([]) == "baseline"
+    assert C.chain_family(chain) == "pruning+distillation"
+    assert C.chain_family([]) == "baseline"
 
 
 def test_compress_refuses_what_it_cannot_apply():

@@ -23,7 +23,7 @@ from gansurvey.metrics.cost import (
     weight_traffic_bytes,
 )
 from gansurvey.metrics.energy import load_energy_table
-from gansurvey.metrics.latency import REGIMES, classify_regime, device_peaks, measure_latency, regime_report
+from gansurvey.metrics.latency import REGIMES, classify_regime, measure_latency, measured_peaks, regime_report
 
 # ---------------------------------------------------------------- MACs
 
@@ -309,10 +309,10 @@ def test_classify_regime_with_given_peaks():
 
 
 def test_device_peaks_are_positive_and_cached():
-    first = device_peaks("cpu")
+    first = measured_peaks("cpu")
     assert set(first) == {"gflops", "gbytes_per_s", "call_overhead_s"}
     assert all(v > 0 and math.isfinite(v) for v in first.values())
-    assert device_peaks("cpu") == first
+    assert measured_peaks("cpu") == first
 
 
 # ---------------------------------------------------------------- bad inputs

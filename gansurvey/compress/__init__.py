@@ -15,11 +15,11 @@ layers, with ranks given, as fractions, by energy or estimated by VBMF).
 from gansurvey.compress.base import (
     FAMILIES,
     CompressConfig,
+    chain_family,
     chain_method,
     compress,
     compression_chain,
     config_from_dict,
-    family_label,
     register,
     registered_configs,
 )
@@ -113,7 +113,7 @@ from gansurvey.compress.sparse import (
 
 __all__ = [
     "FAMILIES", "CompressConfig", "StudentConfig", "chain_method", "compress", "compression_chain",
-    "config_from_dict", "family_label", "register", "registered_configs",
+    "config_from_dict", "chain_family", "register", "registered_configs",
     "BNScaleImportance", "IMPORTANCES", "Importance", "MagnitudeImportance",
     "ChannelPruneConfig", "DistillConfig", "LotteryResult", "MagnitudePruneConfig", "PruneConfig", "SparseConv2d",
     "SparseConvTranspose2d", "SparseLinear", "WeightMask", "apply_masks", "auto_feature_layers", "bake_masks",

@@ -27,7 +27,7 @@ from gansurvey.checks import GanSurveyError
 
 __all__ = [
     "FAMILIES", "CompressConfig", "chain_method", "check_family_configs", "check_order", "compress",
-    "compression_chain", "config_from_dict", "family_label", "register", "registered_configs",
+    "compression_chain", "config_from_dict", "chain_family", "register", "registered_configs",
 ]
 
 #: The survey's five lossy families, in its order. Combinations are written ``pruning+distillation``.
@@ -235,7 +235,7 @@ def compression_chain(model: nn.Module) -> list[dict[str, Any]]:
     return [dict(c) for c in getattr(model, "compression", None) or []]
 
 
-def family_label(chain: list[dict[str, Any]]) -> str:
+def chain_family(chain: list[dict[str, Any]]) -> str:
     """The family combination of a chain, written the one way used everywhere: ``pruning+distillation``.
 
     Families appear in the order first applied, each once; an empty chain is ``baseline``.

@@ -31,7 +31,7 @@ from gansurvey.metrics.cost import (
     stored_bytes,
     weight_traffic_bytes,
 )
-from gansurvey.metrics.latency import device_peaks, measure_latency, regime_report
+from gansurvey.metrics.latency import measure_latency, measured_peaks, regime_report
 from gansurvey.records import Measurement, records_frame
 
 #: Cost axes a search budget or a Pareto front can use (columns of a record).
@@ -230,7 +230,7 @@ def roofline(models: dict[str, nn.Module], bench: Benchmark, batch_sizes: Sequen
     byte moved), machine_balance, achieved GFLOP/s and GB/s, regime, and per sample compute_uj, memory_uj.
     """
     settings = profile_settings(profile)
-    peaks = device_peaks(device)
+    peaks = measured_peaks(device)
     rows = []
     for name, model in models.items():
         weights = weight_traffic_bytes(model)

@@ -158,7 +158,7 @@ def _peaks(device_str: str, threads: int) -> dict[str, float]:
     return {"gflops": gflops, "gbytes_per_s": gbytes, "call_overhead_s": overhead}
 
 
-def device_peaks(device: str | torch.device = "auto") -> dict[str, float]:
+def measured_peaks(device: str | torch.device = "auto") -> dict[str, float]:
     """Measured peaks of this machine: matmul GFLOP/s, copy GB/s (read + write), seconds per tiny op call.
 
     From short microbenchmarks (under a second on CPU), cached per process, device and thread count.
@@ -175,7 +175,7 @@ def regime_report(macs: int, bytes_moved: int, latency_s: float, device: str | t
 
     ``bytes_moved`` is the run's memory traffic (weights + activations), ``layers`` the number of layer calls
     (each pays the per-call overhead). ``peaks`` (keys gflops, gbytes_per_s, call_overhead_s) defaults to
-    :func:`device_peaks` of ``device``. Launch-bound: the latency is within ``LAUNCH_FACTOR`` x layers x
+    :func:`measured_peaks` of ``device``. Launch-bound: the latency is within ``LAUNCH_FACTOR`` x layers x
     overhead, or both the arithmetic and the traffic run below ``FAR_BELOW_PEAK`` of their peaks. Otherwise
     the larger of the two ideal times (MACs at peak FLOP/s, bytes at peak bandwidth) names the bound: the
     roofline's comparison of arithmetic intensity with the machine balance.
@@ -186,7 +186,7 @@ def regime_report(macs: int, bytes_moved: int, latency_s: float, device: str | t
     if latency_s == 0:
         raise GanSurveyError("latency (s) must be > 0, got 0")
     check_number("layers", layers, minimum=1, integer=True)
-    peaks = peaks if peaks is not None else device_peaks(device)
+    peaks = peaks if peaks is not None else measured_peaks(device)
     missing = {"gflops", "gbytes_per_s", "call_overhead_s"} - set(peaks)
     if missing:
         raise GanSurveyError(f"peaks lack {', '.join(sorted(missing))}; "

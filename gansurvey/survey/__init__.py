@@ -8,8 +8,7 @@ Submodules: ``literature`` (load, validate, derive), ``tables`` (Markdown/LaTeX/
 
 from gansurvey.survey.findings import VERDICTS, Check, check_all, findings_frame
 from gansurvey.survey.literature import (
-    FAMILIES,
-    LOSSY_FAMILIES,
+    LITERATURE_FAMILIES,
     LiteratureDataError,
     load_energy,
     load_literature,
@@ -24,8 +23,7 @@ from gansurvey.survey.tables import (
 )
 
 __all__ = [
-    "FAMILIES",
-    "LOSSY_FAMILIES",
+    "LITERATURE_FAMILIES",
     "VERDICTS",
     "Check",
     "LiteratureDataError",

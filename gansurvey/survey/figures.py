@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from gansurvey.checks import GanSurveyError
-from gansurvey.survey.literature import FAMILIES, family_label
+from gansurvey.survey.literature import LITERATURE_FAMILIES, family_label
 from gansurvey.survey.tables import benchmark_title, benchmarks
 
 
@@ -115,7 +115,7 @@ def tradeoff_grid(frame: pd.DataFrame, ncols: int = 2) -> Figure:
 
 def matrix_heatmap(matrix: pd.DataFrame) -> Figure:
     """The works-by-family matrix as a heat map; post-survey works are labelled so."""
-    shown = matrix[list(FAMILIES)].astype(int)
+    shown = matrix[list(LITERATURE_FAMILIES)].astype(int)
     shown.index = [
         w if p == "pre-survey" else f"{w} [post-survey]"
         for w, p in zip(matrix.index, matrix["period"], strict=True)

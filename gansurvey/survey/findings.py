@@ -16,15 +16,14 @@ import pandas as pd
 
 from gansurvey.checks import check_number
 from gansurvey.claims.verdict import VERDICTS, Check, Verdict, checks_frame
-from gansurvey.survey.literature import FAMILIES, LOSSY_FAMILIES, family_label, family_set
+from gansurvey.compress.base import FAMILIES
+from gansurvey.survey.literature import AUXILIARY_FAMILIES, LITERATURE_FAMILIES, family_label, family_set
 from gansurvey.survey.tables import family_coverage, technique_matrix
 
 # Compatibility names: the words of :class:`Verdict`, and the old name of the check type.
 __all__ = ["VERDICTS", "Check", "check_all", "findings_frame"]
 #: Findings use numbers read in a source, read off a figure, or derived from those; not inferred or recalled.
 DEFAULT_MARKS = ("V", "V-fig", "D")
-#: Families that are not compression at all but are allowed beside the lossy ones (KD works search students).
-AUXILIARY_FAMILIES = ("nas",)
 #: Where each finding comes from: the survey's abstracts, or this project's reading of the literature.
 BASIS = {**{f"F{i}": "survey abstract" for i in range(1, 6)},
          **{f"F{i}": "this project's reading" for i in range(6, 9)}}
@@ -227,7 +226,7 @@ def check_f3(
 ) -> Check:
     """F3: few works combine families: the share of works using ``min_families`` or more of the five lossy
     families is at most ``max_share`` (architecture search does not count as a compression family)."""
-    check_number("min_families", min_families, minimum=2, maximum=len(LOSSY_FAMILIES), integer=True)
+    check_number("min_families", min_families, minimum=2, maximum=len(FAMILIES), integer=True)
     check_number("max_share", max_share, minimum=0.0, maximum=1.0)
     rows = usable(lit, include_post, marks)
     matrix = technique_matrix(rows)
@@ -295,7 +294,7 @@ def check_f4(
     return _finding("F4", claim, verdict, summary, evidence, params)
 
 
-def check_f5(lit: pd.DataFrame, lossy: tuple[str, ...] = LOSSY_FAMILIES) -> Check:
+def check_f5(lit: pd.DataFrame, lossy: tuple[str, ...] = FAMILIES) -> Check:
     """F5: the survey covers lossy techniques only: every family in the data is lossy (or auxiliary)."""
     rows = lit[lit["role"] == "compressed"]
     claim = "The surveyed techniques are all lossy (lossless ones are model-agnostic and left out)."
@@ -309,7 +308,7 @@ def check_f5(lit: pd.DataFrame, lossy: tuple[str, ...] = LOSSY_FAMILIES) -> Chec
     evidence = pd.DataFrame(
         [
             {"family": f, "rows": n, "lossy": f in lossy, "auxiliary": f in AUXILIARY_FAMILIES}
-            for f, n in sorted(counts.items(), key=lambda kv: (kv[0] not in FAMILIES, kv[0]))
+            for f, n in sorted(counts.items(), key=lambda kv: (kv[0] not in LITERATURE_FAMILIES, kv[0]))
         ]
     )
     other = evidence[~evidence["lossy"] & ~evidence["auxiliary"]]

@@ -37,12 +37,15 @@ import numpy as np
 import pandas as pd
 
 from gansurvey.checks import GanSurveyError
+from gansurvey.compress.base import FAMILIES
 from gansurvey.config import data_dir
 from gansurvey.metrics.energy import load_energy_table
 
-#: The survey's five lossy families, plus architecture search, which several KD works pair with them.
-LOSSY_FAMILIES = ("pruning", "distillation", "low-rank", "precision", "encoding")
-FAMILIES = (*LOSSY_FAMILIES, "nas")
+#: Families that are not compression at all but may tag a work beside the lossy ones (KD works search students).
+AUXILIARY_FAMILIES = ("nas",)
+#: The families a surveyed work may be tagged with: the survey's five lossy ones (compress.FAMILIES, the same
+#: names the measured records use), then the auxiliary ones.
+LITERATURE_FAMILIES = (*FAMILIES, *AUXILIARY_FAMILIES)
 ROLES = ("baseline", "compressed", "control")
 MARKS = ("V", "V-fig", "D", "I", "UNVERIFIED")
 PERIODS = ("pre-survey", "post-survey")
@@ -183,8 +186,9 @@ def _parse_row(path: Path, line: int, raw: dict) -> dict:
 
     families = [f.strip() for f in cell["families"].split(";")] if cell["families"] else []
     for family in families:
-        if family not in FAMILIES:
-            raise _fail(path, line, "families", f"unknown family {family!r}; allowed: {', '.join(FAMILIES)}")
+        if family not in LITERATURE_FAMILIES:
+            raise _fail(path, line, "families",
+                        f"unknown family {family!r}; allowed: {', '.join(LITERATURE_FAMILIES)}")
     if len(set(families)) != len(families):
         raise _fail(path, line, "families", f"{cell['families']!r} names a family twice")
     if role == "compressed" and not families:
@@ -365,7 +369,7 @@ def family_label(families: str) -> str:
     """
     present = family_set(str(families).replace("+", ";"))
     # unknown names (from measured records) follow the known families rather than vanish
-    ordered = [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES))
+    ordered = [f for f in LITERATURE_FAMILIES if f in present] + sorted(present - set(LITERATURE_FAMILIES))
     return "+".join(ordered) if ordered else "none"
 
 

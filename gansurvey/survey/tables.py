@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from gansurvey.checks import check_choice
+from gansurvey.compress.base import FAMILIES
 from gansurvey.records import arm_table
-from gansurvey.survey.literature import FAMILIES, LOSSY_FAMILIES, MARKS, derive, family_label, family_set
+from gansurvey.survey.literature import LITERATURE_FAMILIES, MARKS, derive, family_label, family_set
 
 FORMATS = ("markdown", "latex", "csv")
 #: Family values of measured records that mean "not compressed".
@@ -245,11 +246,11 @@ def technique_matrix(frame: pd.DataFrame) -> pd.DataFrame:
                 "work": work,
                 "period": group["period"].iloc[0],
                 "year": int(group["year"].min()),
-                **{family: int(family in fams) for family in FAMILIES},
-                "lossy families": sum(family in fams for family in LOSSY_FAMILIES),
+                **{family: int(family in fams) for family in LITERATURE_FAMILIES},
+                "lossy families": sum(family in fams for family in FAMILIES),
             }
         )
-    matrix = pd.DataFrame(works, columns=["work", "period", "year", *FAMILIES, "lossy families"])
+    matrix = pd.DataFrame(works, columns=["work", "period", "year", *LITERATURE_FAMILIES, "lossy families"])
     order = matrix["period"].map({"pre-survey": 0, "post-survey": 1}).fillna(2)
     matrix = matrix.assign(_order=order).sort_values(["_order", "year", "work"], kind="stable")
     return matrix.drop(columns="_order").set_index("work")
@@ -257,7 +258,7 @@ def technique_matrix(frame: pd.DataFrame) -> pd.DataFrame:
 
 def family_coverage(matrix: pd.DataFrame) -> pd.DataFrame:
     """Number of works per family and period, read off the technique matrix (0 shows an empty family)."""
-    coverage = matrix.groupby("period")[list(FAMILIES)].sum().T.rename_axis("family")
+    coverage = matrix.groupby("period")[list(LITERATURE_FAMILIES)].sum().T.rename_axis("family")
     return coverage[_periods(coverage.columns)]
 
 
@@ -269,13 +270,13 @@ def _periods(columns: pd.Index) -> list[str]:
 def combination_counts(matrix: pd.DataFrame) -> pd.DataFrame:
     """How many works combine 0, 1, 2, ... of the five lossy families, per period."""
     counts = matrix.groupby(["lossy families", "period"]).size().unstack(fill_value=0)
-    return counts.reindex(range(0, len(LOSSY_FAMILIES) + 1), fill_value=0)[_periods(counts.columns)]
+    return counts.reindex(range(0, len(FAMILIES) + 1), fill_value=0)[_periods(counts.columns)]
 
 
 def matrix_display(matrix: pd.DataFrame) -> pd.DataFrame:
     """The matrix with x marks (blank = not used), for Markdown and LaTeX."""
     shown = matrix.copy()
-    for family in FAMILIES:
+    for family in LITERATURE_FAMILIES:
         shown[family] = np.where(shown[family] == 1, "x", "")
     return shown.reset_index()
 
