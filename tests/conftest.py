@@ -1,10 +1,34 @@
+"""Shared test set-up: one torch thread count, a private artifacts folder, the tiny generators several test
+modules build, and the quick profile with test-sized settings."""
+
+import dataclasses
 import os
+from collections.abc import Callable
 
 import pytest
 import torch
+from torch import nn
+
+from gansurvey.models import generators
 
 # Tests are small: one intra-op thread keeps them reproducible and leaves the other core to the test runner.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+#: Small members of each architecture: fast, but with every layer kind (ConvTranspose2d, BatchNorm, residual
+#: sums of two blocks). The ResNet's channels are c1, c2, c3 = 4, 8, 16; the DCGAN's 32, 16, 8, then 1.
+TINY: dict[str, Callable[[], nn.Module]] = {
+    "mlp": lambda: generators.MLPGenerator(hidden=32, depth=2),
+    "dcgan": lambda: generators.DCGANGenerator(latent_dim=16, base=8),
+    "resnet": lambda: generators.ResNetGenerator(ngf=4, blocks=2),
+}
+#: An input shape for the architectures not fed with noise (None: the generator draws its own).
+TINY_INPUT_SHAPES: dict[str, tuple[int, ...] | None] = {"mlp": None, "dcgan": None, "resnet": (1, 1, 16, 16)}
+
+
+def tiny_generator(kind: str, seed: int = 0) -> nn.Module:
+    """A fresh :data:`TINY` generator of ``kind``, initialised under ``seed``, in eval mode."""
+    torch.manual_seed(seed)
+    return TINY[kind]().eval()
 
 
 @pytest.fixture
@@ -12,3 +36,17 @@ def artifacts(tmp_path, monkeypatch):
     """A private artifacts folder, so cache tests never touch (or reuse) the real one."""
     monkeypatch.setenv("GANSURVEY_ARTIFACTS", str(tmp_path / "artifacts"))
     return tmp_path / "artifacts"
+
+
+@pytest.fixture
+def quick_profile(monkeypatch, artifacts):
+    """Patch the quick profile's settings for one test (in a private artifacts folder): call it with the fields
+    to change; it returns the patched settings."""
+    from gansurvey.config import PROFILE_SETTINGS
+
+    def patch(**changes):
+        settings = dataclasses.replace(PROFILE_SETTINGS["quick"], **changes)
+        monkeypatch.setitem(PROFILE_SETTINGS, "quick", settings)
+        return settings
+
+    return patch

@@ -17,30 +17,24 @@ from torch import nn
 import gansurvey as gs
 from gansurvey import compress as C
 from gansurvey.checks import GanSurveyError
-from gansurvey.models.generators import DCGANGenerator, MLPGenerator, ResNetGenerator
-
-GENERATORS = {
-    "mlp": lambda: MLPGenerator(hidden=16, depth=2),
-    "dcgan": lambda: DCGANGenerator(base=8),
-    "resnet": lambda: ResNetGenerator(ngf=8, blocks=1),
-}
+from tests.conftest import TINY
 
 # config type -> (good config, architectures it applies to, [(bad field values, words the error must contain)])
 CASES = {
-    C.MagnitudePruneConfig: (C.MagnitudePruneConfig(sparsity=0.5), tuple(GENERATORS),
+    C.MagnitudePruneConfig: (C.MagnitudePruneConfig(sparsity=0.5), tuple(TINY),
                              [({"sparsity": 1.0}, "sparsity"), ({"scope": "row"}, "'row'"),
                               ({"pattern": "3:4"}, "'3:4'")]),
-    C.ChannelPruneConfig: (C.ChannelPruneConfig(ratio=0.5), tuple(GENERATORS),
+    C.ChannelPruneConfig: (C.ChannelPruneConfig(ratio=0.5), tuple(TINY),
                            [({"ratio": -0.1}, "ratio"), ({"criterion": "l3"}, "'l3'")]),
-    C.StudentConfig: (C.StudentConfig(width=0.5), tuple(GENERATORS), [({"width": 0.0}, "width")]),
-    C.EncodeConfig: (C.EncodeConfig(bits=4, coder="huffman"), tuple(GENERATORS),
+    C.StudentConfig: (C.StudentConfig(width=0.5), tuple(TINY), [({"width": 0.0}, "width")]),
+    C.EncodeConfig: (C.EncodeConfig(bits=4, coder="huffman"), tuple(TINY),
                      [({"bits": 9}, "bits must be an integer >= 1 and <= 8, got 9"), ({"coder": "lzw"}, "'lzw'"),
                       ({"init": "kmeans++"}, "'kmeans++'")]),
-    C.QuantConfig: (C.QuantConfig(weight_bits=4, granularity="per-channel"), tuple(GENERATORS),
+    C.QuantConfig: (C.QuantConfig(weight_bits=4, granularity="per-channel"), tuple(TINY),
                     [({"weight_bits": 5}, "unsupported weight_bits 5; allowed: 8, 6, 4, 3, 2, 1"),
                      ({"granularity": "per-row"}, "'per-row'"), ({"rounding": "adaround"}, "'adaround'"),
                      ({"activation_bits": 4}, "activation_bits 4")]),
-    C.LowRankConfig: (C.LowRankConfig("svd", rank=0.5), tuple(GENERATORS),
+    C.LowRankConfig: (C.LowRankConfig("svd", rank=0.5), tuple(TINY),
                       [({"method": "qr"}, "'qr'"), ({"rank": 0}, "rank 0"),
                        ({"rank": None, "energy": 1.5}, "energy must be a number in (0, 1]"),
                        ({"layers": ()}, "layers")]),
@@ -70,7 +64,7 @@ def test_contract(config_type):
         setattr(config, first, getattr(config, first))
     for arch in architectures:
         torch.manual_seed(0)
-        model = GENERATORS[arch]().eval()
+        model = TINY[arch]().eval()
         before, structure = _weights(model), repr(model)
         x = torch.randn(2, 1, 16, 16) if arch == "resnet" else model.sample_inputs(2, torch.Generator().manual_seed(1))
         out = C.compress(model, config, example_input=x)
@@ -111,7 +105,7 @@ def test_family_label_is_one_spelling():
 
 
 def test_compress_refuses_what_it_cannot_apply():
-    g = GENERATORS["mlp"]()
+    g = TINY["mlp"]()
     with pytest.raises(GanSurveyError, match="compress needs a torch module, got str"):
         C.compress("g", C.MagnitudePruneConfig(0.5))
     with pytest.raises(GanSurveyError, match="non-empty list"):

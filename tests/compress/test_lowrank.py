@@ -4,7 +4,6 @@ generator (the package's and plain-torch ones), and clear about what it refuses.
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import pytest
 import torch
@@ -25,7 +24,8 @@ from gansurvey.compress import (
 )
 from gansurvey.compress.lowrank import _tt_modes, evbmf_rank, full_ranks
 from gansurvey.metrics.cost import count_macs, count_params, stored_bytes
-from gansurvey.models.generators import DCGANGenerator, MLPGenerator, ResNetGenerator
+from gansurvey.models.generators import DCGANGenerator, ResNetGenerator
+from tests.conftest import TINY, TINY_INPUT_SHAPES
 
 # layer, input: every layer type and geometry the methods must reproduce exactly at full rank
 LAYERS = {
@@ -178,12 +178,7 @@ class TinyUNet(nn.Module):
 
 
 FOREIGN = {"cyclegan-resnet": (CycleGANResnet, (1, 3, 16, 16)), "unet": (TinyUNet, (1, 3, 16, 16))}
-PACKAGE = {
-    "mlp": (lambda: MLPGenerator(hidden=16, depth=2), None),
-    "dcgan": (lambda: DCGANGenerator(base=8), None),
-    "resnet": (lambda: ResNetGenerator(ngf=8, blocks=1), (1, 1, 16, 16)),
-    **FOREIGN,
-}
+PACKAGE = {**{kind: (make, TINY_INPUT_SHAPES[kind]) for kind, make in TINY.items()}, **FOREIGN}
 
 
 def _input(model, shape):
@@ -307,16 +302,8 @@ def test_grouped_convolutions_are_refused_by_name_and_skipped_otherwise():
 # ------------------------------------------------------------------ study layer, claim, benchmark
 
 
-@pytest.fixture
-def tiny_quick(monkeypatch, artifacts):
-    from gansurvey.config import PROFILE_SETTINGS
-
-    quick = PROFILE_SETTINGS["quick"]
-    monkeypatch.setitem(PROFILE_SETTINGS, "quick", dataclasses.replace(
-        quick, eval_samples=100, latency_repeats=1, latency_warmup=0))
-
-
-def test_sweep_sensitivity_and_matched_runs_on_the_toy(tiny_quick):
+def test_sweep_sensitivity_and_matched_runs_on_the_toy(quick_profile):
+    quick_profile(eval_samples=100, latency_repeats=1, latency_warmup=0)
     from gansurvey.claims.lowrank import lowrank_vs_pruning
     from gansurvey.experiments import lowrank as xl
     from gansurvey.records import records_frame, with_settings

@@ -29,18 +29,7 @@ from gansurvey.compress.sparse import decode_positions, encode_index
 from gansurvey.metrics.cost import count_macs, count_params, stored_bytes
 from gansurvey.models import generators as models
 from gansurvey.train.gan import TrainConfig, UnconditionalTask, train_gan
-
-# Small members of each family: fast, but with every layer kind (ConvTranspose2d, BatchNorm, residual sums).
-SMALL = {
-    "mlp": lambda: models.MLPGenerator(hidden=32, depth=2),
-    "dcgan": lambda: models.DCGANGenerator(latent_dim=16, base=8),
-    "resnet": lambda: models.ResNetGenerator(ngf=4, blocks=2),
-}
-
-
-def small(kind: str, seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return SMALL[kind]().eval()
+from tests.conftest import TINY, tiny_generator
 
 
 def inputs(model: nn.Module, n: int = 2) -> torch.Tensor:
@@ -66,10 +55,10 @@ def zero_fraction(module: nn.Module) -> float:
 # ---------------------------------------------------------------- unstructured magnitude pruning
 
 
-@pytest.mark.parametrize("kind", list(SMALL))
+@pytest.mark.parametrize("kind", list(TINY))
 @pytest.mark.parametrize("target", [0.0, 0.3, 0.5, 0.9])
 def test_layer_scope_reaches_the_sparsity_exactly_in_every_layer(kind, target):
-    g = small(kind)
+    g = tiny_generator(kind)
     before = snapshot(g)
     pruned = prune(g, MagnitudePruneConfig(target))
     assert_unchanged(g, before)
@@ -85,7 +74,7 @@ def test_layer_scope_reaches_the_sparsity_exactly_in_every_layer(kind, target):
 
 @pytest.mark.parametrize("target", [0.25, 0.8])
 def test_global_scope_reaches_the_sparsity_exactly_over_all_layers(target):
-    g = small("dcgan")
+    g = tiny_generator("dcgan")
     pruned = prune(g, MagnitudePruneConfig(target, scope="global"))
     n = sum(m.weight.numel() for m in prunable_layers(g).values())
     zeros = sum(int((m.weight == 0).sum()) for m in prunable_layers(pruned).values())
@@ -113,7 +102,7 @@ def test_global_ties_are_broken_deterministically():
 
 
 def test_only_the_named_layers_are_pruned_and_masks_only_grow():
-    g = small("dcgan")
+    g = tiny_generator("dcgan")
     pruned = prune(g, MagnitudePruneConfig(0.6, layers=("net.3",)))
     assert zero_fraction(pruned.net[3]) == pytest.approx(0.6, abs=1e-3)
     assert zero_fraction(pruned.net[0]) == 0.0
@@ -125,7 +114,7 @@ def test_only_the_named_layers_are_pruned_and_masks_only_grow():
 
 
 def test_masked_model_counts_dense_params_and_discriminators_prune_too():
-    g = small("dcgan")
+    g = tiny_generator("dcgan")
     pruned = prune(g, MagnitudePruneConfig(0.7))
     assert count_params(pruned) == count_params(g)  # masks are bookkeeping; the dense weights are still held
     d = models.DCGANDiscriminator(base=8)
@@ -153,7 +142,7 @@ def test_masks_survive_training_with_the_shared_trainer():
 
 
 def test_bake_masks_gives_plain_layers_with_the_same_outputs():
-    g = small("dcgan")
+    g = tiny_generator("dcgan")
     pruned = prune(g, MagnitudePruneConfig(0.5))
     baked = bake_masks(pruned)
     assert type(baked.net[0]) is nn.ConvTranspose2d and masks(baked) == {}
@@ -166,9 +155,9 @@ def test_bake_masks_gives_plain_layers_with_the_same_outputs():
 # ---------------------------------------------------------------- sparse storage
 
 
-@pytest.mark.parametrize("kind", list(SMALL))
+@pytest.mark.parametrize("kind", list(TINY))
 def test_sparse_storage_matches_the_masked_model_and_shrinks(kind):
-    g = small(kind)
+    g = tiny_generator(kind)
     x = inputs(g)
     sizes = []
     for target in (0.5, 0.8, 0.95):
@@ -190,13 +179,13 @@ def test_sparse_storage_matches_the_masked_model_and_shrinks(kind):
 
 
 def test_sparse_state_dict_round_trips_through_torch_save():
-    g = small("dcgan")
+    g = tiny_generator("dcgan")
     sparse = to_sparse_storage(prune(g, MagnitudePruneConfig(0.9)))
     buffer = io.BytesIO()
     torch.save(sparse.state_dict(), buffer)
     state = torch.load(io.BytesIO(buffer.getvalue()))
     # A container of the same architecture pruned differently adopts the stored sizes and index formats.
-    other = to_sparse_storage(prune(small("dcgan", seed=5), MagnitudePruneConfig(0.3)))
+    other = to_sparse_storage(prune(tiny_generator("dcgan", seed=5), MagnitudePruneConfig(0.3)))
     other.load_state_dict(state)
     x = inputs(g)
     assert torch.equal(other(x), sparse(x))
@@ -205,7 +194,7 @@ def test_sparse_state_dict_round_trips_through_torch_save():
 
 
 def test_a_corrupted_sparse_checkpoint_is_refused():
-    sparse = to_sparse_storage(prune(small("mlp"), MagnitudePruneConfig(0.5)))
+    sparse = to_sparse_storage(prune(tiny_generator("mlp"), MagnitudePruneConfig(0.5)))
     state = sparse.state_dict()
     state["net.0.values"] = state["net.0.values"][:-3]
     with pytest.raises(GanSurveyError, match="corrupted sparse weight 'net.0.'"):
@@ -239,20 +228,20 @@ def test_sparse_values_can_be_fine_tuned_and_stay_sparse():
 
 def test_sparse_storage_needs_something_to_store():
     with pytest.raises(GanSurveyError, match="no masked layers"):
-        to_sparse_storage(small("mlp"))
-    sparse = to_sparse_storage(small("mlp"), layers=("net.0",))
+        to_sparse_storage(tiny_generator("mlp"))
+    sparse = to_sparse_storage(tiny_generator("mlp"), layers=("net.0",))
     assert sparse.net[0].index_format == "bitmap" and sparsity(sparse, ("net.0",)) == 0.0
     with pytest.raises(GanSurveyError, match="prune the masked model before"):
-        prune(to_sparse_storage(prune(small("mlp"), MagnitudePruneConfig(0.5))), MagnitudePruneConfig(0.7))
+        prune(to_sparse_storage(prune(tiny_generator("mlp"), MagnitudePruneConfig(0.5))), MagnitudePruneConfig(0.7))
 
 
 # ---------------------------------------------------------------- structured channel pruning
 
 
-@pytest.mark.parametrize("kind", list(SMALL))
+@pytest.mark.parametrize("kind", list(TINY))
 @pytest.mark.parametrize("criterion", ["l1", "l2", "bn_scale"])
 def test_channel_pruning_makes_every_family_smaller_with_the_same_shapes(kind, criterion):
-    g = small(kind)
+    g = tiny_generator(kind)
     x = inputs(g)
     before = snapshot(g)
     if kind == "mlp" and criterion == "bn_scale":
@@ -273,7 +262,7 @@ def test_channel_pruning_makes_every_family_smaller_with_the_same_shapes(kind, c
 
 
 def test_conv_transpose_chain_is_pruned_consistently():
-    g = small("dcgan")  # channels 32, 16, 8 then the 1-channel output layer
+    g = tiny_generator("dcgan")  # channels 32, 16, 8 then the 1-channel output layer
     pruned = prune(g, ChannelPruneConfig(0.5))
     convs = [m for m in pruned.net if isinstance(m, nn.ConvTranspose2d)]
     bns = [m for m in pruned.net if isinstance(m, nn.BatchNorm2d)]
@@ -284,7 +273,7 @@ def test_conv_transpose_chain_is_pruned_consistently():
 
 
 def test_residual_channels_are_pruned_together_or_not_at_all():
-    g = small("resnet")  # c1, c2, c3 = 4, 8, 16
+    g = tiny_generator("resnet")  # c1, c2, c3 = 4, 8, 16
     pruned = prune(g, ChannelPruneConfig(0.5))
     tied = [pruned.down[7].out_channels, pruned.up[0].in_channels]
     tied += [b.body[5].out_channels for b in pruned.blocks] + [b.body[1].in_channels for b in pruned.blocks]
@@ -308,7 +297,7 @@ def test_the_criterion_picks_the_channels_it_documents():
     assert torch.allclose(pruned[0].weight[:, 0], norms[[0, 2, 4]] / 3)  # kept: the 3 largest, in order
     assert torch.equal(pruned[2].weight, lin[2].weight[:, [0, 2, 4]])
 
-    g = small("dcgan")
+    g = tiny_generator("dcgan")
     gamma = torch.arange(32, dtype=torch.float32).flip(0)  # channel 0 has the largest |gamma|
     with torch.no_grad():
         g.net[1].weight.copy_(gamma)
@@ -324,7 +313,7 @@ def test_importance_objects_cite_their_paper_and_configs_store_their_name():
     config = ChannelPruneConfig(0.5, criterion=MagnitudeImportance(p=2))
     assert config.criterion == "l2" and config.importance is IMPORTANCES["l2"]
     assert ChannelPruneConfig.from_dict(config.to_dict()) == config
-    g = small("dcgan")
+    g = tiny_generator("dcgan")
     by_name, by_object = prune(g, ChannelPruneConfig(0.5, criterion="l2")), prune(g, config)
     assert all(torch.equal(a, b) for a, b in zip(by_name.state_dict().values(), by_object.state_dict().values(),
                                                     strict=True))
@@ -334,7 +323,7 @@ def test_importance_objects_cite_their_paper_and_configs_store_their_name():
 
 def test_round_to_and_discriminators():
     assert [kept_channels(c, ChannelPruneConfig(0.3, round_to=4)) for c in (32, 16, 8, 3)] == [24, 12, 8, 3]
-    g = small("dcgan")
+    g = tiny_generator("dcgan")
     pruned = prune(g, ChannelPruneConfig(0.3, round_to=4))
     assert [m.out_channels for m in pruned.net if isinstance(m, nn.ConvTranspose2d)] == [24, 12, 8, 1]
     d = models.PatchDiscriminator(in_channels=2, ndf=8)
@@ -346,13 +335,13 @@ def test_round_to_and_discriminators():
 
 def test_channel_pruning_refuses_masked_models():
     with pytest.raises(GanSurveyError, match="cannot follow MagnitudePruneConfig: channel pruning needs plain"):
-        prune(prune(small("dcgan"), MagnitudePruneConfig(0.5)), ChannelPruneConfig(0.5))
-    masked = prune(small("dcgan"), MagnitudePruneConfig(0.5))
+        prune(prune(tiny_generator("dcgan"), MagnitudePruneConfig(0.5)), ChannelPruneConfig(0.5))
+    masked = prune(tiny_generator("dcgan"), MagnitudePruneConfig(0.5))
     masked.compression = []  # a masked model whose history was lost is still refused, by the layers themselves
     with pytest.raises(GanSurveyError, match="bake_masks first"):
         prune(masked, ChannelPruneConfig(0.5))
-    both = prune(bake_masks(prune(small("dcgan"), MagnitudePruneConfig(0.5))), ChannelPruneConfig(0.5))
-    assert count_params(both) < count_params(small("dcgan"))
+    both = prune(bake_masks(prune(tiny_generator("dcgan"), MagnitudePruneConfig(0.5))), ChannelPruneConfig(0.5))
+    assert count_params(both) < count_params(tiny_generator("dcgan"))
     assert [e["type"] for e in both.compression] == ["MagnitudePruneConfig", "ChannelPruneConfig"]
 
 
@@ -457,7 +446,7 @@ def test_bad_configs_name_the_value_and_what_is_allowed(make, needle):
 
 
 def test_bad_arguments_to_prune():
-    g = small("dcgan")
+    g = tiny_generator("dcgan")
     with pytest.raises(GanSurveyError, match=r"layer 'net.99' is not a prunable .*allowed: 'net.0', 'net.3'"):
         prune(g, MagnitudePruneConfig(0.5, layers=("net.99",)))
     with pytest.raises(GanSurveyError, match=r"layer 'net.1' is not a prunable layer"):

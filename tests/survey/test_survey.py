@@ -15,7 +15,7 @@ from gansurvey.survey import findings as F
 from gansurvey.survey import literature, output, tables
 from gansurvey.survey.literature import COLUMNS, LiteratureDataError, load_literature
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "literature.csv"
 
 
