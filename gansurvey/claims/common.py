@@ -1,4 +1,5 @@
-"""What every measured claim shares: the seed and profile caveats, and reading records' settings."""
+"""What every measured claim shares: the seed and profile caveats, reading records' settings, and turning
+records into the arms the decision rule (:mod:`gansurvey.claims.rule`) compares."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ import numpy as np
 import pandas as pd
 
 from gansurvey.checks import GanSurveyError
+from gansurvey.claims.rule import Arm, Decision
 
 F1_COLUMNS = ("benchmark", "technique", "family", "seed", "macs", "primary_metric", "primary_value",
               "higher_is_better")
 
 
-INDICATIVE = "quick-profile verdicts are indicative only (one seed, short training; see the full profile)"
+INDICATIVE = ("quick-profile records: short training and few seeds, so the rule gives 'indicative' where an arm "
+              "has fewer than 3 seeds (see the full profile)")
+#: The column a record may carry with its bootstrap resamples of ``primary_value`` over the evaluation samples
+#: (a JSON list); the measurement layer does not record it yet, so the rule runs on the seed spread alone.
+RESAMPLES_COLUMN = "primary_resamples"
 
 
 def seed_note(seeds: int, profile: str | None = None) -> list[str]:
@@ -101,3 +107,35 @@ def relative_loss(value: float, teacher: float, higher: bool) -> float:
 
 def mean_sd_n(values: pd.Series) -> tuple[float, float, int]:
     return float(values.mean()), float(values.std()) if len(values) > 1 else float("nan"), int(len(values))
+
+
+def arm_of(name: str, rows: pd.DataFrame) -> Arm:
+    """The arm of ``rows`` (one setting): one value per seed (the mean where a seed was measured twice) and,
+    where the records carry :data:`RESAMPLES_COLUMN`, each seed's evaluation resamples.
+
+    Example:
+        >>> arm_of("a", pd.DataFrame({"seed": [0, 1, 1], "primary_value": [1.0, 2.0, 4.0]})).values
+        (1.0, 3.0)
+    """
+    if rows.empty:
+        return Arm.of(name, [])
+    values = pd.to_numeric(rows["primary_value"], errors="coerce")
+    per_seed = values.groupby(rows["seed"], sort=True).mean().dropna()
+    resamples = None
+    if RESAMPLES_COLUMN in rows.columns and rows[RESAMPLES_COLUMN].notna().all():
+        import json
+
+        firsts = rows.groupby("seed", sort=True)[RESAMPLES_COLUMN].first().loc[per_seed.index]
+        resamples = [json.loads(r) if isinstance(r, str) else list(r) for r in firsts]
+    return Arm.of(name, per_seed.tolist(), resamples)
+
+
+def decisions_frame(decisions: list[tuple[dict, Decision]]) -> pd.DataFrame:
+    """One row per decision: the caller's keys (benchmark, pair...) then the rule's evidence."""
+    return pd.DataFrame([{**keys, "arm": d.arm, "reference": d.reference, **d.as_row()} for keys, d in decisions])
+
+
+def fewest_seeds(decisions: list[tuple[dict, Decision]]) -> int | None:
+    """The fewest seeds any compared arm rests on (``None`` when nothing was compared)."""
+    counts = [n for _, d in decisions if d.verdict != "not testable" for n in d.n.values()]
+    return min(counts) if counts else None

@@ -32,7 +32,11 @@ class Verdict(StrEnum):
 
     SUPPORTED = "supported"
     CONTRADICTED = "contradicted"
+    #: decisive parts disagree (some supported, some contradicted)
     MIXED = "mixed"
+    #: the numbers lean one way but the rule (:mod:`gansurvey.claims.rule`) cannot decide: too few seeds or
+    #: overlapping intervals
+    INDICATIVE = "indicative"
     NOT_TESTABLE = "not testable"
 
     @classmethod
@@ -40,7 +44,8 @@ class Verdict(StrEnum):
         """A verdict from itself or its word.
 
         Args:
-            value: a :class:`Verdict` or one of ``supported``, ``contradicted``, ``mixed``, ``not testable``.
+            value: a :class:`Verdict` or one of ``supported``, ``contradicted``, ``mixed``, ``indicative``,
+                ``not testable``.
 
         Example:
             >>> Verdict.of("not testable") is Verdict.NOT_TESTABLE
@@ -55,12 +60,14 @@ class Verdict(StrEnum):
 #: Every verdict word, in a fixed order (for tables and tests).
 VERDICTS = tuple(Verdict)
 SOURCES = ("measured", "literature")
-#: Where a claim comes from: the survey's abstracts (the only text of it that could be read) or this project.
+#: Where a claim comes from: the survey's abstract (verbatim or nearly, the only text of it that could be read),
+#: this project's reading (of the survey, the literature or a surveyed work's result), or a surveyed work.
 BASES = ("survey abstract", "this project's reading", "surveyed work")
 
 
 def combine(verdicts: Iterable[Verdict | str]) -> Verdict:
-    """The overall verdict of several parts: their common verdict among the testable ones, else mixed.
+    """The overall verdict of several parts: their common verdict among the testable ones; mixed when decisive
+    parts disagree; indicative when some part could not be decided and the decided ones agree.
 
     Args:
         verdicts: per-part verdicts (:class:`Verdict` or their words); not-testable parts are ignored.
@@ -68,13 +75,19 @@ def combine(verdicts: Iterable[Verdict | str]) -> Verdict:
     Example:
         >>> combine(["supported", "contradicted"])
         <Verdict.MIXED: 'mixed'>
+        >>> combine(["supported", "indicative"])
+        <Verdict.INDICATIVE: 'indicative'>
         >>> combine([])
         <Verdict.NOT_TESTABLE: 'not testable'>
     """
     testable = {Verdict.of(v) for v in verdicts} - {Verdict.NOT_TESTABLE}
     if not testable:
         return Verdict.NOT_TESTABLE
-    return testable.pop() if len(testable) == 1 else Verdict.MIXED
+    if len(testable) == 1:
+        return testable.pop()
+    if {Verdict.SUPPORTED, Verdict.CONTRADICTED} <= testable or Verdict.MIXED in testable:
+        return Verdict.MIXED
+    return Verdict.INDICATIVE
 
 
 @dataclass
@@ -88,8 +101,11 @@ class Check:
         summary: one paragraph with the numbers the verdict rests on.
         evidence: the table the verdict was computed from.
         verdicts: per-part verdicts, e.g. per benchmark or per training budget.
-        notes: caveats (rows left out, seed counts, "indicative only").
+        notes: caveats (rows left out, seed counts, how the noise was measured).
         parameters: the thresholds used, so they can be argued with.
+        decisions: the rule's evidence per comparison (:class:`gansurvey.claims.rule.Decision` rows: n per arm,
+            effect and its interval, tolerance, why); empty for literature checks.
+        rule: the decision rule that produced the verdict, in words.
         source: ``measured`` (this project's records) or ``literature`` (published numbers).
         basis: where the claim comes from: ``survey abstract``, ``this project's reading`` or ``surveyed work``.
         seeds: how many seeds the verdict rests on (measured checks; ``None`` for the literature).
@@ -106,6 +122,8 @@ class Check:
     source: str = "measured"
     basis: str = "survey abstract"
     seeds: int | None = None
+    decisions: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    rule: str = ""
 
     def __post_init__(self) -> None:
         self.verdict = Verdict.of(self.verdict)
@@ -132,8 +150,9 @@ class Check:
         shown = self.evidence.to_markdown(index=False) if len(self.evidence) and _has_tabulate() \
             else self.evidence.to_string() if len(self.evidence) else "(no rows)"
         notes = "".join(f"\n- {n}" for n in self.notes)
+        rule = f"\n\nRule: {self.rule}" if self.rule else ""
         return (f"**{self.id}: {self.claim}** ({self.provenance()})\n\nVerdict: **{self.verdict}**. "
-                f"{self.summary}\n{notes}\n\n{shown}\n")
+                f"{self.summary}\n{notes}{rule}\n\n{shown}\n")
 
     def to_markdown(self) -> str:
         """Heading, verdict, provenance, summary, notes, parameters and the evidence table as Markdown."""
@@ -141,6 +160,8 @@ class Check:
                  f"**Verdict: {self.verdict}.** {self.summary}", ""]
         parts += [f"- {n}" for n in self.notes] + ([""] if self.notes else [])
         parts += [f"Parameters: `{json.dumps(self.parameters, default=str)}`", ""]
+        if self.rule:
+            parts += [f"Rule: {self.rule}", ""]
         return "\n".join(parts)
 
 
