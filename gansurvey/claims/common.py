@@ -81,6 +81,15 @@ def configurations(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def row_labels(rows: pd.DataFrame) -> pd.Series:
+    """Each record's configuration label, as :func:`configurations` names it: the technique, with its settings
+    where the same technique was measured under several settings on one benchmark and metric."""
+    keys = ["benchmark", "primary_metric", "family", "technique"]
+    distinct = rows.groupby(keys, dropna=False)["settings"].transform("nunique")
+    plain = (distinct <= 1) | rows["settings"].isin(["{}", ""])
+    return rows["technique"].where(plain, rows["technique"] + " " + rows["settings"]).astype(str)
+
+
 def as_bool(value: Any) -> bool | None:
     # A CSV round trip can leave "True"/"False" strings, and bool("False") is True.
     if isinstance(value, str):

@@ -1,14 +1,35 @@
 """Notebook 02's claim on measured records. F1, :func:`distillation_vs_pruning`: knowledge distillation beats
-pruning used alone, at matched MACs, once per training budget (equal fine-tuning steps, and equal total steps)."""
+pruning used alone, at matched MACs, and it is distillation that wins: the distilled student must also beat a
+student of the same size trained from scratch for the same steps. Decided by the one rule
+(:mod:`gansurvey.claims.rule`), once per training budget."""
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 import pandas as pd
 
 from gansurvey.checks import check_number
-from gansurvey.claims.common import check_records, configurations, higher_is_better, profile_of, seed_note
+from gansurvey.claims.common import (
+    check_records,
+    configurations,
+    decisions_frame,
+    fewest_seeds,
+    higher_is_better,
+    profile_of,
+    row_labels,
+    seed_note,
+)
+from gansurvey.claims.rule import RULE, Arm, Decision, all_of, decide
+from gansurvey.claims.selection import held_back, select_best
 from gansurvey.claims.verdict import Check, Verdict, combine
 from gansurvey.records import BUDGETS, DEFAULT_BUDGET, budget_of, stage_of
+
+#: The notebook whose records F1 reads, so that 02 and 07 decide it from the same records.
+F1_NOTEBOOK = "02_distillation"
+#: The budget at which every arm has had the same steps after the teacher (the one F1's verdict is read at).
+DECIDING_BUDGET = DEFAULT_BUDGET
+F1_CLAIM = "Knowledge distillation beats pruning used alone (at the same MAC budget)."
 
 
 def distillation_vs_pruning(
@@ -17,48 +38,58 @@ def distillation_vs_pruning(
     distilled_family: str = "distillation",
     pruned_family: str = "pruning",
     profile: str | None = None,
+    *,
+    scratch_family: str = "from-scratch",
+    notebook: str | None = F1_NOTEBOOK,
+    selection_seeds: Collection[int] | None = None,
 ) -> Check:
-    """F1 on measured records: does a distilled student beat a pruned (fine-tuned) generator of equal MACs?
-    Decided once per training budget.
+    """F1 on measured records: does a distilled student beat both a pruned (fine-tuned) generator and a student
+    trained from scratch, at equal MACs and equal training after the teacher? Decided once per training budget.
 
-    A distilled record's budget is ``settings["budget"]`` (:data:`BUDGETS`; none given means
-    ``equal-finetune``). Pruned records are the reference of every budget: a pruned model was trained for the
-    teacher's steps and then fine-tuned, so it has both the fine-tuning steps of an ``equal-finetune`` student
-    and the total steps of an ``equal-total`` one.
+    A distilled or from-scratch record's budget is ``settings["budget"]`` (:data:`BUDGETS`; none given means
+    ``equal-finetune``). At ``equal-finetune`` every arm trains for the same steps after the teacher (the pruned
+    model's fine-tuning, the students' training): that budget decides the overall verdict. At ``equal-total``
+    the students train for the teacher's steps and the fine-tuning; the pruned models of ``equal-finetune`` are
+    its reference; its verdict is reported beside, not combined.
 
-    Per budget, benchmark and primary metric: a *configuration* is a (family, technique, settings) triple; its
-    quality is the mean of ``primary_value`` over seeds and its spread the standard deviation over seeds (0
-    with one seed). Configurations of both families are grouped into MAC budgets, from the cheapest up: a
-    budget holds every configuration within ``mac_tolerance`` (relative) above its cheapest member. In a
-    budget holding both families the best distilled configuration meets the best pruned one; the margin is
-    their quality difference in the metric's better direction (positive: distillation better), decisive when
-    it exceeds the sum of the two spreads. A benchmark *supports* the claim when distillation wins decisively at
-    every matched budget, *contradicts* it when pruning wins decisively somewhere and distillation nowhere, is
-    *mixed* otherwise and *not testable* without a matched budget. Combined techniques (other families) are
-    not "pruning used alone" and are left out.
+    Per budget, benchmark and primary metric, configurations of the three families are grouped into MAC
+    budgets (every configuration within ``mac_tolerance`` above the cheapest member). In a MAC budget holding a
+    distilled and a pruned configuration, the best configuration of each family is chosen
+    (:func:`gansurvey.claims.selection.select_best`: on ``selection_seeds`` or a validation split where the
+    records allow it, else on the reported numbers, which caps the verdict at *indicative*), and the rule asks
+    whether the distilled arm is *better* than the pruned one and than the from-scratch one. The MAC budget
+    supports F1 when both are supported, contradicts it when either is contradicted; it is not testable without
+    a from-scratch student. Combined techniques (other families) are not "pruning used alone" and are left out.
 
     Args:
         records: measured records (``ResultsStore(profile).load_all()`` or :func:`records_frame`).
         mac_tolerance: relative MAC difference still counted as the same cost.
         distilled_family: the family set against pruning (``pruning+distillation`` for the combined arm).
         pruned_family: the pruning family.
-        profile: the records' profile; ``None`` reads the ``profile`` column (quick verdicts are indicative).
+        profile: the records' profile; ``None`` reads the ``profile`` column.
+        scratch_family: the family of students trained without a teacher.
+        notebook: only records of this notebook are read (when the records have a ``notebook`` column), so
+            every caller decides F1 from the same records; ``None`` reads all.
+        selection_seeds: seeds on which best-of choices are made (and not reported).
 
     Returns:
-        A :class:`Check` whose ``verdicts`` hold one verdict per budget of :data:`BUDGETS` (``"equal-total"``;
-        not testable when the records have no such students) and per budget and benchmark
-        (``"equal-total: mnist-dcgan"``); its overall verdict combines the budgets (mixed when they disagree), so
-        read the per-budget ones.
+        A :class:`Check` whose ``verdicts`` hold one verdict per budget of :data:`BUDGETS` and per budget and
+        benchmark (``"equal-total: mnist-dcgan"``); ``decisions`` holds the rule's evidence per comparison.
 
     Example:
         >>> check = distillation_vs_pruning(store.load_all())  # doctest: +SKIP
-        >>> check.verdicts["equal-total"]  # doctest: +SKIP
+        >>> check.verdicts["equal-finetune"]  # doctest: +SKIP
     """
     check_number("mac_tolerance", mac_tolerance, minimum=0, below=1)
     frame = check_records(records)
-    profile = profile_of(frame, profile)
     notes: list[str] = []
-    rows = frame[frame["family"].isin([distilled_family, pruned_family])]
+    if notebook is not None and "notebook" in frame.columns:
+        others = frame["notebook"].astype(str) != notebook
+        if others.any():
+            notes.append(f"{int(others.sum())} record(s) of other notebooks were left out (F1 reads {notebook}'s)")
+        frame = frame[~others]
+    profile = profile_of(frame, profile)
+    rows = frame[frame["family"].isin([distilled_family, pruned_family, scratch_family])]
     unpriced = rows["macs"].isna() | rows["primary_value"].isna()
     if unpriced.any():
         notes.append(f"{int(unpriced.sum())} record(s) without MACs or a primary value were left out")
@@ -69,40 +100,39 @@ def distillation_vs_pruning(
     if untuned.any():
         notes.append(f"{int(untuned.sum())} record(s) measured before fine-tuning were left out")
     rows = rows[~untuned]
-    rows = rows.assign(budget=[budget_of(s) for s in rows["settings"]])
+    rows = rows.assign(budget=[budget_of(s) for s in rows["settings"]], config=row_labels(rows))
     pruned_rows = rows[rows["family"] == pruned_family]
     kd_budgets = [b for b in BUDGETS if (rows.loc[rows["family"] == distilled_family, "budget"] == b).any()]
     table_rows: list[dict] = []
+    decided: list[tuple[dict, Decision]] = []
     verdicts: dict[str, Verdict] = {}
     for budget in kd_budgets or [DEFAULT_BUDGET]:
-        kd_rows = rows[(rows["family"] == distilled_family) & (rows["budget"] == budget)]
-        configs = configurations(pd.concat([kd_rows, pruned_rows]))
+        students = rows[rows["family"].isin([distilled_family, scratch_family]) & (rows["budget"] == budget)]
+        pool = pd.concat([students, pruned_rows])
+        configs = configurations(pool)
         per_bench: dict[str, Verdict] = {}
         for (bench, metric), group in configs.groupby(["benchmark", "primary_metric"], sort=True):
             label = bench if configs[configs["benchmark"] == bench]["primary_metric"].nunique() == 1 \
                 else f"{bench} ({metric})"
             higher = higher_is_better(group, bench, metric)
+            bench_rows = pool[(pool["benchmark"] == bench) & (pool["primary_metric"] == metric)]
             matched = []
             for cluster in _budgets(group, mac_tolerance):
-                kd = cluster[cluster["family"] == distilled_family]
-                pr = cluster[cluster["family"] == pruned_family]
-                if kd.empty or pr.empty:
+                if not {distilled_family, pruned_family} <= set(cluster["family"]):
                     continue
-                matched.append({"budget": budget, **_duel(bench, metric, higher, cluster["macs"].min(),
-                                                          _best(kd, higher), _best(pr, higher))})
+                members = bench_rows[bench_rows["config"].isin(cluster["label"])]
+                row, pair = _duel(members, higher, distilled_family, pruned_family, scratch_family,
+                                  selection_seeds)
+                keys = {"budget": budget, "benchmark": bench, "budget_macs": float(cluster["macs"].min())}
+                decided += [(keys, d) for d in pair]
+                matched.append({**keys, "primary_metric": metric, "higher_is_better": higher, **row})
             if not matched:
                 have = sorted(set(group["family"]))
-                notes.append(f"{budget}, {label}: no MAC budget holds both families (within "
-                             f"{mac_tolerance:.0%}; families measured: {', '.join(have)})")
+                notes.append(f"{budget}, {label}: no MAC budget holds both a distilled and a pruned generator "
+                             f"(within {mac_tolerance:.0%}; families measured: {', '.join(have)})")
                 per_bench[label] = Verdict.NOT_TESTABLE
                 continue
-            outcomes = {row["outcome"] for row in matched}
-            if outcomes == {"distillation better"}:
-                per_bench[label] = Verdict.SUPPORTED
-            elif "pruning better" in outcomes and "distillation better" not in outcomes:
-                per_bench[label] = Verdict.CONTRADICTED
-            else:
-                per_bench[label] = Verdict.MIXED
+            per_bench[label] = combine(row["verdict"] for row in matched)
             table_rows += [{**row, "benchmark_verdict": per_bench[label]} for row in matched]
         verdicts[budget] = combine(per_bench.values())
         verdicts |= {f"{budget}: {label}": v for label, v in per_bench.items()}
@@ -111,15 +141,15 @@ def distillation_vs_pruning(
             verdicts[budget] = Verdict.NOT_TESTABLE
             notes.append(f"no {budget} students in these records, so the {budget} verdict is not testable here")
     table = pd.DataFrame(table_rows, columns=list(_F1_TABLE))
-    seeds = int(table[["distilled_seeds", "pruned_seeds"]].min().min()) if len(table) else None
+    seeds = fewest_seeds(decided)
     if seeds is not None:
         notes += seed_note(seeds, profile)
     check = Check(
-        "F1", "Knowledge distillation beats pruning used alone (at the same MAC budget).",
-        combine(verdicts[b] for b in kd_budgets or [DEFAULT_BUDGET]), "", table, verdicts, notes,
+        "F1", F1_CLAIM, verdicts[DECIDING_BUDGET], "", table, verdicts, notes,
         {"mac_tolerance": mac_tolerance, "distilled_family": distilled_family, "pruned_family": pruned_family,
-         "budgets": kd_budgets, "profile": profile},
-        source="measured", basis="survey abstract", seeds=seeds,
+         "scratch_family": scratch_family, "budgets": kd_budgets, "deciding_budget": DECIDING_BUDGET,
+         "notebook": notebook, "profile": profile},
+        source="measured", basis="survey abstract", seeds=seeds, decisions=decisions_frame(decided), rule=RULE,
     )
     check.summary = _f1_summary(check)
     return check
@@ -127,9 +157,10 @@ def distillation_vs_pruning(
 
 _F1_TABLE = (
     "budget", "benchmark", "primary_metric", "higher_is_better", "budget_macs",
-    "distilled", "distilled_macs", "distilled_mean", "distilled_spread", "distilled_seeds",
-    "pruned", "pruned_macs", "pruned_mean", "pruned_spread", "pruned_seeds",
-    "margin", "outcome", "benchmark_verdict",
+    "distilled", "distilled_macs", "distilled_mean", "distilled_seeds",
+    "pruned", "pruned_macs", "pruned_mean", "pruned_seeds",
+    "scratch", "scratch_mean", "scratch_seeds",
+    "vs_pruning", "vs_scratch", "selection", "verdict", "benchmark_verdict",
 )
 
 
@@ -146,23 +177,33 @@ def _budgets(group: pd.DataFrame, tolerance: float) -> list[pd.DataFrame]:
     return budgets
 
 
-def _best(configs: pd.DataFrame, higher: bool) -> pd.Series:
-    return configs.loc[configs["mean"].idxmax() if higher else configs["mean"].idxmin()]
+def _duel(members: pd.DataFrame, higher: bool, kd_family: str, pr_family: str, sc_family: str,
+          selection_seeds: Collection[int] | None) -> tuple[dict, list[Decision]]:
+    """The best of each family in one MAC budget and the two comparisons F1 needs."""
+    picks = {f: select_best(members[members["family"] == f], "config", higher, selection_seeds)
+             for f in (kd_family, pr_family, sc_family)}
+    arms = {f: Arm.of(p.choice or f, p.report.groupby("seed")["primary_value"].mean()) for f, p in picks.items()}
+    vs_pruning = decide(arms[kd_family], arms[pr_family], higher, "better")
+    vs_scratch = decide(arms[kd_family], arms[sc_family], higher, "better") if picks[sc_family].candidates else \
+        Decision(Verdict.NOT_TESTABLE, "better", arms[kd_family].name, "from scratch", {}, {}, float("nan"),
+                 (float("nan"), float("nan")), float("nan"), "no from-scratch student at this MAC budget")
+    chosen = [p for p in picks.values() if p.candidates]
+    verdict = held_back(all_of([vs_pruning, vs_scratch]), *chosen)
+    selection = "; ".join(f"{f}: {p.basis}" for f, p in picks.items() if p.candidates > 1) or "no best-of taken"
 
+    def macs(f: str) -> float:
+        return float(members.loc[members["config"] == picks[f].choice, "macs"].mean())
 
-def _duel(bench: str, metric: str, higher: bool, budget: float, kd: pd.Series, pr: pd.Series) -> dict:
-    margin = (kd["mean"] - pr["mean"]) if higher else (pr["mean"] - kd["mean"])
-    noise = kd["spread"] + pr["spread"]
-    outcome = ("distillation better" if margin > noise else "pruning better" if -margin > noise
-               else "within seed spread")
     return {
-        "benchmark": bench, "primary_metric": metric, "higher_is_better": higher, "budget_macs": budget,
-        "distilled": kd["label"], "distilled_macs": kd["macs"], "distilled_mean": kd["mean"],
-        "distilled_spread": kd["spread"], "distilled_seeds": int(kd["seeds"]),
-        "pruned": pr["label"], "pruned_macs": pr["macs"], "pruned_mean": pr["mean"],
-        "pruned_spread": pr["spread"], "pruned_seeds": int(pr["seeds"]),
-        "margin": float(margin), "outcome": outcome,
-    }
+        "distilled": picks[kd_family].choice, "distilled_macs": macs(kd_family),
+        "distilled_mean": arms[kd_family].mean, "distilled_seeds": arms[kd_family].n,
+        "pruned": picks[pr_family].choice, "pruned_macs": macs(pr_family), "pruned_mean": arms[pr_family].mean,
+        "pruned_seeds": arms[pr_family].n,
+        "scratch": picks[sc_family].choice or None, "scratch_mean": arms[sc_family].mean if arms[sc_family].n
+        else None, "scratch_seeds": arms[sc_family].n,
+        "vs_pruning": vs_pruning.text(), "vs_scratch": vs_scratch.text(), "selection": selection,
+        "verdict": verdict,
+    }, [vs_pruning, vs_scratch]
 
 
 BUDGET_WORDS = {
@@ -177,18 +218,18 @@ def _f1_summary(check: Check) -> str:
         parts.append("No benchmark has a distilled and a pruned generator within "
                      f"{check.parameters['mac_tolerance']:.0%} of each other's MACs.")
     for budget in BUDGETS:
-        parts.append(f"At the {BUDGET_WORDS[budget]}: {check.verdicts[budget]}.")
+        deciding = " (equal steps after the teacher: this budget decides F1)" if budget == DECIDING_BUDGET else \
+            " (shown beside, not deciding: the students had more steps after the teacher)"
+        parts.append(f"At the {BUDGET_WORDS[budget]}{deciding}: {check.verdicts[budget]}.")
         rows_b = check.evidence[check.evidence["budget"] == budget]
         for (bench, _metric), rows in rows_b.groupby(["benchmark", "primary_metric"], sort=True):
             duels = "; ".join(
-                f"at {r.budget_macs / 1e6:.3g}M MACs {r.distilled} {r.distilled_mean:.4g} "
-                f"± {r.distilled_spread:.2g} "
-                f"vs {r.pruned} {r.pruned_mean:.4g} ± {r.pruned_spread:.2g} "
-                f"({r.primary_metric}, {'higher' if r.higher_is_better else 'lower'} is better; "
-                f"seeds {r.distilled_seeds} and {r.pruned_seeds}; margin {r.margin:+.3g}: {r.outcome})"
+                f"at {r.budget_macs / 1e6:.3g}M MACs ({r.primary_metric}, "
+                f"{'higher' if r.higher_is_better else 'lower'} is better) {r.distilled} {r.distilled_mean:.4g} "
+                f"vs pruned {r.pruned} {r.pruned_mean:.4g} -> {r.vs_pruning}; vs from scratch -> {r.vs_scratch}; "
+                f"best-of: {r.selection}; {r.verdict}"
                 for r in rows.itertuples()
             )
             parts.append(f"{bench} ({rows['benchmark_verdict'].iloc[0]}): {duels}.")
     parts += [f"Note: {n}." for n in check.notes]
-    parts.append("Spreads are standard deviations over seeds; a margin counts only beyond their sum.")
     return " ".join(parts)
