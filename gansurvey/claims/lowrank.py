@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from gansurvey.checks import check_number
-from gansurvey.claims.common import check_records, configurations, higher_is_better, profile_of, seed_note
+from gansurvey.claims.common import (
+    arm_of,
+    check_records,
+    configurations,
+    decisions_frame,
+    higher_is_better,
+    profile_of,
+    seed_note,
+)
+from gansurvey.claims.rule import RULE, decide
 from gansurvey.claims.verdict import Check, Verdict, combine
 from gansurvey.records import settings_of
 
@@ -16,7 +27,7 @@ LR_CLAIM = ("low-rank factorization cuts a GAN generator's MACs at less quality 
 _LR_TABLE = (
     "benchmark", "match", "primary_metric", "higher_is_better", "target_macs", "lowrank_macs", "pruned_macs",
     "lowrank_mean", "lowrank_sd", "lowrank_seeds", "pruned", "pruned_mean", "pruned_sd", "pruned_seeds", "margin",
-    "outcome", "benchmark_verdict",
+    "interval", "tolerance", "outcome", "benchmark_verdict",
 )
 
 
@@ -25,13 +36,13 @@ def lowrank_vs_pruning(records: pd.DataFrame, mac_tolerance: float = 0.10, profi
     than a channel-pruned one? (The survey finds low-rank barely tried on GANs; this is this project's question.)
 
     Reads the records of :func:`gansurvey.experiments.lowrank.lowrank_vs_pruning_runs`: ``settings["arm"]`` is
-    ``low-rank`` or ``pruning`` and ``settings["match"]`` names the matched pair. Per benchmark, metric and pair:
-    each arm's mean ``primary_value`` over seeds and its spread (sample standard deviation, 0 with one seed); the
-    margin is the quality difference in the metric's better direction (positive: low-rank better), decisive when
-    it exceeds the sum of the two spreads. A benchmark *supports* the claim when low-rank wins decisively in every
-    pair, *contradicts* it when pruning wins decisively in some pair and low-rank in none, is *mixed* otherwise
-    and *not testable* without a pair holding both arms. The overall verdict combines the benchmarks. A pair whose
-    arms' mean MACs differ by more than ``mac_tolerance`` (relative) is not matched: it is left out, with a note.
+    ``low-rank`` or ``pruning`` and ``settings["match"]`` names the matched pair. Per benchmark, metric and pair the
+    rule (:mod:`gansurvey.claims.rule`) asks whether the low-rank arm is *better* than the pruned one (the margin
+    is their difference in the metric's better direction, positive: low-rank better, with its interval). A
+    benchmark's verdict combines its pairs (:func:`~gansurvey.claims.verdict.combine`: mixed when decided pairs
+    disagree, indicative when some are undecided); *not testable* without a pair holding both arms. The overall
+    verdict combines the benchmarks. A pair whose arms' mean MACs differ by more than ``mac_tolerance``
+    (relative) is not matched: it is left out, with a note.
 
     Args:
         records: measured records (``records_frame(...)`` or ``ResultsStore(profile).read("03_low_rank")``).
@@ -52,7 +63,7 @@ def lowrank_vs_pruning(records: pd.DataFrame, mac_tolerance: float = 0.10, profi
     rows = rows[rows["arm"].isin(["low-rank", "pruning"]) & rows["match"].notna()]
     check_number("mac_tolerance", mac_tolerance, minimum=0, below=1)
     profile = profile_of(records, profile)
-    table, verdicts, fewest, unmatched = [], {}, None, []
+    table, verdicts, fewest, unmatched, decided = [], {}, None, [], []
     for (bench, metric), group in rows.groupby(["benchmark", "primary_metric"], sort=True):
         higher = higher_is_better(configurations(group), bench, metric)
         outcomes = []
@@ -60,34 +71,26 @@ def lowrank_vs_pruning(records: pd.DataFrame, mac_tolerance: float = 0.10, profi
             arms = {arm: pair[pair["arm"] == arm] for arm in ("low-rank", "pruning")}
             if any(a.empty for a in arms.values()):
                 continue
-            stats = {arm: (float(a["primary_value"].mean()),
-                           float(a["primary_value"].std(ddof=1)) if a["seed"].nunique() > 1 else 0.0,
-                           int(a["seed"].nunique()), float(a["macs"].mean())) for arm, a in arms.items()}
-            (lr_mean, lr_sd, lr_n, lr_macs), (pr_mean, pr_sd, pr_n, pr_macs) = stats["low-rank"], stats["pruning"]
+            lr_arm, pr_arm = arm_of("low-rank", arms["low-rank"]), arm_of("pruning", arms["pruning"])
+            lr_macs, pr_macs = float(arms["low-rank"]["macs"].mean()), float(arms["pruning"]["macs"].mean())
             if abs(pr_macs - lr_macs) > mac_tolerance * lr_macs:
                 unmatched.append(f"{bench} {match}: pruned {pr_macs:.4g} MACs vs low-rank {lr_macs:.4g}")
                 continue
-            margin = (lr_mean - pr_mean) if higher else (pr_mean - lr_mean)
-            outcome = ("low-rank better" if margin > lr_sd + pr_sd else "pruning better"
-                       if -margin > lr_sd + pr_sd else "within seed spread")
-            outcomes.append(outcome)
-            fewest = min(lr_n, pr_n) if fewest is None else min(fewest, lr_n, pr_n)
+            decision = decide(lr_arm, pr_arm, higher, "better")
+            decided.append(({"benchmark": bench, "match": match}, decision))
+            outcomes.append(decision.verdict)
+            fewest = min(lr_arm.n, pr_arm.n) if fewest is None else min(fewest, lr_arm.n, pr_arm.n)
             target = parsed.loc[pair.index].map(lambda s: s.get("target_macs")).dropna()
             table.append({
                 "benchmark": bench, "match": match, "primary_metric": metric, "higher_is_better": higher,
                 "target_macs": float(target.iloc[0]) if len(target) else lr_macs, "lowrank_macs": lr_macs,
-                "pruned_macs": pr_macs, "lowrank_mean": lr_mean, "lowrank_sd": lr_sd, "lowrank_seeds": lr_n,
-                "pruned": str(arms["pruning"]["technique"].iloc[0]), "pruned_mean": pr_mean, "pruned_sd": pr_sd,
-                "pruned_seeds": pr_n, "margin": margin, "outcome": outcome,
+                "pruned_macs": pr_macs, "lowrank_mean": lr_arm.mean, "lowrank_sd": math.sqrt(lr_arm.seed_var),
+                "lowrank_seeds": lr_arm.n, "pruned": str(arms["pruning"]["technique"].iloc[0]),
+                "pruned_mean": pr_arm.mean, "pruned_sd": math.sqrt(pr_arm.seed_var), "pruned_seeds": pr_arm.n,
+                "margin": decision.effect, "interval": decision.interval, "tolerance": decision.tolerance,
+                "outcome": decision.text(),
             })
-        if not outcomes:
-            verdicts[bench] = Verdict.NOT_TESTABLE
-        elif all(o == "low-rank better" for o in outcomes):
-            verdicts[bench] = Verdict.SUPPORTED
-        elif "pruning better" in outcomes and "low-rank better" not in outcomes:
-            verdicts[bench] = Verdict.CONTRADICTED
-        else:
-            verdicts[bench] = Verdict.MIXED
+        verdicts[bench] = combine(outcomes) if outcomes else Verdict.NOT_TESTABLE
         for row in table:
             if row["benchmark"] == bench:
                 row["benchmark_verdict"] = str(verdicts[bench])
@@ -96,7 +99,8 @@ def lowrank_vs_pruning(records: pd.DataFrame, mac_tolerance: float = 0.10, profi
     notes += [f"left out, MACs not within {mac_tolerance:.0%}: {u}" for u in unmatched]
     check = Check(id="LR", claim=LR_CLAIM, verdict=combine(verdicts.values()), summary="", evidence=evidence,
                   verdicts=verdicts, notes=notes, parameters={"profile": profile, "mac_tolerance": mac_tolerance},
-                  source="measured", basis="this project's reading", seeds=fewest)
+                  source="measured", basis="this project's reading", seeds=fewest, decisions=decisions_frame(decided),
+                  rule=RULE)
     check.summary = _lr_summary(check)
     return check
 
@@ -110,7 +114,7 @@ def _lr_summary(check: Check) -> str:
         pairs = "; ".join(
             f"{r.match} {r.lowrank_mean:.4g} ± {r.lowrank_sd:.2g} vs {r.pruned} {r.pruned_mean:.4g} ± "
             f"{r.pruned_sd:.2g} at {r.target_macs / 1e6:.3g}M MACs ({r.primary_metric}, "
-            f"{'higher' if r.higher_is_better else 'lower'} is better; margin {r.margin:+.3g}: {r.outcome})"
+            f"{'higher' if r.higher_is_better else 'lower'} is better): {r.outcome}"
             for r in rows.itertuples())
         parts.append(f"{bench} ({check.verdicts[bench]}): {pairs}.")
     parts += [f"Note: {n}." for n in check.notes]

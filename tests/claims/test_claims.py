@@ -176,22 +176,25 @@ def test_f4_bad_totals_are_named():
     assert zero.verdict == Verdict.NOT_TESTABLE
 
 
-def _lottery_rows(ticket, control, dense, higher=False):
+def _lottery_rows(ticket, control, dense, higher=False, seeds=3):
+    # Seed s shifts every arm by 0.1 s, so each arm has a spread of 0.1.
     return pd.DataFrame([
-        dict(benchmark="toy", technique=t, family="pruning", seed=0, macs=10, primary_metric="m",
-             primary_value=v, higher_is_better=higher)
+        dict(benchmark="toy", technique=t, family="pruning", seed=s, macs=10, primary_metric="m",
+             primary_value=v + 0.1 * s, higher_is_better=higher)
         for t, v in (("lottery ticket", ticket), ("random re-init", control), ("dense", dense))
+        for s in range(seeds)
     ])
 
 
 def test_winning_ticket_verdict_follows_the_numbers():
     from gansurvey.claims.pruning import winning_ticket
 
-    assert winning_ticket(_lottery_rows(1.0, 2.0, 1.0)).verdict == "supported"
+    assert winning_ticket(_lottery_rows(0.5, 2.0, 1.0)).verdict == "supported"
     assert winning_ticket(_lottery_rows(3.0, 2.0, 1.0)).verdict == "contradicted"
-    assert winning_ticket(_lottery_rows(1.5, 2.0, 1.0)).verdict == "mixed"
-    assert winning_ticket(_lottery_rows(3.0, 2.0, 3.0, higher=True)).verdict == "supported"
-    assert winning_ticket(_lottery_rows(1.0, 2.0, 1.0).iloc[:2]).verdict == "not testable"
+    assert winning_ticket(_lottery_rows(1.5, 2.0, 1.0)).verdict == "contradicted"  # beats the control only
+    assert winning_ticket(_lottery_rows(3.5, 2.0, 3.0, higher=True)).verdict == "supported"
+    assert winning_ticket(_lottery_rows(0.5, 2.0, 1.0, seeds=1)).verdict == "indicative"
+    assert winning_ticket(_lottery_rows(1.0, 2.0, 1.0).iloc[:6]).verdict == "not testable"
 
 
 def test_f1_gives_one_verdict_per_budget_and_equal_finetune_decides():

@@ -325,7 +325,7 @@ def test_sweep_sensitivity_and_matched_runs_on_the_toy(quick_profile):
     assert {r.family for r in runs} == {"low-rank", "pruning"}
     check = lowrank_vs_pruning(records_frame(runs))
     assert check.id == "LR" and check.seeds == 1 and len(check.evidence) == 1
-    assert str(check.verdict) in ("supported", "contradicted", "mixed")
+    assert str(check.verdict) in ("indicative", "not testable")  # one seed never decides
     assert "indicative" in " ".join(check.notes)
 
 
@@ -340,7 +340,7 @@ def _run(arm, seed, value, bench="b", macs=100):
 @pytest.mark.parametrize(("lowrank", "pruned", "verdict"), [
     ([10, 11, 12], [20, 21, 22], "supported"),
     ([20, 21, 22], [10, 11, 12], "contradicted"),
-    ([10, 15, 20], [12, 16, 19], "mixed"),
+    ([10, 15, 20], [12, 16, 19], "indicative"),
 ])
 def test_lowrank_claim_is_computed_with_its_spread(lowrank, pruned, verdict):
     from gansurvey.claims.lowrank import lowrank_vs_pruning
@@ -377,4 +377,4 @@ def test_lowrank_claim_leaves_out_pairs_not_matched_in_macs():
     check = lowrank_vs_pruning(records_frame(records))
     assert str(check.verdict) == "not testable" and check.evidence.empty
     assert any("MACs not within 10%" in n for n in check.notes)
-    assert str(lowrank_vs_pruning(records_frame(records), mac_tolerance=0.6).verdict) == "supported"
+    assert str(lowrank_vs_pruning(records_frame(records), mac_tolerance=0.6).verdict) == "indicative"  # 1 seed
