@@ -319,24 +319,35 @@ def test_precision_claims_follow_the_numbers():
 
     from gansurvey.claims.precision import mixed_vs_uniform, precision_collapse
 
-    rows = [_row("b", "teacher", 10.0)]
-    for seed in (0, 1):
-        for bits, ptq, qat in ((8, 10.5, 10.2), (4, 12.0, 11.0), (2, 60.0, 13.0)):
+    rows = []
+    for seed in (0, 1, 2):
+        rows.append(_row("b", "teacher", 10.0 + 0.1 * seed, seed))
+        rows.append(_row("b", "teacher fine-tuned", 9.3 + 0.1 * seed, seed))  # the float control, same steps
+        for bits, ptq, qat in ((8, 9.5, 9.0), (4, 9.8, 9.1), (2, 60.0, 9.0)):
             for training, value in (("post-training", ptq), ("quantization-aware", qat)):
                 rows.append(_row("b", f"w{bits} {training}", value + 0.1 * seed, seed, weight_bits=bits,
                                  training=training, granularity="per-channel"))
         rows.append(_row("b", "uniform", 12.0 + 0.1 * seed, seed, allocation="uniform", budget_bits=4))
-        rows.append(_row("b", "mixed", 11.0 + 0.1 * seed, seed, allocation="mixed", budget_bits=4))
+        rows.append(_row("b", "mixed", 11.0 + 0.1 * seed, seed, allocation="mixed", budget_bits=4,
+                         per_layer_bits={"a": 2, "b": 8}))
     frame = pd.DataFrame(rows)
     check = precision_collapse(frame)
-    assert str(check.verdict) == "supported" and check.seeds == 2
+    assert str(check.verdict) == "supported" and check.seeds == 3
     assert check.evidence.set_index("weight_bits")["collapsed"].to_dict() == {8: False, 4: False, 2: True}
-    assert "collapses below 4 bits" in check.summary
-    worse_qat = frame.assign(primary_value=[v if "quantization-aware" not in t else 70.0
-                                            for t, v in zip(frame["technique"], frame["primary_value"], strict=True)])
-    assert str(precision_collapse(worse_qat).verdict) == "contradicted"
+    assert "collapses below 4 bits" in check.summary and check.rule
+    # QAT is judged against the float control, not the teacher: QAT at the teacher's level is not "recovered".
+    stale = frame.assign(primary_value=[v + 1.0 if "quantization-aware" in t else v
+                                        for t, v in zip(frame["technique"], frame["primary_value"], strict=True)])
+    assert str(precision_collapse(stale).verdict) == "contradicted"
+    no_control = frame[frame["technique"] != "teacher fine-tuned"]
+    assert str(precision_collapse(no_control).verdict) == "indicative" and "no float fine-tuned control" in \
+        precision_collapse(no_control).summary
+    assert str(precision_collapse(frame[frame["seed"] == 0]).verdict) == "indicative"  # one seed never decides
     assert str(mixed_vs_uniform(frame).verdict) == "supported"
     swapped = frame.replace({"technique": {"mixed": "uniform", "uniform": "mixed"}})
     swapped["settings"] = [s.replace('"mixed"', '"tmp"').replace('"uniform"', '"mixed"').replace('"tmp"', '"uniform"')
                            for s in frame["settings"]]
     assert str(mixed_vs_uniform(swapped).verdict) == "contradicted"
+    # An allocation that gives every layer the uniform width is the uniform model: nothing to compare.
+    same = frame.assign(settings=[s.replace('{"a": 2, "b": 8}', '{"a": 4, "b": 4}') for s in frame["settings"]])
+    assert str(mixed_vs_uniform(same).verdict) == "not testable"

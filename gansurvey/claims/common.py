@@ -81,6 +81,21 @@ def configurations(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: The technique label (prefix) of the control every "as good as" compares with: the teacher fine-tuned in float
+#: for the same steps as the compressed arms. A record may also say so with ``family == "control"`` or
+#: ``settings["control"]`` set.
+CONTROL = "teacher fine-tuned"
+
+
+def control_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The records of the "teacher + same steps" control among ``rows`` (empty when none was measured)."""
+    if rows.empty:
+        return rows
+    marked = rows["settings"].astype(str).str.contains('"control"', regex=False)
+    return rows[(rows["family"].astype(str) == "control") | rows["technique"].astype(str).str.startswith(CONTROL)
+                | marked]
+
+
 def row_labels(rows: pd.DataFrame) -> pd.Series:
     """Each record's configuration label, as :func:`configurations` names it: the technique, with its settings
     where the same technique was measured under several settings on one benchmark and metric."""

@@ -6,15 +6,24 @@ import json
 
 import pandas as pd
 
-from gansurvey.checks import GanSurveyError, check_number
-from gansurvey.claims.common import check_records, mean_sd_n, profile_of, seed_note
+from gansurvey.checks import GanSurveyError
+from gansurvey.claims.common import (
+    arm_of,
+    check_records,
+    control_rows,
+    decisions_frame,
+    fewest_seeds,
+    profile_of,
+    seed_note,
+)
+from gansurvey.claims.rule import RULE, Arm, Decision, decide
 from gansurvey.claims.verdict import Check, Verdict, combine
 
 
 def _precision_rows(records: pd.DataFrame) -> pd.DataFrame:
     rows = check_records(records)
     parsed = [json.loads(s) if s else {} for s in rows["settings"]]
-    for key in ("weight_bits", "training", "granularity", "allocation", "budget_bits"):
+    for key in ("weight_bits", "training", "granularity", "allocation", "budget_bits", "per_layer_bits"):
         rows[key] = [p.get(key) for p in parsed]
     return rows
 
@@ -27,22 +36,26 @@ def _higher(group: pd.DataFrame, bench: str) -> bool:
     return seen.pop()
 
 
-def precision_collapse(records: pd.DataFrame, tolerance: float = 0.5, granularity: str = "per-channel",
-                       teacher: str = "teacher", profile: str | None = None) -> Check:
-    """PQ: post-training quantization of a GAN collapses below some bit width, and quantization-aware training
-    recovers it there (QGAN, Wang et al. 2019).
+NO_CONTROL = ("no float fine-tuned control (the teacher fine-tuned for the QAT steps) in the records: QAT is "
+              "compared with the teacher, so at most indicative")
 
-    Per benchmark, the quality (``primary_value``, mean over seeds) of each bit width is compared with the
-    teacher's: a width *holds* when it is at most ``tolerance`` (relative) worse. The collapse width is the
-    lowest width at and above which post-training quantization holds; every tested width below it collapsed.
-    At those widths: supported when quantization-aware training holds, mixed when it is better than post-training
-    by more than the spread over seeds (or at all, with one seed) without holding, contradicted otherwise;
-    not testable when post-training quantization holds at every tested width.
+
+def precision_collapse(records: pd.DataFrame, granularity: str = "per-channel", teacher: str = "teacher",
+                       profile: str | None = None) -> Check:
+    """PQ: post-training quantization of a GAN collapses below some bit width, and quantization-aware training
+    recovers it there (QGAN, Wang et al. 2019). Decided by the one rule (:mod:`gansurvey.claims.rule`).
+
+    Per benchmark and bit width, post-training quantization (PTQ) *holds* when the rule finds it *as good as*
+    the teacher and *collapses* when the rule contradicts that (tolerance: one run's noise of the float
+    fine-tuned control, :data:`~gansurvey.claims.common.CONTROL`, else of the teacher). At every collapsed width,
+    quantization-aware training (QAT) *recovers* when the rule finds it as good as the float fine-tuned control,
+    which had the same fine-tuning steps in float; the width's verdict is that decision. Without a control, QAT
+    is compared with the teacher and the verdict is held at indicative. Not testable when PTQ holds at every
+    tested width; indicative when no width is decided to collapse but some are undecided.
 
     Args:
         records: the precision sweep's records with the teacher's (settings ``weight_bits``, ``training``,
-            ``granularity``).
-        tolerance: how much worse than the teacher (relative) still counts as holding.
+            ``granularity``) and, where measured, the float fine-tuned control's.
         granularity: which granularity's arms to read.
         teacher: the ``technique`` of the teacher's records.
         profile: the records' profile; ``None`` reads the ``profile`` column.
@@ -50,56 +63,65 @@ def precision_collapse(records: pd.DataFrame, tolerance: float = 0.5, granularit
     Example:
         >>> precision_collapse(records_frame(records)).verdict  # doctest: +SKIP
     """
-    check_number("tolerance", tolerance, minimum=0)
     rows = _precision_rows(records)
-    verdicts, table, seeds = {}, [], []
+    verdicts, table, decided, notes = {}, [], [], []
     for bench, group in rows.groupby("benchmark", sort=False):
-        base = group[group["technique"] == teacher]["primary_value"]
+        base = arm_of(teacher, group[group["technique"] == teacher])
+        control_group = control_rows(group)
+        control = arm_of(str(control_group["technique"].iloc[0]), control_group) if len(control_group) else None
         arms = group[(group["family"] == "precision") & (group["granularity"] == granularity)
                      & group["training"].notna() & group["allocation"].isna()]
-        if not len(base) or not len(arms):
+        if not base.n or arms.empty:
             verdicts[bench] = Verdict.NOT_TESTABLE
             continue
         higher = _higher(group, bench)
-        sign, ref = (1.0 if higher else -1.0), float(base.mean())
-        stats = {}
+        noise = control if control is not None else base
+        if control is None:
+            notes.append(f"{bench}: {NO_CONTROL}")
+        stats: dict[tuple[int, str], Arm] = {}
         for (bits, training), arm in arms.groupby(["weight_bits", "training"]):
-            stats[(int(bits), training)] = mean_sd_n(arm["primary_value"])
-            seeds.append(len(arm))
+            stats[(int(bits), training)] = arm_of(f"w{int(bits)} {training}", arm)
         widths = sorted({b for b, _ in stats}, reverse=True)
-
-        def gap(key, stats=stats, sign=sign, ref=ref):
-            return sign * (stats[key][0] - ref) / max(abs(ref), 1e-12)
-
-        holds = {b: (b, "post-training") in stats and gap((b, "post-training")) >= -tolerance for b in widths}
-        threshold = None
-        for b in widths:
-            if not holds[b]:
-                break
-            threshold = b
-        collapsed = [b for b in widths if threshold is None or b < threshold]
-        parts = []
+        parts, undecided = [], False
         for b in widths:
             ptq, qat = stats.get((b, "post-training")), stats.get((b, "quantization-aware"))
-            recovers = qat is not None and gap((b, "quantization-aware")) >= -tolerance
-            spread = max((s[1] for s in (ptq, qat) if s is not None and s[1] == s[1]), default=0.0)
-            better = qat is not None and ptq is not None and sign * (qat[0] - ptq[0]) > spread
-            if b in collapsed and qat is not None:
-                parts.append(Verdict.SUPPORTED if recovers else Verdict.MIXED if better else Verdict.CONTRADICTED)
-            table.append(dict(benchmark=bench, metric=group["primary_metric"].iloc[0], weight_bits=b, teacher=ref,
-                              post_training=ptq[0] if ptq else None, post_training_sd=ptq[1] if ptq else None,
-                              quantization_aware=qat[0] if qat else None,
-                              quantization_aware_sd=qat[1] if qat else None,
-                              seeds=min(s[2] for s in (ptq, qat) if s is not None),
-                              post_training_holds=holds[b], collapsed=b in collapsed,
-                              qat_holds=bool(recovers), qat_better=bool(better)))
-        verdicts[bench] = combine(parts) if parts else Verdict.NOT_TESTABLE
-    n = min(seeds) if seeds else None
+            holds = decide(ptq, base, higher, "as good as", noise_reference=noise) if ptq else None
+            collapsed = holds is not None and holds.verdict == Verdict.CONTRADICTED
+            undecided |= holds is not None and holds.verdict == Verdict.INDICATIVE
+            recovers: Decision | None = None
+            if qat is not None:
+                recovers = decide(qat, control if control is not None else base, higher, "as good as",
+                                  noise_reference=noise)
+            keys = {"benchmark": bench, "weight_bits": b}
+            decided += [(keys, d) for d in (holds, recovers) if d is not None]
+            if collapsed and recovers is not None:
+                word = recovers.verdict
+                if control is None and word in (Verdict.SUPPORTED, Verdict.CONTRADICTED):
+                    word = Verdict.INDICATIVE
+                parts.append(word)
+            table.append(dict(
+                benchmark=bench, metric=group["primary_metric"].iloc[0], weight_bits=b, teacher=base.mean,
+                control=control.mean if control is not None else None,
+                post_training=ptq.mean if ptq else None, quantization_aware=qat.mean if qat else None,
+                seeds=min(a.n for a in (ptq, qat) if a is not None),
+                post_training_holds=bool(holds is not None and holds.verdict == Verdict.SUPPORTED),
+                collapsed=collapsed, ptq_vs_teacher=holds.text() if holds else None,
+                qat_vs_control=recovers.text() if recovers else None,
+                qat_holds=bool(recovers is not None and recovers.verdict == Verdict.SUPPORTED)))
+        if parts:
+            verdicts[bench] = combine(parts)
+        elif undecided:
+            verdicts[bench] = Verdict.INDICATIVE
+        else:
+            verdicts[bench] = Verdict.NOT_TESTABLE
+            notes.append(f"{bench}: post-training quantization holds at every tested width, so there is no "
+                         "collapse for QAT to recover")
+    n = fewest_seeds(decided)
     check = Check("PQ", "Post-training quantization of a GAN collapses at low bit widths and quantization-aware "
                   "training recovers it (QGAN).", combine(verdicts.values()), "", pd.DataFrame(table), verdicts,
-                  seed_note(n, profile_of(rows, profile)) if n else [],
-                  {"tolerance": tolerance, "granularity": granularity}, source="measured", basis="surveyed work",
-                  seeds=n)
+                  notes + (seed_note(n, profile_of(rows, profile)) if n else []),
+                  {"granularity": granularity}, source="measured", basis="surveyed work", seeds=n,
+                  decisions=decisions_frame(decided), rule=RULE)
     check.summary = _pq_summary(check)
     return check
 
@@ -107,74 +129,74 @@ def precision_collapse(records: pd.DataFrame, tolerance: float = 0.5, granularit
 def _pq_summary(check: Check) -> str:
     parts = []
     for bench, rows in check.evidence.groupby("benchmark", sort=False):
-        holding = rows[rows["post_training_holds"] & ~rows["collapsed"]]["weight_bits"]
+        holding = rows[rows["post_training_holds"]]["weight_bits"]
         collapsed = rows[rows["collapsed"]]
         metric = rows["metric"].iloc[0]
         if collapsed.empty:
-            parts.append(f"{bench}: post-training quantization holds down to {int(holding.min())} bits "
-                         f"({metric} within {check.parameters['tolerance']:.0%} of the teacher), so no collapse "
-                         f"is seen in the tested widths ({check.verdicts[bench]}).")
+            held = f"holds down to {int(holding.min())} bits" if len(holding) else "is not decided to hold"
+            parts.append(f"{bench} ({metric}): post-training quantization {held} and is not decided to collapse "
+                         f"at any tested width ({check.verdicts[bench]}).")
             continue
         where = (f"holds down to {int(holding.min())} bits and collapses below" if len(holding)
                  else "collapses at every tested width, down from")
-        widths = ", ".join(f"{int(r.weight_bits)} bits: PTQ {r.post_training:.4g} vs QAT {r.quantization_aware:.4g}"
-                           if r.quantization_aware is not None and r.quantization_aware == r.quantization_aware
-                           else f"{int(r.weight_bits)} bits: PTQ {r.post_training:.4g}" for r in collapsed.itertuples())
+        widths = "; ".join(f"{int(r.weight_bits)} bits: PTQ {r.ptq_vs_teacher}; QAT {r.qat_vs_control}"
+                           for r in collapsed.itertuples())
         parts.append(f"{bench} ({metric}, teacher {rows['teacher'].iloc[0]:.4g}): post-training quantization "
                      f"{where} {int(holding.min()) if len(holding) else int(collapsed['weight_bits'].max())} bits "
                      f"({widths}); {check.verdicts[bench]}.")
-    parts.append(f"A width holds when its quality is within {check.parameters['tolerance']:.0%} of the teacher's.")
     parts += [f"Note: {n}." for n in check.notes]
     return " ".join(parts)
 
 
-def mixed_vs_uniform(records: pd.DataFrame, tolerance: float = 0.01, profile: str | None = None) -> Check:
+def _identical_allocation(group: pd.DataFrame, budget: int) -> bool:
+    """The mixed arm's bits are the uniform width in every layer: the two arms are the same model."""
+    mixed = group[group["allocation"] == "mixed"]["per_layer_bits"]
+    seen = {int(b) for bits in mixed if isinstance(bits, dict) for b in bits.values()}
+    return bool(len(mixed)) and seen <= {int(budget)} and all(isinstance(b, dict) for b in mixed)
+
+
+def mixed_vs_uniform(records: pd.DataFrame, profile: str | None = None) -> Check:
     """MP: bits chosen per layer (mixed precision) give better quality than uniform bits at the same stored bytes.
 
     Per benchmark and byte budget (``settings["budget_bits"]``, the uniform width whose bytes the mixed model
-    matches): supported when the mixed model's mean quality is better by more than ``tolerance`` (relative) and
-    than the spread over seeds, contradicted when it is worse by as much, mixed in between.
+    matches), the rule (:mod:`gansurvey.claims.rule`) asks whether the mixed arm is *better* than the uniform
+    one. Where the allocation gave every layer the uniform width (``settings["per_layer_bits"]``), the two arms
+    are the same model: *not testable*.
 
     Args:
         records: the mixed-precision records (settings ``allocation`` = ``uniform``/``mixed``, ``budget_bits``).
-        tolerance: the smallest relative difference that counts.
         profile: the records' profile; ``None`` reads the ``profile`` column.
 
     Example:
         >>> mixed_vs_uniform(records_frame(records)).verdict  # doctest: +SKIP
     """
-    check_number("tolerance", tolerance, minimum=0)
     rows = _precision_rows(records)
     rows = rows[rows["allocation"].isin(["uniform", "mixed"])]
-    verdicts, table, seeds = {}, [], []
+    verdicts, table, decided = {}, [], []
     for (bench, budget), group in rows.groupby(["benchmark", "budget_bits"], sort=False):
         higher = _higher(group, bench)
-        sign = 1.0 if higher else -1.0
-        arms = {a: mean_sd_n(g["primary_value"]) for a, g in group.groupby("allocation")}
-        if set(arms) != {"uniform", "mixed"}:
-            verdicts[f"{bench} w{budget}"] = Verdict.NOT_TESTABLE
+        key = f"{bench} w{budget}"
+        if set(group["allocation"]) != {"uniform", "mixed"}:
+            verdicts[key] = Verdict.NOT_TESTABLE
             continue
-        (um, usd, un), (mm, msd, mn) = arms["uniform"], arms["mixed"]
-        seeds.append(min(un, mn))
-        diff = sign * (mm - um) / max(abs(um), 1e-12)
-        spread = max((s for s in (usd, msd) if s == s), default=0.0) / max(abs(um), 1e-12)
-        margin = max(tolerance, spread)
-        verdict = Verdict.SUPPORTED if diff > margin else Verdict.CONTRADICTED if diff < -margin else Verdict.MIXED
-        verdicts[f"{bench} w{budget}"] = verdict
+        uniform = arm_of("uniform", group[group["allocation"] == "uniform"])
+        mixed = arm_of("mixed", group[group["allocation"] == "mixed"])
+        decision = decide(mixed, uniform, higher, "better", identical=_identical_allocation(group, int(budget)))
+        decided.append(({"benchmark": bench, "budget_bits": int(budget)}, decision))
+        verdicts[key] = decision.verdict
         stored = group.groupby("allocation")["stored_bytes"].mean()
         table.append(dict(benchmark=bench, budget_bits=int(budget), metric=group["primary_metric"].iloc[0],
-                          uniform=um, uniform_sd=usd, mixed=mm, mixed_sd=msd, seeds=min(un, mn),
+                          uniform=uniform.mean, mixed=mixed.mean, seeds=min(uniform.n, mixed.n),
                           uniform_stored_bytes=int(stored["uniform"]), mixed_stored_bytes=int(stored["mixed"]),
-                          relative_gain=diff, verdict=verdict))
-    n = min(seeds) if seeds else None
+                          decision=decision.text(), verdict=decision.verdict))
+    n = fewest_seeds(decided)
     check = Check("MP", "Mixed precision (bits per layer by sensitivity) beats uniform bits at the same stored "
                   "bytes.", combine(verdicts.values()), "", pd.DataFrame(table), verdicts,
-                  seed_note(n, profile_of(rows, profile)) if n else [], {"tolerance": tolerance},
-                  source="measured", basis="this project's reading", seeds=n)
+                  seed_note(n, profile_of(rows, profile)) if n else [], {},
+                  source="measured", basis="this project's reading", seeds=n, decisions=decisions_frame(decided),
+                  rule=RULE)
     parts = [f"{r.benchmark} at the bytes of {r.budget_bits}-bit weights: mixed {r.mixed:.4g} vs uniform "
-             f"{r.uniform:.4g} ({r.metric}; {abs(r.relative_gain):.1%} {'better' if r.relative_gain > 0 else 'worse'}"
-             f"; {r.mixed_stored_bytes} vs {r.uniform_stored_bytes} stored bytes) -> {r.verdict}."
-             for r in check.evidence.itertuples()]
-    parts.append(f"A difference counts beyond {tolerance:.0%} and beyond the spread over seeds.")
+             f"{r.uniform:.4g} ({r.metric}; {r.mixed_stored_bytes} vs {r.uniform_stored_bytes} stored bytes) -> "
+             f"{r.decision}." for r in check.evidence.itertuples()]
     check.summary = " ".join(parts + [f"Note: {x}." for x in check.notes])
     return check

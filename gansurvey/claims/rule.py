@@ -15,8 +15,10 @@ The rule, in full (:data:`RULE` is the same text, printed beside every verdict):
    the per-seed values and ``v_eval`` the mean over seeds of the variance of each seed's bootstrap resamples
    (0 where none were recorded: the seed spread alone then carries the noise, and the rule text says so). The
    seed spread already contains some evaluation noise, so adding ``v_eval`` errs on the wide side.
-3. *Interval*: ``d ± t(level, df) · sqrt(se²_arm + se²_ref)`` with ``df = min(n_arm, n_ref) - 1`` (Welch's
-   interval with its most conservative degrees of freedom; the normal quantile when df < 1).
+3. *Interval*: ``d ± t(level, df) · sqrt(se²_arm + se²_ref)`` with the Welch-Satterthwaite degrees of freedom
+   ``df = (se²_arm + se²_ref)² / (se⁴_arm / (n_arm - 1) + se⁴_ref / (n_ref - 1))`` (Welch 1947); an arm with one
+   seed contributes no degrees of freedom, and the normal quantile stands in when none are left (such an arm
+   never decides anyway).
 4. *Tolerance*: ``tol = k · sd_run(noise reference)``, where ``sd_run = sqrt(s²_seeds + v_eval)`` is the noise
    of one run of the noise reference (the teacher fine-tuned for the same steps, where the records hold it,
    else the reference itself) and ``k`` is :data:`NOISE_MULTIPLE` (1). One tolerance for every claim, measured
@@ -25,8 +27,9 @@ The rule, in full (:data:`RULE` is the same text, printed beside every verdict):
    (no improvement as large as the noise); ``as good as`` is supported when the interval lies above ``-tol`` and
    contradicted when it lies below ``-tol``. Anything else is *indicative*. Every arm needs at least
    :data:`MIN_SEEDS` seeds for a decisive word; with fewer the word is *indicative* whatever the interval. Two
-   identical arms (same configuration, or the very same numbers) are *not testable*, as is an arm with no
-   measurement.
+   identical arms (the caller knows they are the same configuration, e.g. an allocation that gave every layer
+   the uniform width) are *not testable*, as is an arm with no measurement. Equal numbers alone do not make two
+   arms identical: a bounded metric (modes covered) can tie honestly.
 
 Example:
     >>> a = Arm.of("kd", [10.0, 11.0, 12.0]); b = Arm.of("pruned", [20.0, 21.0, 22.0])
@@ -57,7 +60,7 @@ NOISE_MULTIPLE = 1.0
 QUESTIONS = ("better", "as good as")
 
 RULE = (f"effect = arm - reference over seeds (positive: arm better), {LEVEL:.0%} Welch interval on "
-        "sqrt(seed variance/n + evaluation bootstrap variance/n) of both arms, df = min(n) - 1; tolerance = "
+        "sqrt(seed variance/n + evaluation bootstrap variance/n) of both arms (Welch-Satterthwaite df); tolerance = "
         f"{NOISE_MULTIPLE:g} x one run's sd of the noise reference; decisive only when the interval clears the "
         f"boundary and every arm has >= {MIN_SEEDS} seeds")
 SEED_SPREAD_ONLY = "no evaluation resamples recorded: the seed spread alone carries the noise"
@@ -178,8 +181,8 @@ def decide(arm: Arm, reference: Arm, higher_is_better: bool, question: str = "be
         level: the interval's confidence level.
 
     Example:
-        >>> decide(Arm.of("a", [1, 2, 3]), Arm.of("a'", [1, 2, 3]), True).text()
-        'not testable: the two arms are identical (same numbers)'
+        >>> decide(Arm.of("a", [1, 2, 3]), Arm.of("a'", [1, 2, 3]), True, identical=True).text()
+        'not testable: the two arms are identical (same configuration)'
     """
     check_choice("question", question, QUESTIONS)
     check_number("min_seeds", min_seeds, minimum=1, integer=True)
@@ -201,8 +204,6 @@ def decide(arm: Arm, reference: Arm, higher_is_better: bool, question: str = "be
         return result(Verdict.NOT_TESTABLE, f"no measurement of {missing}")
     if identical:
         return result(Verdict.NOT_TESTABLE, "the two arms are identical (same configuration)")
-    if arm.values == reference.values and arm.resamples == reference.resamples:
-        return result(Verdict.NOT_TESTABLE, "the two arms are identical (same numbers)")
     sign = 1.0 if higher_is_better else -1.0
     effect = sign * (arm.mean - reference.mean)
     interval = _interval(effect, arm, reference, level)
@@ -229,8 +230,11 @@ def decide(arm: Arm, reference: Arm, higher_is_better: bool, question: str = "be
 def _interval(effect: float, arm: Arm, reference: Arm, level: float) -> tuple[float, float]:
     from scipy.stats import norm, t
 
-    se = math.sqrt(arm.se ** 2 + reference.se ** 2)
-    df = min(arm.n, reference.n) - 1
+    parts = [(a.se ** 2, a.n - 1) for a in (arm, reference)]
+    se = math.sqrt(sum(v for v, _ in parts))
+    denominator = sum(v ** 2 / dof for v, dof in parts if dof >= 1)
+    usable = all(dof >= 1 for _, dof in parts) and denominator > 0
+    df = se ** 4 / denominator if usable else 0.0
     quantile = float(t.ppf(0.5 + level / 2, df)) if df >= 1 else float(norm.ppf(0.5 + level / 2))
     return effect - quantile * se, effect + quantile * se
 

@@ -40,14 +40,15 @@ def test_fewer_than_three_seeds_never_decide():
 
 def test_identical_arms_are_not_testable():
     a = Arm.of("uniform", [1.0, 2.0, 3.0])
-    assert decide(a, Arm.of("mixed", [1.0, 2.0, 3.0]), True).verdict == Verdict.NOT_TESTABLE
     assert decide(a, Arm.of("mixed", [5.0, 6.0, 7.0]), True, identical=True).verdict == Verdict.NOT_TESTABLE
+    # Equal numbers alone are a tie, not identical arms.
+    assert decide(a, Arm.of("mixed", [1.0, 2.0, 3.0]), True).verdict == Verdict.INDICATIVE
     assert decide(Arm.of("a", []), a, True).verdict == Verdict.NOT_TESTABLE
 
 
 def test_as_good_as_uses_the_reference_noise_as_tolerance():
     assert tolerance_of(Arm.of("teacher+ft", [10.0, 12.0, 14.0])) == pytest.approx(2.0)  # one run's sd
-    # Six seeds: with three, t(2) = 4.3 makes the interval wider than one sd, so "as good as" needs a better arm.
+    # Six seeds: with three, t(4) = 2.8 makes the interval wider than one sd, so "as good as" needs a better arm.
     control = Arm.of("teacher+ft", [10.0, 12.0, 14.0] * 2)
     close = Arm.of("q8", [10.5, 11.0, 11.5] * 2)
     far = Arm.of("q2", [40.0, 41.0, 42.0])
