@@ -91,7 +91,8 @@ def control_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """The records of the "teacher + same steps" control among ``rows`` (empty when none was measured)."""
     if rows.empty:
         return rows
-    marked = rows["settings"].astype(str).str.contains('"control"', regex=False)
+    settings = rows["settings"] if "settings" in rows.columns else pd.Series("{}", index=rows.index)
+    marked = settings.astype(str).str.contains('"control"', regex=False)
     return rows[(rows["family"].astype(str) == "control") | rows["technique"].astype(str).str.startswith(CONTROL)
                 | marked]
 

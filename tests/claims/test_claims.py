@@ -165,6 +165,13 @@ def test_f4_flips_with_the_memory_share():
     both = {**memory_heavy, "gaussians-mlp": dict(compute_uj=5.0, weight_dram_uj=1.0, activation_uj=0.0)}
     assert premise_memory_dominates(both).verdict == Verdict.MIXED
     assert premise_memory_dominates(memory_heavy, threshold=0.9).verdict == Verdict.CONTRADICTED
+    # The conditions are stated, and the batch where shared weight reads tip the balance is computed:
+    # weights 3/B + activations 1 against arithmetic 1 flips once 3/B + 1 <= 1, i.e. never...
+    assert "batch 1" in check.summary and "every weight read once from DRAM" in check.summary
+    assert check.evidence.iloc[0]["flips_at_batch"] == float("inf")
+    # ...while with activations 0.5 it flips at batch 6 (3/6 + 0.5 = 1).
+    tipping = premise_memory_dominates({"m": dict(compute_uj=1.0, weight_dram_uj=3.0, activation_uj=0.5)})
+    assert tipping.evidence.iloc[0]["flips_at_batch"] == 6 and "from batch 6 on" in tipping.summary
 
 
 def test_f4_bad_totals_are_named():

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import torch
 
 import gansurvey as gs
 from gansurvey.checks import GanSurveyError
-from gansurvey.claims.combinations import bytes_pay_where_memory_bound, combinations_beat_single
+from gansurvey.claims.combinations import bytes_pay_where_memory_bound, combinations_beat_single, headline_target
 from gansurvey.claims.verdict import Verdict
 from gansurvey.compress import ChannelPruneConfig, MagnitudePruneConfig, StudentConfig, compress
 from gansurvey.compress.pipeline import Distill, Finetune, check_pipeline, describe, run_pipeline
@@ -92,24 +94,69 @@ def test_pareto_front_and_headline():
     assert not miss["met"] and miss["best_technique"] == "c"
 
 
+def _seeded(specs, seeds=3, **extra):
+    """_rows over ``seeds`` seeds, each value moved by 0.01 per seed (a small spread); ``extra`` adds columns."""
+    frames = [_rows([(t, f, st, m, lat + 0.01 * k, q + 0.01 * k) for t, f, st, m, lat, q in specs]).assign(seed=k)
+              for k in range(seeds)]
+    return pd.concat(frames, ignore_index=True).assign(**extra)
+
+
 def test_f3_follows_the_numbers():
-    better = _rows([("a", "pruning", 50, 50, 1, 11.0), ("c", "pruning+precision", 50, 50, 1, 9.0)])
+    teacher = [("teacher", "baseline", 100, 100, 1, 8.0)]
+    better = _seeded(teacher + [("a", "pruning", 50, 50, 1, 11.0), ("c", "pruning+precision", 50, 50, 1, 9.0)])
     assert combinations_beat_single(better).verdict == Verdict.SUPPORTED
-    worse = _rows([("a", "pruning", 50, 50, 1, 9.0), ("c", "pruning+precision", 50, 50, 1, 11.0)])
+    assert combinations_beat_single(better, costs=("macs",)).basis == "this project's reading"
+    assert combinations_beat_single(better[better["seed"] == 0]).verdict == Verdict.INDICATIVE  # one seed
+    worse = _seeded(teacher + [("a", "pruning", 50, 50, 1, 9.0), ("c", "pruning+precision", 50, 50, 1, 11.0)])
     assert combinations_beat_single(worse).verdict == Verdict.CONTRADICTED
-    reach = _rows([("a", "pruning", 50, 50, 1, 9.0), ("c", "pruning+precision", 5, 5, 1, 30.0)])
+    reach = _seeded(teacher + [("a", "pruning", 50, 50, 1, 9.0), ("c", "pruning+precision", 5, 5, 1, 12.0)])
     check = combinations_beat_single(reach)
     assert check.verdict == Verdict.SUPPORTED and set(check.evidence["outcome"]) == {"reach"}
     assert combinations_beat_single(_rows([("a", "pruning", 1, 1, 1, 1.0)])).verdict == Verdict.NOT_TESTABLE
 
 
-def test_f4_measured_follows_the_numbers():
-    faster = _rows([("teacher", "baseline", 100, 100, 2.0, 10.0), ("q", "precision", 25, 100, 1.0, 10.0)])
-    assert bytes_pay_where_memory_bound(faster).verdict == Verdict.SUPPORTED
-    slower = _rows([("teacher", "baseline", 100, 100, 1.0, 10.0), ("q", "precision", 25, 100, 2.0, 10.0)])
-    assert bytes_pay_where_memory_bound(slower).verdict == Verdict.CONTRADICTED
-    fewer_macs = _rows([("teacher", "baseline", 100, 100, 2.0, 10.0), ("p", "pruning", 25, 50, 1.0, 10.0)])
-    assert bytes_pay_where_memory_bound(fewer_macs).verdict == Verdict.NOT_TESTABLE
+def test_f3_counts_pipelines_not_stages_and_not_collapsed_pairs():
+    teacher = [("teacher", "baseline", 100, 100, 1, 8.0)]
+    stages = [(f"stage {i}", "pruning+encoding", 50 - 10 * i, 50, 1, 9.0 + i) for i in range(4)]
+    frame = _seeded(teacher + [("a", "pruning", 50, 50, 1, 11.0)] + stages)
+    frame["settings"] = [json.dumps({"stage": t, "bits": 4}) if t.startswith("stage") else "{}"
+                         for t in frame["technique"]]
+    check = combinations_beat_single(frame, costs=("stored_bytes",))
+    assert check.evidence["pipeline"].nunique() == 1 and len(check.evidence) == 1
+    assert check.evidence["combination"].iloc[0] == "stage 3"  # the end of the chain, chosen on bytes
+    assert "1 combination pipeline" in check.summary
+    # Two collapsed models (both more than twice the teacher's FID): the "better" one counts for nothing.
+    collapsed = _seeded(teacher + [("a", "pruning", 50, 50, 1, 300.0), ("c", "pruning+precision", 50, 50, 1, 200.0)])
+    check = combinations_beat_single(collapsed)
+    assert check.verdict == Verdict.NOT_TESTABLE and "both collapsed" in check.evidence["outcome"].iloc[0]
+
+
+def test_f4_measured_needs_a_compressed_execution_engine():
+    faster = [("teacher", "baseline", 100, 100, 2.0, 10.0), ("q", "precision", 25, 100, 1.0, 10.0)]
+    slower = [("teacher", "baseline", 100, 100, 1.0, 10.0), ("q", "precision", 25, 100, 2.0, 10.0)]
+    assert bytes_pay_where_memory_bound(_seeded(faster, engine="triton-weight-only")).verdict == Verdict.SUPPORTED
+    assert bytes_pay_where_memory_bound(_seeded(slower, engine="triton-weight-only")).verdict == \
+        Verdict.CONTRADICTED
+    # Decode-to-float, or no engine recorded at all: not testable here, however the timings fall.
+    for frame in (_seeded(faster, engine="reference"), _seeded(faster)):
+        check = bytes_pay_where_memory_bound(frame)
+        assert check.verdict == Verdict.NOT_TESTABLE and "no record names an engine" in check.summary
+    fewer_macs = [("teacher", "baseline", 100, 100, 2.0, 10.0), ("p", "pruning", 25, 50, 1.0, 10.0)]
+    assert bytes_pay_where_memory_bound(_seeded(fewer_macs, engine="triton-lut")).verdict == Verdict.NOT_TESTABLE
+
+
+def test_headline_target_chooses_apart_from_what_it_reports():
+    rows = _seeded([("teacher", "baseline", 100, 100, 1.0, 10.0), ("a", "pruning", 50, 50, 1.0, 9.0),
+                    ("c", "pruning+precision", 10, 50, 1.0, 9.5), ("d", "encoding", 5, 100, 1.0, 40.0)], seeds=6)
+    on_reported = headline_target(rows, "b", "stored_bytes", target_x=10)
+    assert on_reported["best_technique"] == "c" and on_reported["best_x"] == pytest.approx(10)
+    assert on_reported["verdict"] == Verdict.INDICATIVE and "reported samples" in on_reported["selection"]
+    held_out = headline_target(rows, "b", "stored_bytes", target_x=10, selection_seeds=[0, 1, 2])
+    assert held_out["verdict"] == Verdict.SUPPORTED and "chosen on seeds" in held_out["selection"]
+    # 20x is reached only by a model far worse than the teacher: contradicted.
+    assert headline_target(rows, "b", "stored_bytes", target_x=20, selection_seeds=[0, 1, 2])["verdict"] == \
+        Verdict.CONTRADICTED
+    assert headline_target(rows, "b", "stored_bytes", target_x=60)["verdict"] == Verdict.NOT_TESTABLE
 
 
 def test_roofline_and_real_size_costs(toy):
