@@ -30,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     latency.add_argument("--profile", choices=PROFILES, default="quick")
     latency.add_argument("--device", choices=DEVICES, default="auto")
     latency.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 64])
+    teachers = sub.add_parser("teachers", help="the shipped teachers and digit classifier (data/teachers/): list "
+                                               "their cards and check their files, or retrain them")
+    teachers.add_argument("--train", nargs="*", metavar="NAME",
+                          help="retrain these (default: all) with their recipes and rewrite their files and cards")
     strip = sub.add_parser("strip-injected", help="remove papermill's injected-parameters cells from notebooks "
                                                   "(run it on executed notebooks before committing them)")
     strip.add_argument("paths", nargs="*", type=Path, metavar="NOTEBOOK",
@@ -47,6 +51,32 @@ def _expected(exc: BaseException) -> bool:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if isinstance(exc, GanSurveyError | RuntimeError) else f"{type(exc).__name__}: {text}"
+
+
+def _teachers(train: list[str] | None) -> None:
+    """List the shipped networks (each loaded and checked against its card), or retrain the named ones."""
+    import pandas as pd
+
+    from gansurvey import zoo
+    from gansurvey.benchmarks import BENCHMARKS, get_benchmark
+    from gansurvey.benchmarks.digits import CLASSIFIER_NAME, CLASSIFIER_RECIPE
+    from gansurvey.benchmarks.teachers import card_summary, train_classifier, train_teacher
+    from gansurvey.checks import check_choice
+
+    names = (CLASSIFIER_NAME, *BENCHMARKS)
+    if train is not None:
+        for name in train:
+            check_choice("network to train", name, names)
+        for name in [n for n in names if n in (train or names)]:  # the classifier first: teachers are scored by it
+            state, card = train_classifier() if name == CLASSIFIER_NAME else train_teacher(get_benchmark(name))
+            for path in zoo.write_shipped(name, state, card):
+                print(f"wrote {display_path(path)}")
+    rows = []
+    for name in names:
+        recipe = CLASSIFIER_RECIPE if name == CLASSIFIER_NAME else get_benchmark(name).teacher_recipe()
+        zoo.load_shipped(name, recipe)  # refuses a missing, damaged or stale file, naming the rebuild command
+        rows.append(card_summary(zoo.read_card(name)))
+    print(pd.DataFrame(rows).to_string(index=False))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                                   bench.example_input(1))
             print(latency_table(teachers, args.batch_sizes, settings.latency_warmup, settings.latency_repeats,
                                 args.device).to_string(index=False))
+        elif args.command == "teachers":
+            _teachers(args.train)
         elif args.command == "strip-injected":
             from gansurvey.runner import notebooks_dir, strip_injected
 

@@ -81,32 +81,31 @@ def seed_everything(seed: int) -> torch.Generator:
 
 @dataclass(frozen=True)
 class ProfileSettings:
-    """How much work a profile buys: teacher training steps, evaluation samples, latency repeats."""
+    """How much work a profile buys: fine-tuning steps, evaluation samples, seeds, latency repeats (teachers are
+    shipped, the same for every profile)."""
 
-    teacher_steps: dict[str, int]
     finetune_steps: int
     eval_samples: int
     inception_samples: int
-    classifier_steps: int
     latency_warmup: int
     latency_repeats: int
     seeds: int  # how many seeds the family notebooks repeat each arm over (the spread of a verdict)
     student_widths: tuple[float, ...]  # distillation students, as fractions of the teacher's width
     lottery_steps: int  # training steps per lottery-ticket round on the toy
     total_budget_widths: tuple[float, ...] | None = None  # widths of 02's equal-total-budget arm (None: all)
-    curve_points: int = 12  # quality checks along a teacher's training (its quality curve)
+    #: Most steps an equal-total-budget student trains for (None: the teacher's steps plus the fine-tuning, in
+    #: full); quick caps it to stay a minutes-long profile, so its equal-total arm is labelled as capped
+    total_steps_cap: int | None = None
 
 
 PROFILE_SETTINGS = {
     "quick": ProfileSettings(
-        teacher_steps={"gaussians-mlp": 1500, "mnist-dcgan": 900, "edges2digits-resnet": 200, "mnist-mlp": 1500},
-        finetune_steps=40, eval_samples=500, inception_samples=32, classifier_steps=400,
+        finetune_steps=40, eval_samples=500, inception_samples=32,
         latency_warmup=2, latency_repeats=5, seeds=1, student_widths=(0.5,), lottery_steps=500,
-        total_budget_widths=(0.5,),
+        total_budget_widths=(0.5,), total_steps_cap=900,
     ),
     "full": ProfileSettings(
-        teacher_steps={"gaussians-mlp": 5000, "mnist-dcgan": 3000, "edges2digits-resnet": 2000, "mnist-mlp": 5000},
-        finetune_steps=500, eval_samples=1000, inception_samples=1000, classifier_steps=2000,
+        finetune_steps=500, eval_samples=1000, inception_samples=1000,
         latency_warmup=5, latency_repeats=30, seeds=3, student_widths=(0.25, 0.5), lottery_steps=1000,
         total_budget_widths=(0.25, 0.5),
     ),

@@ -8,6 +8,7 @@ reported and rebuilt; it is never silently used.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import re
@@ -15,8 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import torch
+
 from gansurvey.config import CODE_VERSION, artifacts_dir
-from gansurvey.io import CorruptFileError, load_checked, save_checked
+from gansurvey.io import CorruptFileError, load_checked, save_checked, sha256_bytes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,3 +49,104 @@ def cached(kind: str, key: dict, build: Callable[[], T], root: Path | None = Non
     value = build()
     save_checked(path, value, meta=key)
     return value
+
+
+# --- Shipped networks ---------------------------------------------------------------------------------------------
+# Every built-in benchmark's teacher (and the digit classifier that scores the digit benchmarks) is trained once and
+# committed under ``data/teachers/``: ``<name>.pt`` (state dicts, one per network) beside ``<name>.json``, its card
+# (recipe, steps, seed, threads, torch version, commit, curve, final quality with its interval, SHA-256). Every
+# profile loads these files, so the same notebook starts from bit-identical weights on every machine; nothing
+# trains them unless asked to (``python -m gansurvey teachers --train``).
+
+RETRAIN_HINT = "python -m gansurvey teachers --train {name}"
+
+
+def shipped_dir() -> Path:
+    """The committed folder of shipped networks (``data/teachers``)."""
+    from gansurvey.config import data_dir
+
+    return data_dir() / "teachers"
+
+
+def shipped_files(name: str, root: Path | None = None) -> tuple[Path, Path]:
+    """The checkpoint and the card shipped for ``name`` (a benchmark's teacher, or ``digit-classifier``)."""
+    folder = root or shipped_dir()
+    return folder / f"{name}.pt", folder / f"{name}.json"
+
+
+def state_sha256(state: dict[str, dict[str, Any]]) -> str:
+    """A digest of the networks' tensors themselves (names, dtypes, shapes, values), independent of how the file
+    serialises them: what a loaded teacher is checked against."""
+    digest = hashlib.sha256()
+    for net in sorted(state):
+        for key, tensor in sorted(state[net].items()):
+            tensor = tensor.detach().cpu().contiguous()
+            digest.update(f"{net}/{key}/{tensor.dtype}/{tuple(tensor.shape)}".encode())
+            digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def read_card(name: str, root: Path | None = None) -> dict:
+    """The card shipped for ``name``; a missing or unreadable card is refused with the rebuild command."""
+    from gansurvey.checks import GanSurveyError
+    from gansurvey.config import display_path
+
+    _, card_path = shipped_files(name, root)
+    if not card_path.is_file():
+        raise GanSurveyError(f"no shipped card for {name!r} at {display_path(card_path)}; "
+                             f"rebuild it with `{RETRAIN_HINT.format(name=name)}`")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card["sha256"], card["state_sha256"], card["recipe"]  # noqa: B018 - the fields a load relies on
+    except (ValueError, KeyError, TypeError) as exc:
+        raise GanSurveyError(f"the card {display_path(card_path)} is damaged ({exc}); "
+                             f"rebuild it with `{RETRAIN_HINT.format(name=name)}`") from exc
+    return card
+
+
+def load_shipped(name: str, recipe: dict, root: Path | None = None) -> dict[str, dict]:
+    """The shipped networks of ``name`` (``{"generator": state, "discriminator": state}`` for a teacher), after
+    checking that the file matches its card byte for byte, that the tensors match the card's digest, and that the
+    card's recipe is ``recipe`` (what the code would train today). Any mismatch is refused with the file and the
+    rebuild command; nothing is retrained or overwritten silently."""
+    from gansurvey.checks import GanSurveyError
+    from gansurvey.config import display_path
+
+    card = read_card(name, root)
+    path, card_path = shipped_files(name, root)
+    hint = f"rebuild it with `{RETRAIN_HINT.format(name=name)}`"
+    if not path.is_file():
+        raise GanSurveyError(f"the shipped file of {name!r} is missing: {display_path(path)}; {hint}")
+    data = path.read_bytes()
+    if sha256_bytes(data) != card["sha256"]:
+        raise GanSurveyError(f"{display_path(path)} does not match the SHA-256 of its card "
+                             f"{display_path(card_path)} (damaged, truncated or replaced); {hint}")
+    wanted = json.loads(json.dumps(recipe, sort_keys=True, default=str))
+    if card["recipe"] != wanted:
+        changed = sorted(k for k in set(card["recipe"]) | set(wanted) if card["recipe"].get(k) != wanted.get(k))
+        raise GanSurveyError(f"the shipped {name!r} was trained with another recipe than the code's "
+                             f"(differs in: {', '.join(changed)}); {hint}")
+    try:
+        state = torch.load(io.BytesIO(data), weights_only=True)
+    except Exception as exc:  # a file that passed the checksum but is not a checkpoint (a card copied from another)
+        raise GanSurveyError(f"{display_path(path)} is not a shipped checkpoint ({exc}); {hint}") from exc
+    if not isinstance(state, dict) or sorted(state) != sorted(card.get("networks", ())) or \
+            state_sha256(state) != card["state_sha256"]:
+        raise GanSurveyError(f"the tensors in {display_path(path)} do not match its card's state digest; {hint}")
+    return state
+
+
+def write_shipped(name: str, state: dict[str, dict], card: dict, root: Path | None = None) -> tuple[Path, Path]:
+    """Store shipped networks and their card atomically (checkpoint first, card last: a checkpoint without a
+    matching card is never loaded). ``card`` gets the networks' names and the file's and tensors' SHA-256."""
+    from gansurvey.io import atomic_write_bytes, atomic_write_text
+
+    path, card_path = shipped_files(name, root)
+    buffer = io.BytesIO()
+    torch.save({net: {k: v.detach().cpu().clone() for k, v in sd.items()} for net, sd in state.items()}, buffer)
+    data = buffer.getvalue()
+    card = {**card, "networks": sorted(state), "file": path.name, "bytes": len(data), "sha256": sha256_bytes(data),
+            "state_sha256": state_sha256(state)}
+    atomic_write_bytes(path, data)
+    atomic_write_text(card_path, json.dumps(card, indent=1, sort_keys=True, default=str) + "\n")
+    return path, card_path

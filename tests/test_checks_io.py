@@ -68,3 +68,16 @@ def test_checked_roundtrip_and_corruption(tmp_path):
     with pytest.raises(CorruptFileError, match="missing"):
         load_checked(path)
     assert json.loads(json.dumps({"ok": True}))
+
+
+def test_atomic_writes_respect_the_umask(tmp_path):
+    import os
+
+    from gansurvey.io import atomic_write_text
+
+    before = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "shared.txt", "x")
+    finally:
+        os.umask(before)
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by others on a shared class server, not 0600

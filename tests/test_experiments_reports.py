@@ -11,7 +11,8 @@ from gansurvey.config import profile_settings
 from gansurvey.experiments import common, distillation
 from gansurvey.experiments.pruning import pruning_sweep
 from gansurvey.metrics import count_macs
-from gansurvey.records import Measurement, arm_table, curve_plateau, records_frame, reduction_table
+from gansurvey.metrics.curves import curve_plateau
+from gansurvey.records import Measurement, arm_table, records_frame, reduction_table
 
 
 def test_match_channel_ratio_hits_the_students_macs():
@@ -116,7 +117,9 @@ def test_equal_total_arm_trains_students_only_and_records_its_budget():
     assert {s["variant"] for s in settings} == {"scratch", "feature"}
     assert set(samples) == {"scratch w0.5 (equal total)", "feature w0.5 (equal total)"}
     quick = profile_settings("quick")
-    assert distillation.total_steps("quick", "mnist-dcgan", 7) == quick.teacher_steps["mnist-dcgan"] + 7
+    teacher_steps = gs.get_benchmark("mnist-dcgan").teacher_steps("full")
+    assert distillation.total_steps("full", "mnist-dcgan", 7) == teacher_steps + 7
+    assert distillation.total_steps("quick", "mnist-dcgan", 7) == min(teacher_steps + 7, quick.total_steps_cap)
     with pytest.raises(GanSurveyError, match="unknown benchmark 'celeba'"):
         distillation.total_steps("quick", "celeba")
 

@@ -1,22 +1,25 @@
-"""What every benchmark is: its data, its teacher (architecture and training recipe, trained on first use and
-cached) and its quality measurement."""
+"""What every benchmark is: its data, its teacher (architecture, training recipe, and the trained networks shipped
+in ``data/teachers/``) and its quality measurement."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from functools import partial
+import dataclasses
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
 from gansurvey import zoo
-from gansurvey.config import profile_settings, resolve_device, seed_everything
+from gansurvey.config import check_profile, resolve_device
 from gansurvey.models import build_discriminator, build_generator
 from gansurvey.models.generators import Generator
-from gansurvey.train.gan import PairedTask, TrainConfig, UnconditionalTask, train_gan
+from gansurvey.train.gan import PairedTask, TrainConfig, UnconditionalTask
 
 EVAL_SEED_OFFSET = 10_000  # evaluation noise never coincides with training noise
+#: The shipped teachers' training seed and thread count (a run is bit-identical only for the same thread count).
+TEACHER_SEED = 0
+TEACHER_THREADS = 1
 
 
 class Benchmark:
@@ -28,6 +31,8 @@ class Benchmark:
     higher_is_better = False
     generator_hparams: dict = {}
     discriminator_hparams: dict = {}
+    #: Training steps of the shipped teacher: where its quality curve had flattened (see its card).
+    shipped_steps: int = 0
 
     def new_generator(self, width: float = 1.0) -> Generator:
         return build_generator(self.architecture, **{**self.generator_hparams, "width": width})
@@ -42,6 +47,10 @@ class Benchmark:
         """The benchmark's training recipe for ``steps`` steps (teachers, fine-tuning and students alike)."""
         return TrainConfig(steps=steps, seed=seed, progress=progress)
 
+    def teacher_config(self, steps: int, seed: int = 0, progress: bool = True) -> TrainConfig:
+        """The recipe the shipped teacher trained with (the benchmark's recipe unless a benchmark says otherwise)."""
+        return self.train_config(steps, seed, progress)
+
     def example_input(self, batch: int = 1) -> torch.Tensor:
         """A fixed generator input of the given batch size (for cost and latency measurements)."""
         return self.eval_inputs(batch, seed=0)
@@ -50,6 +59,10 @@ class Benchmark:
         gen = torch.Generator().manual_seed(EVAL_SEED_OFFSET + seed)
         return self.new_generator().sample_inputs(n, gen)
 
+    def eval_sample_count(self, n: int) -> int:
+        """How many evaluation samples asking for ``n`` gives (a fixed test split may hold fewer)."""
+        return n
+
     @torch.no_grad()
     def generate(self, generator: nn.Module, n: int, seed: int = 0, device: str = "cpu") -> torch.Tensor:
         """``n`` outputs of ``generator`` on the benchmark's fixed evaluation inputs, on the CPU."""
@@ -57,50 +70,54 @@ class Benchmark:
         outs = [generator(x.to(device)).cpu() for x in self.eval_inputs(n, seed).split(250)]
         return torch.cat(outs)
 
-    def teacher(self, profile: str = "quick", seed: int = 0, device: str = "auto",
-                progress: bool = True) -> tuple[Generator, nn.Module]:
-        """The trained teacher (generator, discriminator), trained on first use and cached.
+    def teacher_steps(self, profile: str = "quick") -> int:
+        """Steps the teacher trained for (the same in every profile for a shipped teacher)."""
+        return self.shipped_steps
 
-        ``device`` (where training would run) is checked first, so a bad one is refused even when the teacher is
-        already cached.
-        """
-        state = self.teacher_state(profile, seed, device, progress)
+    def teacher_recipe(self) -> dict:
+        """Everything that decides the shipped teacher's weights: the training recipe, the networks' settings,
+        the seed and the thread count. A shipped file is loaded only when its card holds this recipe."""
+        config = dataclasses.asdict(self.teacher_config(self.shipped_steps, TEACHER_SEED, progress=False))
+        for irrelevant in ("progress", "monitor_every"):  # neither changes the weights
+            config.pop(irrelevant)
+        return {"benchmark": self.name, "architecture": self.architecture, "train": config,
+                "generator": self.generator_hparams, "discriminator": self.discriminator_hparams,
+                "threads": TEACHER_THREADS}
+
+    def teacher(self, profile: str = "quick", seed: int = 0, device: str = "auto",
+                progress: bool = False) -> tuple[Generator, nn.Module]:
+        """The shipped teacher (generator, discriminator), in eval mode on the CPU: trained once until its
+        quality curve had flattened and committed with a card (``data/teachers/<name>.json``). Every profile and
+        seed starts from these weights (the seed varies what is done to the teacher, not the teacher); ``device``
+        is checked so a bad one is refused here. A missing or damaged file is refused with the command that
+        rebuilds it (``python -m gansurvey teachers --train <name>``). Folder benchmarks train theirs instead."""
+        check_profile(profile)
+        resolve_device(device)
+        state = zoo.load_shipped(self.name, self.teacher_recipe())
         g, d = self.new_generator(), self.new_discriminator()
         g.load_state_dict(state["generator"])
         d.load_state_dict(state["discriminator"])
         return g.eval(), d.eval()
 
-    def quality(self, generator: nn.Module, profile: str = "quick", seed: int = 0, device: str = "cpu",
-                inception_samples: int | None = None) -> dict:
-        """Every quality metric that applies to this benchmark, as a dict of Measurement field values."""
-        raise NotImplementedError
+    def teacher_card(self) -> dict:
+        """The shipped teacher's card: recipe, steps, curve, final quality with its interval, SHA-256."""
+        return zoo.read_card(self.name)
 
     def teacher_curve(self, profile: str = "quick", seed: int = 0, device: str = "auto") -> pd.DataFrame:
         """The teacher's quality curve: one row per check along its training (``step`` and every quality metric
-        but the Inception FID, on the profile's evaluation samples), trained on first use like ``teacher``."""
-        log = self.teacher_state(profile, seed, device, progress=False)["log"]
-        return pd.DataFrame([entry for entry in log if self.primary_metric in entry])
+        but the Inception FID, on the card's evaluation samples)."""
+        return pd.DataFrame(self.teacher_card()["curve"])
 
-    def teacher_state(self, profile: str = "quick", seed: int = 0, device: str = "auto",
-                      progress: bool = True) -> dict:
-        """The trained networks' state dicts and the training log (quality checks included), cached."""
-        dev = resolve_device(device)  # checked before the cache is looked at
-        settings = profile_settings(profile)
-        steps = settings.teacher_steps[self.name]
-        config = self.train_config(steps, seed, progress)
-        config = replace(config, monitor_every=monitor_interval(steps, settings.curve_points, config.log_every))
-        key = zoo.cache_key(kind="teacher", benchmark=self.name, profile=profile, seed=seed, steps=steps,
-                            monitor_every=config.monitor_every,
-                            generator=self.generator_hparams, discriminator=self.discriminator_hparams)
+    def quality(self, generator: nn.Module, profile: str = "quick", seed: int = 0, device: str = "cpu",
+                inception_samples: int | None = None, samples: int | None = None) -> dict:
+        """Every quality metric that applies to this benchmark, as a dict of Measurement field values, on
+        ``samples`` evaluation samples (default: the profile's)."""
+        raise NotImplementedError
 
-        def build() -> dict:
-            seed_everything(seed)
-            g, d = self.new_generator(), self.new_discriminator()
-            score = partial(self.quality, profile=profile, seed=seed, device=str(dev), inception_samples=0)
-            history = train_gan(g, d, self.task(), config, device=dev, monitor=score)
-            return {"generator": g.cpu().state_dict(), "discriminator": d.cpu().state_dict(), "log": history}
-
-        return zoo.cached("teachers", key, build)
+    def quality_bootstrap(self, generator: nn.Module, samples: int, resamples: int = 200,
+                          seed: int = 0) -> np.ndarray:
+        """The primary metric over bootstrap resamples of ``samples`` generated samples (its evaluation noise)."""
+        raise NotImplementedError
 
 
 def monitor_interval(steps: int, points: int, log_every: int) -> int:

@@ -30,6 +30,7 @@ import math
 import os
 from pathlib import Path
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -201,6 +202,11 @@ class FolderBenchmark(Benchmark):
         g.load_state_dict(state["generator"])
         d.load_state_dict(state["discriminator"])
         return g.eval(), d.eval()
+
+    def teacher_curve(self, profile: str = "quick", seed: int = 0, device: str = "auto") -> pd.DataFrame:
+        """The quality checks along this folder teacher's training (trained on first use like ``teacher``)."""
+        log = self.teacher_state(profile, seed, device, progress=False)["log"]
+        return pd.DataFrame([entry for entry in log if self.primary_metric in entry])
 
     # ---------------------------------------------------------------------------------------- compression
 

@@ -50,7 +50,7 @@ def trainer(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, prof
     def train(model: nn.Module, step: Finetune | Distill) -> nn.Module:
         steps = budget_steps(profile, "finetune", step.steps)
         if isinstance(step, Finetune):
-            return finetune(model, bench, steps, discriminator, seed=seed, device=device).model
+            return finetune(model, bench, steps, discriminator, seed=seed, device=device, teacher=teacher).model
         return distilled_student(bench, teacher, discriminator, step.variant, model, steps, seed,
                                              device)
 

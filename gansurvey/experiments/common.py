@@ -4,6 +4,9 @@ and seeds, teacher curves, pruned-and-fine-tuned models and MAC-matched pruning 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
+from functools import partial
 
 import pandas as pd
 import torch
@@ -19,10 +22,30 @@ from gansurvey.compress import (
     prune,
     to_sparse_storage,
 )
+from gansurvey.compress.distillation import DistillConfig, distillation_losses
 from gansurvey.config import profile_settings, resolve_device
 from gansurvey.metrics.cost import count_macs
-from gansurvey.records import curve_plateau
+from gansurvey.metrics.curves import curve_plateau
 from gansurvey.train.gan import ExtraLoss, TrainResult, train_gan
+
+#: How a compressed model is fine-tuned: with the teacher as a guide (an L1 pull toward the teacher's outputs beside
+#: the adversarial term against the teacher's discriminator, as GAN Compression (Li et al. 2020) and CAT (Jin et
+#: al. 2021) train their compressed generators), or with the adversarial recipe alone (the named variant that
+#: shows what the teacher signal buys).
+GUIDES = ("teacher", "adversarial")
+#: Output-distillation weight per benchmark: the L1 between student and teacher images is ~0.1-0.5 per pixel,
+#: so it is scaled to weigh like the benchmark's other terms (pix2pix uses 100 for its L1 to the target; the
+#: CycleGAN recipe weighs its L1 cycle terms 10).
+OUTPUT_WEIGHTS = {"gaussians-mlp": 10.0, "mnist-dcgan": 10.0, "edges2digits-resnet": 100.0, "mnist-mlp": 10.0,
+                  "pix2pix-folder": 100.0, "cyclegan-folder": 10.0}
+
+
+def output_weight(bench: Benchmark) -> float:
+    """The benchmark's output-distillation weight (:data:`OUTPUT_WEIGHTS`), or a clear error."""
+    if bench.name not in OUTPUT_WEIGHTS:
+        raise GanSurveyError(f"no output-distillation weight for benchmark {bench.name!r}; known: "
+                             f"{', '.join(map(repr, OUTPUT_WEIGHTS))} (add it to experiments.common.OUTPUT_WEIGHTS)")
+    return OUTPUT_WEIGHTS[bench.name]
 
 
 def finetune(
@@ -36,23 +59,49 @@ def finetune(
     adversarial_weight: float | None = None,
     device: str = "auto",
     progress: bool = False,
+    teacher: nn.Module | None = None,
+    guide: str = "teacher",
+    curve_every: int | None = None,
+    profile: str = "quick",
 ) -> TrainResult:
     """Train a copy of ``generator`` for ``steps`` steps with the benchmark's recipe; return it with its log.
 
-    ``discriminator`` (copied, e.g. the teacher's) keeps the adversarial loss; ``None`` trains a fresh one of the
-    benchmark's default size. ``adversarial_weight`` overrides the recipe's (0 gives pure supervised training).
-    The input generator and discriminator are never modified.
+    ``guide="teacher"`` (the default of every compressed arm) adds an output-distillation term toward
+    ``teacher`` (required then), weighted by :data:`OUTPUT_WEIGHTS`; ``guide="adversarial"`` is plain adversarial
+    fine-tuning. ``discriminator`` (copied, e.g. the teacher's) keeps the adversarial loss; ``None`` trains a
+    fresh one of the benchmark's default size. ``adversarial_weight`` overrides the recipe's (0 gives pure
+    supervised training). ``curve_every`` scores the model every that many steps (on the ``profile``'s
+    evaluation samples) without changing the run: its recovery curve, in the log. The input generator,
+    teacher and discriminator are never modified.
     """
-    bench = benchmark if isinstance(benchmark, Benchmark) else get_benchmark(benchmark)
+    bench = get_benchmark(benchmark)
     check_number("steps", steps, minimum=0, integer=True)
+    check_choice("fine-tuning guide", guide, GUIDES)
+    if guide == "teacher" and teacher is None:
+        raise GanSurveyError("fine-tuning with guide='teacher' needs the teacher generator (teacher=...); "
+                             "guide='adversarial' fine-tunes without it")
     model = copy.deepcopy(generator)
     disc = copy.deepcopy(discriminator) if discriminator is not None else bench.new_discriminator()
     config = bench.train_config(steps, seed, progress)
     if adversarial_weight is not None:
-        config = type(config)(**{**config.__dict__, "adversarial_weight": adversarial_weight})
-    log = train_gan(model, disc, bench.task(), config, extra_losses=extra_losses, parameters=parameters,
-                    device=resolve_device(device))
+        config = dataclasses.replace(config, adversarial_weight=adversarial_weight)
+    extra, params = dict(extra_losses or {}), list(parameters or [])
+    if guide == "teacher":
+        terms, adapters = distillation_losses(teacher, model, DistillConfig(output_weight=output_weight(bench)))
+        extra, params = {**terms, **extra}, params + adapters
+    monitor = None
+    if curve_every:
+        config = dataclasses.replace(config, log_every=math.gcd(config.log_every, curve_every),
+                                     monitor_every=curve_every)
+        monitor = partial(bench.quality, profile=profile, seed=seed, device="cpu", inception_samples=0)
+    log = train_gan(model, disc, bench.task(), config, extra_losses=extra, parameters=params,
+                    device=resolve_device(device), monitor=monitor)
     return TrainResult(model.cpu().eval(), log)
+
+
+def recovery_curve(result: TrainResult, bench: Benchmark) -> pd.DataFrame:
+    """The quality checks in a fine-tuning log (``finetune(..., curve_every=...)``): step and every metric."""
+    return pd.DataFrame([entry for entry in result.log if bench.primary_metric in entry])
 
 
 STEP_BUDGETS = ("finetune", "lottery")
@@ -61,7 +110,7 @@ STEP_BUDGETS = ("finetune", "lottery")
 def teacher_curves(benches: list[Benchmark], profile: str, seed: int = 0,
                    device: str = "auto") -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Each teacher's quality curve (``Benchmark.teacher_curve``) and a table saying whether it had flattened
-    by the end of training (``reports.curve_plateau`` on the primary metric). Teachers trained without quality
+    by the end of training (``metrics.curves.curve_plateau`` on the primary metric). Teachers trained without quality
     checks (the folder benchmarks' published recipe) have no curve and are left out."""
     curves = {b.name: b.teacher_curve(profile, seed, device) for b in benches}
     rows = [{"benchmark": b.name, "steps": int(curves[b.name]["step"].max()),
@@ -117,7 +166,8 @@ def match_channel_ratio(model: nn.Module, target_macs: int, example_input: torch
 def pruned_and_finetuned(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, config: PruneConfig,
                          steps: int, seed: int = 0, device: str = "auto",
                          discriminator_ratio: float = 0.0) -> nn.Module:
-    """Prune the teacher, fine-tune it against a copy of its discriminator, and store sparse layers packed.
+    """Prune the teacher, fine-tune it against a copy of its discriminator with the teacher as a guide
+    (:func:`finetune`), and store sparse layers packed.
 
     ``discriminator_ratio`` > 0 also removes that fraction of the discriminator's channels (L1 criterion)
     before fine-tuning, so that a weakened generator is not fine-tuned against an overpowering critic.
@@ -126,7 +176,7 @@ def pruned_and_finetuned(bench: Benchmark, teacher: nn.Module, discriminator: nn
     pruned = prune(teacher, config, bench.example_input(2))
     if discriminator_ratio > 0:
         discriminator = prune(discriminator, ChannelPruneConfig(ratio=discriminator_ratio))
-    tuned = finetune(pruned, bench, steps, discriminator, seed=seed, device=device).model
+    tuned = finetune(pruned, bench, steps, discriminator, seed=seed, device=device, teacher=teacher).model
     return to_sparse_storage(tuned) if isinstance(config, MagnitudePruneConfig) else tuned
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from gansurvey.benchmarks import get_benchmark
 from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_choice, check_number
 from gansurvey.compress import (
@@ -23,6 +24,7 @@ from gansurvey.experiments.common import (
     budget_steps,
     finetune,
     match_channel_ratio,
+    output_weight,
     pruned_and_finetuned,
 )
 from gansurvey.measuring import measure
@@ -32,11 +34,6 @@ from gansurvey.records import BUDGETS, Measurement, budget_of, records_frame, se
 DISTILL_VARIANTS = ("scratch", "output", "feature", "feature+adv")
 
 
-#: Output-distillation weight per benchmark: the L1 between student and teacher images is ~0.1-0.5 per pixel,
-#: so it is scaled to weigh like the benchmark's other terms (pix2pix uses 100 for its L1 to the target; the
-#: CycleGAN recipe weighs its L1 cycle terms 10).
-OUTPUT_WEIGHTS = {"gaussians-mlp": 10.0, "mnist-dcgan": 10.0, "edges2digits-resnet": 100.0,
-                  "pix2pix-folder": 100.0, "cyclegan-folder": 10.0}
 
 
 
@@ -47,26 +44,18 @@ TOTAL_BUDGET_FALLBACK = "feature"
 
 
 def total_steps(profile: str, benchmark: str | Benchmark, finetune_steps: int | None = None) -> int:
-    """Steps an ``equal-total`` student trains for: the teacher's steps in ``profile`` plus the fine-tuning
-    budget (``finetune_steps`` or the profile's), i.e. everything a pruned-and-fine-tuned model was trained for.
-
-    Args:
-        profile: ``quick`` or ``full``.
-        benchmark: the benchmark or its name (teachers train for a per-benchmark number of steps); a folder
-            benchmark (an object) counts its own teacher's steps (its ``teacher_steps(profile)``).
-        finetune_steps: the fine-tuning budget; ``None`` takes the profile's.
+    """Steps an ``equal-total`` student trains for: the teacher's steps plus the fine-tuning budget
+    (``finetune_steps`` or the profile's), i.e. everything a pruned-and-fine-tuned model was trained for, capped
+    at the profile's ``total_steps_cap`` (quick) when it sets one.
 
     Example:
-        >>> total_steps("quick", "mnist-dcgan", 40)  # doctest: +SKIP
-        940
+        >>> total_steps("full", "mnist-dcgan", 500)  # doctest: +SKIP
+        6500
     """
-    own_steps = getattr(benchmark, "teacher_steps", None)
-    if isinstance(benchmark, Benchmark) and callable(own_steps):  # folder benchmarks: steps follow the folder
-        return own_steps(profile) + budget_steps(profile, "finetune", finetune_steps)
-    name = benchmark.name if isinstance(benchmark, Benchmark) else benchmark
-    teacher = profile_settings(profile).teacher_steps
-    check_choice("benchmark", name, teacher)
-    return teacher[name] + budget_steps(profile, "finetune", finetune_steps)
+    bench = get_benchmark(benchmark)
+    total = bench.teacher_steps(profile) + budget_steps(profile, "finetune", finetune_steps)
+    cap = profile_settings(profile).total_steps_cap
+    return total if cap is None else min(total, cap)
 
 
 def total_budget_widths(profile: str, widths: list[float]) -> list[float]:
@@ -120,10 +109,7 @@ def distill_config(bench: Benchmark, variant: str) -> DistillConfig | None:
     """The :data:`DISTILL_VARIANTS`: ``scratch`` (no teacher: ``None``), output L1, output + intermediate
     features through 1x1 adapters, and the latter plus the adversarial term (the teacher's discriminator)."""
     check_choice("distillation variant", variant, DISTILL_VARIANTS)
-    if bench.name not in OUTPUT_WEIGHTS:
-        raise GanSurveyError(f"no output-distillation weight for benchmark {bench.name!r}; known: "
-                             f"{', '.join(map(repr, OUTPUT_WEIGHTS))} (add it to experiments.OUTPUT_WEIGHTS)")
-    weight = OUTPUT_WEIGHTS[bench.name]
+    weight = output_weight(bench)
     return {
         "scratch": None,
         "output": DistillConfig(output_loss="l1", output_weight=weight),
@@ -144,7 +130,7 @@ def distilled_student(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mo
         torch.manual_seed(seed)
         student = make_student(teacher, student)
     if config is None:
-        return finetune(student, bench, steps, None, seed=seed, device=device).model
+        return finetune(student, bench, steps, None, seed=seed, device=device, guide="adversarial").model
     return distill(teacher, student, bench.task(), config, bench.train_config(steps, seed, progress=False),
                    discriminator=discriminator, device=resolve_device(device)).model
 

@@ -30,7 +30,8 @@ QUANTIZERS = {"k-means": dict(init="linear", iterations=20), "uniform": dict(ini
 
 
 def trained_sharing(model: nn.Module, benchmark: str | Benchmark, steps: int, discriminator: nn.Module | None = None,
-                    seed: int = 0, device: str = "auto") -> TrainResult:
+                    seed: int = 0, device: str = "auto", teacher: nn.Module | None = None,
+                    guide: str = "teacher") -> TrainResult:
     """Fine-tune the centroids of an encoded ``model`` with the shared trainer (Han et al. 2016, section 3.3).
 
     Each encoded layer's forward is ``codebook[indices]`` while training, so the gradient of every weight that
@@ -42,7 +43,8 @@ def trained_sharing(model: nn.Module, benchmark: str | Benchmark, steps: int, di
         benchmark: the benchmark whose recipe trains it.
         steps: training steps (the family's budget: :func:`gansurvey.experiments.common.budget_steps`).
         discriminator: the discriminator to train against (copied), e.g. the teacher's.
-        seed, device: as for :func:`gansurvey.experiments.common.finetune`.
+        seed, device, teacher, guide: as for :func:`gansurvey.experiments.common.finetune` (the teacher guides
+            the centroids toward its outputs; ``guide="adversarial"`` trains them on the adversarial recipe alone).
 
     Returns:
         A :class:`~gansurvey.train.gan.TrainResult` whose model still holds at most ``2**bits`` distinct values
@@ -51,7 +53,7 @@ def trained_sharing(model: nn.Module, benchmark: str | Benchmark, steps: int, di
     Example::
 
         shared = encode(teacher, EncodeConfig(bits=3, coder=None))
-        tuned = trained_sharing(shared, "mnist-dcgan", steps=40, discriminator=disc).model
+        tuned = trained_sharing(shared, "mnist-dcgan", steps=40, discriminator=disc, teacher=teacher).model
     """
     if not codebook_layers(model):
         raise GanSurveyError(f"{type(model).__name__} has no encoded layers; encode it before trained sharing")
@@ -59,7 +61,7 @@ def trained_sharing(model: nn.Module, benchmark: str | Benchmark, steps: int, di
     start = copy.deepcopy(model)
     for layer in codebook_layers(start).values():
         layer.codebook.requires_grad_(True)
-    result = finetune(start, benchmark, steps, discriminator, seed=seed, device=device)
+    result = finetune(start, benchmark, steps, discriminator, seed=seed, device=device, teacher=teacher, guide=guide)
     for name, layer in codebook_layers(result.model).items():
         limit = 2**layer.bits + (1 if layer.has_positions else 0)
         if layer.distinct_weights() > limit:  # pragma: no cover - guarded by construction
@@ -110,7 +112,7 @@ def deep_compression_stages(bench: Benchmark, teacher: nn.Module, discriminator:
     pruned = pruned_and_finetuned(bench, teacher, discriminator, MagnitudePruneConfig(sparsity=sparsity), steps,
                                   seed, device)
     shared = compress(pruned, EncodeConfig(bits=bits, coder=None))
-    trained = trained_sharing(shared, bench, steps, discriminator, seed=seed, device=device).model
+    trained = trained_sharing(shared, bench, steps, discriminator, seed=seed, device=device, teacher=teacher).model
     stages = {"pruned": pruned, "+ sharing": shared, "+ trained sharing": trained}
     stages |= {f"+ {coder}": recode(trained, coder) for coder in coders}
     records, samples = [], {}
@@ -148,7 +150,8 @@ def trained_vs_post(bench: Benchmark, teacher: nn.Module, discriminator: nn.Modu
     for b in bits:
         post = encode(teacher, EncodeConfig(bits=b, coder=coder))
         for seed in seeds:
-            trained = recode(trained_sharing(post, bench, steps, discriminator, seed=seed, device=device).model,
+            trained = recode(trained_sharing(post, bench, steps, discriminator, seed=seed, device=device,
+                                             teacher=teacher).model,
                              coder)
             for label, model, was_trained in ((f"post-training {b}-bit", post, False),
                                               (f"trained {b}-bit", trained, True)):

@@ -125,7 +125,7 @@ def lowrank_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
         records.append(measure(raw, bench, technique=f"{label} (no fine-tuning)", family="low-rank",
                                settings={**settings, "finetuned": False, "steps": 0}, seed=seed, device=device,
                                **measure_kwargs))
-        tuned = finetune(raw, bench, steps, discriminator, seed=seed, device=device).model
+        tuned = finetune(raw, bench, steps, discriminator, seed=seed, device=device, teacher=teacher).model
         records.append(measure(tuned, bench, technique=label, family="low-rank",
                                settings={**settings, "finetuned": True}, seed=seed, device=device,
                                **measure_kwargs))
@@ -211,7 +211,7 @@ def lowrank_vs_pruning_runs(bench: Benchmark, teacher: nn.Module, discriminator:
                     ("pruning", pruned, f"channels {ratio:.2f} (matches {label})",
                      {"method": "channels", "ratio": ratio}))
             for arm, model, technique, settings in arms:
-                tuned = finetune(model, bench, steps, discriminator, seed=seed, device=device).model
+                tuned = finetune(model, bench, steps, discriminator, seed=seed, device=device, teacher=teacher).model
                 records.append(measure(tuned, bench, technique=technique, family=arm,
                                        settings={**settings, **common, "arm": arm}, seed=seed, device=device,
                                        **measure_kwargs))

@@ -44,7 +44,8 @@ def calibration_inputs(benchmark: str | Benchmark, n: int = 64, seed: int = 0) -
 
 def quantization_aware_finetune(model: nn.Module, benchmark: str | Benchmark, config: QuantConfig, steps: int,
                                 discriminator: nn.Module | None = None, seed: int = 0,
-                                example_input: Any = None, device: str = "auto") -> TrainResult:
+                                example_input: Any = None, device: str = "auto",
+                                teacher: nn.Module | None = None, guide: str = "teacher") -> TrainResult:
     """Quantization-aware fine-tuning: fake-quantized weights (and inputs) with straight-through gradients,
     trained by the shared trainer with the benchmark's recipe, then packed (QGAN, Wang et al. 2019, trains GANs
     quantization-aware because post-training quantization fails them at low bit widths).
@@ -58,6 +59,9 @@ def quantization_aware_finetune(model: nn.Module, benchmark: str | Benchmark, co
         seed: training seed.
         example_input: calibration inputs (activation ranges); ``None``: :func:`calibration_inputs`.
         device: where to train.
+        teacher: the guide of ``guide="teacher"`` fine-tuning (:func:`~gansurvey.experiments.common.finetune`);
+            ``None``: the float ``model`` itself, so the quantized copy learns to reproduce its float outputs.
+        guide: ``"teacher"`` or ``"adversarial"`` (see ``finetune``).
 
     Returns:
         A :class:`~gansurvey.train.gan.TrainResult` whose ``model`` is the packed quantized generator.
@@ -71,7 +75,8 @@ def quantization_aware_finetune(model: nn.Module, benchmark: str | Benchmark, co
     if example_input is None and config.activation_bits:
         example_input = calibration_inputs(bench, config.calibration, seed)
     prepared = prepare_qat(model, config, example_input)
-    trained = finetune(prepared, bench, steps, discriminator, seed=seed, device=device)
+    trained = finetune(prepared, bench, steps, discriminator, seed=seed, device=device,
+                       teacher=model if teacher is None else teacher, guide=guide)
     return TrainResult(convert_qat(trained.model, config), trained.log)
 
 
