@@ -31,8 +31,8 @@ QUALITY_FIELDS = (
     "fid_samples",
     "domain_fid",
     "kid",
-    "precision",
-    "recall",
+    "sample_precision",
+    "sample_recall",
     "classifier_score",
     "psnr",
     "ssim",
@@ -80,8 +80,8 @@ class Measurement:
     fid_samples: int | None = None
     domain_fid: float | None = None
     kid: float | None = None
-    precision: float | None = None
-    recall: float | None = None
+    sample_precision: float | None = None  # improved precision (Kynkaenniemi et al. 2019), not the family
+    sample_recall: float | None = None
     classifier_score: float | None = None
     psnr: float | None = None
     ssim: float | None = None

@@ -76,7 +76,7 @@ class DigitsBenchmark(Benchmark):
         precision, recall = precision_recall(real_feats.numpy(), fake_feats.numpy())
         kid_mean, _ = kid(real_feats.numpy(), fake_feats.numpy(), seed=seed)
         out = dict(domain_fid=frechet_from_stats(*gaussian_stats(fake_feats.numpy()), mu, sigma), kid=kid_mean,
-                   precision=precision, recall=recall, classifier_score=classifier_score(probs.numpy()))
+                   sample_precision=precision, sample_recall=recall, classifier_score=classifier_score(probs.numpy()))
         k = settings.inception_samples if inception_samples is None else inception_samples
         check_number("inception_samples", k, minimum=0, integer=True)
         k = min(k, len(fake), len(real))

@@ -127,6 +127,9 @@ class FolderBenchmark(Benchmark):
             self._eval_cache[key] = have
         return have[:n]
 
+    def eval_sample_count(self, n: int) -> int:
+        return min(n, len(self.data.test_a))  # the fixed test inputs (A images) bound every evaluation
+
     def eval_inputs(self, n: int, seed: int = 0) -> torch.Tensor:
         """The first ``n`` test inputs (A images, resized to ``size``); the test set fixes them, not ``seed``."""
         check_number("number of evaluation inputs", n, minimum=1, maximum=self._test_count(0), integer=True)

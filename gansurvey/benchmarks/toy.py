@@ -52,5 +52,5 @@ class GaussiansBenchmark(Benchmark):
         real = gaussian_mixture(self.mixture, len(fake), seed=2)  # as many real as generated samples
         covered, hq = mode_coverage(fake, mixture_centers(self.mixture), mixture_std(self.mixture))
         precision, recall = precision_recall(real.numpy(), fake.numpy())
-        return dict(domain_fid=float(frechet_distance(real.numpy(), fake.numpy())), precision=float(precision),
-                    recall=float(recall), modes_covered=float(covered), high_quality_fraction=float(hq))
+        return dict(domain_fid=float(frechet_distance(real.numpy(), fake.numpy())), sample_precision=float(precision),
+                    sample_recall=float(recall), modes_covered=float(covered), high_quality_fraction=float(hq))

@@ -178,8 +178,7 @@ def distillation_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.M
     suffix = " (equal total)" if budget == "equal-total" else ""
     records, samples = [], {}
     x = bench.example_input(1)
-    test_inputs = getattr(getattr(bench, "data", None), "test_a", None)  # a folder benchmark's fixed test inputs
-    grid = SAMPLE_GRID if test_inputs is None else min(SAMPLE_GRID, len(test_inputs))
+    grid = bench.eval_sample_count(SAMPLE_GRID)
     for width in widths:
         # The matched pruned teacher is also the (copied, never modified) start of every pruned+feature student.
         ratio, pruned_start = match_channel_ratio(teacher, count_macs(make_student(teacher, width), x), x,

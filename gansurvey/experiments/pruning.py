@@ -29,8 +29,7 @@ def pruning_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
     and, per label, a grid of samples from the fine-tuned model.
     """
     records, samples = [], {}
-    test_inputs = getattr(getattr(bench, "data", None), "test_a", None)  # a folder benchmark's fixed test inputs
-    grid = SAMPLE_GRID if test_inputs is None else min(SAMPLE_GRID, len(test_inputs))
+    grid = bench.eval_sample_count(SAMPLE_GRID)
     for label, config in configs.items():
         settings = {**config.__dict__, "finetune_steps": steps}
         raw = prune(teacher, config, bench.example_input(2))
