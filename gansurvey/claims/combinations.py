@@ -25,6 +25,7 @@ from gansurvey.claims.common import (
     control_rows,
     decisions_frame,
     fewest_seeds,
+    noise_arm,
     seed_note,
 )
 from gansurvey.claims.rule import RULE, Arm, Decision, decide
@@ -64,7 +65,8 @@ def records_note(records: pd.DataFrame, own: str = "06_combinations") -> str:
     which = (f"of commit {commits[0]}" if len(commits) == 1 else
              f"of {len(commits)} different commits ({', '.join(commits)})" if commits else
              "whose commit is not recorded, so they may come from another version of the code")
-    return f"computed from {own}'s runs and stored records of {', '.join(others)} {which}"
+    mine = f"{own}'s runs and " if own in books else ""
+    return f"computed from {mine}stored records of {', '.join(others)} {which}"
 
 
 def _mixed_commits(records: pd.DataFrame) -> bool:
@@ -160,7 +162,8 @@ def combinations_beat_single(records: pd.DataFrame, costs: tuple[str, ...] = ("s
                 words.append(Verdict.NOT_TESTABLE)
                 table.append({**entry, "outcome": "both collapsed: not counted"})
                 continue
-            decision = decide(arm, rival, higher, "better")
+            decision = decide(arm, rival, higher, "better",
+                              noise_reference=noise_arm(records[records["benchmark"] == bench]))
             decided.append(({"benchmark": bench, "cost": cost, "pipeline": pipeline}, decision))
             word = held_back(decision.verdict, pick)
             words.append(word)

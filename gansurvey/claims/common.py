@@ -97,6 +97,13 @@ def control_rows(rows: pd.DataFrame) -> pd.DataFrame:
                 | marked]
 
 
+def noise_arm(rows: pd.DataFrame) -> Arm | None:
+    """The control's arm among one benchmark's ``rows`` (its noise sets the rule's tolerance), or ``None`` when
+    the records hold no control (the rule then takes the reference's own noise)."""
+    control = control_rows(rows)
+    return arm_of(str(control["technique"].iloc[0]), control) if len(control) else None
+
+
 def row_labels(rows: pd.DataFrame) -> pd.Series:
     """Each record's configuration label, as :func:`configurations` names it: the technique, with its settings
     where the same technique was measured under several settings on one benchmark and metric."""

@@ -16,6 +16,7 @@ from gansurvey.claims.common import (
     decisions_frame,
     fewest_seeds,
     higher_is_better,
+    noise_arm,
     profile_of,
     row_labels,
     seed_note,
@@ -122,7 +123,7 @@ def distillation_vs_pruning(
                     continue
                 members = bench_rows[bench_rows["config"].isin(cluster["label"])]
                 row, pair = _duel(members, higher, distilled_family, pruned_family, scratch_family,
-                                  selection_seeds)
+                                  selection_seeds, noise_arm(frame[frame["benchmark"] == bench]))
                 keys = {"budget": budget, "benchmark": bench, "budget_macs": float(cluster["macs"].min())}
                 decided += [(keys, d) for d in pair]
                 matched.append({**keys, "primary_metric": metric, "higher_is_better": higher, **row})
@@ -178,13 +179,14 @@ def _budgets(group: pd.DataFrame, tolerance: float) -> list[pd.DataFrame]:
 
 
 def _duel(members: pd.DataFrame, higher: bool, kd_family: str, pr_family: str, sc_family: str,
-          selection_seeds: Collection[int] | None) -> tuple[dict, list[Decision]]:
+          selection_seeds: Collection[int] | None, noise: Arm | None) -> tuple[dict, list[Decision]]:
     """The best of each family in one MAC budget and the two comparisons F1 needs."""
     picks = {f: select_best(members[members["family"] == f], "config", higher, selection_seeds)
              for f in (kd_family, pr_family, sc_family)}
     arms = {f: Arm.of(p.choice or f, p.report.groupby("seed")["primary_value"].mean()) for f, p in picks.items()}
-    vs_pruning = decide(arms[kd_family], arms[pr_family], higher, "better")
-    vs_scratch = decide(arms[kd_family], arms[sc_family], higher, "better") if picks[sc_family].candidates else \
+    vs_pruning = decide(arms[kd_family], arms[pr_family], higher, "better", noise_reference=noise)
+    vs_scratch = decide(arms[kd_family], arms[sc_family], higher, "better", noise_reference=noise) \
+        if picks[sc_family].candidates else \
         Decision(Verdict.NOT_TESTABLE, "better", arms[kd_family].name, "from scratch", {}, {}, float("nan"),
                  (float("nan"), float("nan")), float("nan"), "no from-scratch student at this MAC budget")
     chosen = [p for p in picks.values() if p.candidates]

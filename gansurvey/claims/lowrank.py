@@ -13,6 +13,7 @@ from gansurvey.claims.common import (
     configurations,
     decisions_frame,
     higher_is_better,
+    noise_arm,
     profile_of,
     seed_note,
 )
@@ -58,6 +59,7 @@ def lowrank_vs_pruning(records: pd.DataFrame, mac_tolerance: float = 0.10, profi
         check.verdict, check.verdicts  # overall, and per benchmark
     """
     rows = check_records(records)
+    everything = rows
     parsed = rows["settings"].map(settings_of)
     rows["arm"], rows["match"] = parsed.map(lambda s: s.get("arm")), parsed.map(lambda s: s.get("match"))
     rows = rows[rows["arm"].isin(["low-rank", "pruning"]) & rows["match"].notna()]
@@ -76,7 +78,8 @@ def lowrank_vs_pruning(records: pd.DataFrame, mac_tolerance: float = 0.10, profi
             if abs(pr_macs - lr_macs) > mac_tolerance * lr_macs:
                 unmatched.append(f"{bench} {match}: pruned {pr_macs:.4g} MACs vs low-rank {lr_macs:.4g}")
                 continue
-            decision = decide(lr_arm, pr_arm, higher, "better")
+            decision = decide(lr_arm, pr_arm, higher, "better",
+                              noise_reference=noise_arm(everything[everything["benchmark"] == bench]))
             decided.append(({"benchmark": bench, "match": match}, decision))
             outcomes.append(decision.verdict)
             fewest = min(lr_arm.n, pr_arm.n) if fewest is None else min(fewest, lr_arm.n, pr_arm.n)

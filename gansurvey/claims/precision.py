@@ -13,6 +13,7 @@ from gansurvey.claims.common import (
     control_rows,
     decisions_frame,
     fewest_seeds,
+    noise_arm,
     profile_of,
     seed_note,
 )
@@ -127,8 +128,8 @@ def precision_collapse(records: pd.DataFrame, granularity: str = "per-channel", 
 
 
 def _pq_summary(check: Check) -> str:
-    parts = []
-    for bench, rows in check.evidence.groupby("benchmark", sort=False):
+    parts = [] if len(check.evidence) else ["No teacher and precision records to compare (not testable)."]
+    for bench, rows in check.evidence.groupby("benchmark", sort=False) if len(check.evidence) else []:
         holding = rows[rows["post_training_holds"]]["weight_bits"]
         collapsed = rows[rows["collapsed"]]
         metric = rows["metric"].iloc[0]
@@ -170,8 +171,8 @@ def mixed_vs_uniform(records: pd.DataFrame, profile: str | None = None) -> Check
     Example:
         >>> mixed_vs_uniform(records_frame(records)).verdict  # doctest: +SKIP
     """
-    rows = _precision_rows(records)
-    rows = rows[rows["allocation"].isin(["uniform", "mixed"])]
+    all_rows = _precision_rows(records)
+    rows = all_rows[all_rows["allocation"].isin(["uniform", "mixed"])]
     verdicts, table, decided = {}, [], []
     for (bench, budget), group in rows.groupby(["benchmark", "budget_bits"], sort=False):
         higher = _higher(group, bench)
@@ -181,7 +182,8 @@ def mixed_vs_uniform(records: pd.DataFrame, profile: str | None = None) -> Check
             continue
         uniform = arm_of("uniform", group[group["allocation"] == "uniform"])
         mixed = arm_of("mixed", group[group["allocation"] == "mixed"])
-        decision = decide(mixed, uniform, higher, "better", identical=_identical_allocation(group, int(budget)))
+        decision = decide(mixed, uniform, higher, "better", identical=_identical_allocation(group, int(budget)),
+                          noise_reference=noise_arm(all_rows[all_rows["benchmark"] == bench]))
         decided.append(({"benchmark": bench, "budget_bits": int(budget)}, decision))
         verdicts[key] = decision.verdict
         stored = group.groupby("allocation")["stored_bytes"].mean()

@@ -46,6 +46,14 @@ def test_f1_supported_when_distillation_beats_pruning_and_scratch_beyond_the_int
     assert "supported" in text and "11" in text and "21" in text and "+10" in text
 
 
+def test_f1_tolerance_is_the_noise_of_the_teacher_fine_tuned_for_the_same_steps():
+    frame = duel([10.0, 11.0, 12.0], [20.0, 21.0, 22.0])
+    control = pd.DataFrame([record("teacher fine-tuned", "control", s, 4e6, v) for s, v in enumerate([5.0, 9.0, 13.0])])
+    check = distillation_vs_pruning(pd.concat([frame, control], ignore_index=True))
+    assert check.decisions["tolerance"].tolist() == pytest.approx([4.0, 4.0])  # the control's sd over seeds
+    assert distillation_vs_pruning(frame).decisions["tolerance"].tolist() == pytest.approx([1.0, 1.0])
+
+
 def test_f1_needs_distillation_to_beat_the_from_scratch_student_too():
     # Distillation beats pruning, but a student trained from scratch for the same steps is better still.
     check = distillation_vs_pruning(duel([10.0, 11.0, 12.0], [20.0, 21.0, 22.0], scratch_values=[5.0, 5.5, 6.0]))
