@@ -166,7 +166,6 @@ _ENCODING: dict[str, Param] = {
                           maximum=8),
     "coder": Param("str", "entropy coder of the sweeps", choices=("huffman", "ans", "arithmetic")),
     "target_ratio": Param("float", "stored-bytes cut aimed at (>= 1)", minimum=1.0),
-    "quality_tolerance": Param("float", "relative quality loss allowed (>= 0)", minimum=0.0),
 }
 
 NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
@@ -251,7 +250,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "benchmarks": COMMON["benchmarks"],
         **{k: _ENCODING[k] for k in ("bits", "pipeline_sparsity", "pipeline_bits", "trained_bits", "coder")},
         "finetune_steps": COMMON["finetune_steps"],
-        **{k: _ENCODING[k] for k in ("target_ratio", "quality_tolerance")},
+        "target_ratio": _ENCODING["target_ratio"],
         "latency_batch": COMMON["latency_batch"], "records_to": COMMON["records_to"],
     }),
     "06_combinations": {
