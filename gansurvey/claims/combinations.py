@@ -22,6 +22,7 @@ import pandas as pd
 from gansurvey.checks import check_choice, check_number
 from gansurvey.claims.common import (
     arm_of,
+    control_family,
     control_rows,
     decisions_frame,
     fewest_seeds,
@@ -122,7 +123,7 @@ def combinations_beat_single(records: pd.DataFrame, costs: tuple[str, ...] = ("s
     check_number("tolerance", tolerance, minimum=0)
     check_number("collapse_factor", collapse_factor, minimum=1)
     records = records.assign(settings=records["settings"] if "settings" in records else "{}")
-    records = records[~records.index.isin(control_rows(records).index)]
+    everything, records = records, records[~control_family(records)]
     single = records[records["family"].isin(FAMILIES)]
     combined = _pipelines(records[records["family"].astype(str).str.contains("+", regex=False)])
     table, verdicts, decided, notes = [], {}, [], [records_note(records)]
@@ -163,7 +164,7 @@ def combinations_beat_single(records: pd.DataFrame, costs: tuple[str, ...] = ("s
                 table.append({**entry, "outcome": "both collapsed: not counted"})
                 continue
             decision = decide(arm, rival, higher, "better",
-                              noise_reference=noise_arm(records[records["benchmark"] == bench]))
+                              noise_reference=noise_arm(everything[everything["benchmark"] == bench]))
             decided.append(({"benchmark": bench, "cost": cost, "pipeline": pipeline}, decision))
             word = held_back(decision.verdict, pick)
             words.append(word)
@@ -297,7 +298,7 @@ def headline_target(records: pd.DataFrame, benchmark: str, cost: str, target_x: 
     control = control_rows(rows)
     noise = arm_of("control", control) if len(control) else base
     out["baseline_quality"] = base.mean
-    candidates = rows[(rows["technique"] != baseline) & ~rows.index.isin(control.index)]
+    candidates = rows[(rows["technique"] != baseline) & ~control_family(rows)]
     chosen_rows = candidates[candidates["seed"].isin(list(selection_seeds))] if selection_seeds else candidates
     report_rows = candidates[~candidates["seed"].isin(list(selection_seeds))] if selection_seeds else candidates
     base_cost = float(base_rows[cost].mean())

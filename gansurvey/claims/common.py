@@ -81,9 +81,10 @@ def configurations(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-#: The technique label (prefix) of the control every "as good as" compares with: the teacher fine-tuned in float
-#: for the same steps as the compressed arms. A record may also say so with ``family == "control"`` or
-#: ``settings["control"]`` set.
+#: The technique label of the "teacher + same steps" control every "as good as" compares with: the teacher
+#: fine-tuned in float for the same steps as the compressed arms (experiments.controls.TEACHER_CONTROL). A record
+#: may also say so with ``settings["control"] == "teacher"``; the other control (``"dense"``, a small generator
+#: trained from scratch) is an arm to beat, not a noise reference.
 CONTROL = "teacher fine-tuned"
 
 
@@ -92,9 +93,13 @@ def control_rows(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return rows
     settings = rows["settings"] if "settings" in rows.columns else pd.Series("{}", index=rows.index)
-    marked = settings.astype(str).str.contains('"control"', regex=False)
-    return rows[(rows["family"].astype(str) == "control") | rows["technique"].astype(str).str.startswith(CONTROL)
-                | marked]
+    marked = settings.astype(str).str.replace(" ", "").str.contains('"control":"teacher"', regex=False)
+    return rows[rows["technique"].astype(str).str.startswith(CONTROL) | marked]
+
+
+def control_family(rows: pd.DataFrame) -> pd.Series:
+    """Which records are controls of any kind (family ``control``, or the teacher control): not compressed arms."""
+    return (rows["family"].astype(str) == "control") | rows.index.isin(control_rows(rows).index)
 
 
 def noise_arm(rows: pd.DataFrame) -> Arm | None:

@@ -11,6 +11,7 @@ from gansurvey.claims.common import (
     as_bool,
     check_records,
     configurations,
+    control_family,
     control_rows,
     decisions_frame,
     fewest_seeds,
@@ -200,7 +201,7 @@ def encoding_target(records: pd.DataFrame, ratio: float = 40.0, benchmark: str =
         noise, note = _noise(rows, base)
         notes += [note] if note else []
         teacher_b = float(base_rows["stored_bytes"].mean())
-        candidates = rows[(rows["technique"] != teacher) & ~rows.index.isin(control_rows(rows).index)]
+        candidates = rows[(rows["technique"] != teacher) & ~control_family(rows)]
         for technique, group in candidates.groupby("technique", sort=False):
             decision = decide(arm_of(technique, group), base, higher, "as good as", noise_reference=noise)
             decided.append(({"benchmark": benchmark, "technique": technique}, decision))

@@ -52,6 +52,10 @@ def test_f1_tolerance_is_the_noise_of_the_teacher_fine_tuned_for_the_same_steps(
     check = distillation_vs_pruning(pd.concat([frame, control], ignore_index=True))
     assert check.decisions["tolerance"].tolist() == pytest.approx([4.0, 4.0])  # the control's sd over seeds
     assert distillation_vs_pruning(frame).decisions["tolerance"].tolist() == pytest.approx([1.0, 1.0])
+    # The other control, a dense generator trained from scratch, is an arm to beat, not the noise reference.
+    dense = control.assign(technique="dense from scratch @ macs", settings='{"control": "dense"}')
+    assert distillation_vs_pruning(pd.concat([frame, dense], ignore_index=True)).decisions["tolerance"].tolist() \
+        == pytest.approx([1.0, 1.0])
 
 
 def test_f1_needs_distillation_to_beat_the_from_scratch_student_too():
