@@ -320,7 +320,10 @@ def reproduction_table(records: pd.DataFrame, benchmark: str) -> dict[str, pd.Da
         "Δ %": [_num(v, "+.1f") for v in arms["quality_change_pct"]],
     })
     keep = [c for c in shown.columns if (shown[c] != "").any()]
-    untuned = arms["stage"] == "no fine-tuning"
+    # One model measured twice (a sweep point reused as a matched pair's arm) is one arm to the reader: rows alike
+    # in every shown column differ only in bookkeeping settings.
+    shown = shown[~shown.duplicated()]
+    untuned = arms["stage"].loc[shown.index] == "no fine-tuning"
     return {"arms": shown.loc[~untuned, keep].reset_index(drop=True),
             "no fine-tuning": shown.loc[untuned, keep].reset_index(drop=True)}
 

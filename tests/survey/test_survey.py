@@ -379,3 +379,23 @@ def test_one_energy_loader_and_one_family_spelling() -> None:
     assert literature.family_label("pruning+distillation") == "pruning+distillation"
     shown = tables.display_frame(load_literature(DATA), "cyclegan-horse2zebra")
     assert "pruning+distillation" in set(shown["family"]) and "MACs ×" in shown.columns
+
+
+def test_one_model_measured_twice_is_one_arm_of_the_reproduction_table():
+    from gansurvey.records import Measurement, records_frame
+    from gansurvey.survey.tables import reproduction_table
+
+    def rec(technique, family, value, settings):
+        return Measurement(notebook="03_low_rank", benchmark="mnist-dcgan", technique=technique, family=family,
+                           settings=settings, macs=100, primary_metric="domain_fid", primary_value=value,
+                           higher_is_better=False)
+
+    records = records_frame([
+        rec("teacher", "baseline", 10.0, {}),
+        rec("tucker2 r=0.25", "low-rank", 20.0, {"method": "tucker2", "rank": 0.25}),
+        # the same sweep point reused as a matched pair's low-rank arm: only bookkeeping settings differ
+        rec("tucker2 r=0.25", "low-rank", 20.0, {"method": "tucker2", "rank": 0.25, "arm": "low-rank"}),
+        rec("tucker2 r=0.5", "low-rank", 15.0, {"method": "tucker2", "rank": 0.5}),
+    ])
+    arms = reproduction_table(records, "mnist-dcgan")["arms"]
+    assert arms["technique"].tolist().count("tucker2 r=0.25") == 1 and "tucker2 r=0.5" in set(arms["technique"])
