@@ -23,7 +23,8 @@ RESAMPLES_COLUMN = "primary_resamples"
 
 
 def seed_note(seeds: int, profile: str | None = None) -> list[str]:
-    """Caveats every measured verdict carries: the seed count and, for the quick profile, "indicative only".
+    """Caveats every measured verdict carries: the seed count and, for the quick profile, why the rule reads
+    "indicative" there.
 
     Args:
         seeds: the fewest seeds any compared arm has.

@@ -36,8 +36,8 @@ def findings_markdown(findings: list[Check]) -> str:
     parts = [
         "# Findings checked against the literature's numbers",
         "",
-        "F1-F5 are the survey's findings as its abstracts state them; F6-F8 are this project's reading of the "
-        "literature (the survey's full text could not be consulted). The *basis* column says which.",
+        "F1-F5 are claims of the survey's abstracts, worded as the abstracts state them; F6-F8 are this project's "
+        "reading of the literature (the survey's full text could not be consulted). The *basis* column says which.",
         "",
     ]
     parts.append(tables.to_markdown(findings_frame(findings)[["id", "claim", "verdict", "basis"]].astype(str)))
