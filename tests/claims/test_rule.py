@@ -90,3 +90,19 @@ def test_combining_parts():
     assert all_of([d_yes, d_maybe]) == Verdict.INDICATIVE
     assert combine([Verdict.SUPPORTED, Verdict.INDICATIVE]) == Verdict.INDICATIVE
     assert combine([Verdict.SUPPORTED, Verdict.CONTRADICTED, Verdict.INDICATIVE]) == Verdict.MIXED
+
+
+def test_best_of_is_chosen_on_validation_and_reported_on_test():
+    import pandas as pd
+
+    from gansurvey.claims.selection import ON_REPORTED, held_back, select_best
+
+    rows = pd.DataFrame({"arm": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "primary_value": [9.0, 1.0, 5.0, 5.0],
+                         "split": ["validation", "test", "validation", "test"]})
+    split = select_best(rows, "arm", higher_is_better=True)
+    assert split.choice == "a" and split.report["split"].tolist() == ["test"] and split.honest
+    on_reported = select_best(rows.drop(columns="split"), "arm", higher_is_better=True)
+    assert on_reported.basis == ON_REPORTED and not on_reported.honest and len(on_reported.report) == 2
+    assert held_back(Verdict.SUPPORTED, on_reported) == Verdict.INDICATIVE
+    assert held_back(Verdict.SUPPORTED, split) == Verdict.SUPPORTED
+    assert select_best(rows[rows["arm"] == "a"], "arm", True).basis == "only candidate"
