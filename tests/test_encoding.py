@@ -405,6 +405,9 @@ def test_encoding_claims_follow_the_numbers():
     assert es.evidence["post_training"].iloc[0] == pytest.approx((80 + 81 + 82 + 80.0 + 80.1 + 80.2) / 6)
     no_control = frame[frame["technique"] != "teacher fine-tuned"]
     assert str(trained_beats_post_sharing(no_control).verdict) == "indicative"
+    paired = frame[frame["technique"].isin(["post-training 2-bit", "trained 2-bit"])]
+    assert str(trained_beats_post_sharing(paired).verdict) == "indicative"  # the control is elsewhere...
+    assert str(trained_beats_post_sharing(paired, control=frame).verdict) == "supported"  # ...and found
     only = frame[frame["technique"].isin(["teacher", "teacher fine-tuned", "trained 2-bit"])]
     et = encoding_target(only)
     assert str(et.verdict) == "supported" and "44.4x (trained 2-bit)" in et.summary

@@ -125,7 +125,8 @@ def bits_needed(records: pd.DataFrame, reference_bits: int = 4, teacher: str = "
     return check
 
 
-def trained_beats_post_sharing(records: pd.DataFrame, profile: str | None = None) -> Check:
+def trained_beats_post_sharing(records: pd.DataFrame, profile: str | None = None,
+                               control: pd.DataFrame | None = None) -> Check:
     """ES: fine-tuning the shared centroids (trained sharing) beats post-training sharing at the same bits.
 
     Records carry ``settings`` ``bits`` and ``trained`` (true/false). Per benchmark and bits, the rule
@@ -134,11 +135,16 @@ def trained_beats_post_sharing(records: pd.DataFrame, profile: str | None = None
     fine-tuned for the same steps) in the records, the gain cannot be told from fine-tuning's, so the verdict
     is held at indicative.
 
+    Args:
+        records: the paired records (settings ``bits`` and ``trained``).
+        profile: the records' profile; ``None`` reads it.
+        control: other records that hold the float fine-tuned control, when ``records`` do not.
+
     Example:
-        >>> trained_beats_post_sharing(records_frame(records)).verdict  # doctest: +SKIP
+        >>> trained_beats_post_sharing(records_frame(paired), control=all_records).verdict  # doctest: +SKIP
     """
     rows = _encoding_rows(records)
-    control = control_rows(rows)
+    control = control_rows(pd.concat([rows, check_records(control)]) if control is not None else rows)
     # k-means sharing only: a sweep's uniform-grid rows (settings quantizer "uniform") are another quantizer
     rows = rows[rows["trained"].notna() & rows["bits"].notna() & (rows["quantizer"].fillna("k-means") == "k-means")]
     verdicts, table, decided, notes = {}, [], [], []
