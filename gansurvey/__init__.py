@@ -17,6 +17,8 @@ _PUBLIC = {
     "get_benchmark": "gansurvey.benchmarks",
     "GanSurveyError": "gansurvey.checks",
     "PROFILES": "gansurvey.config",
+    "ProfileSettings": "gansurvey.config",
+    "profile_settings": "gansurvey.config",
     "resolve_device": "gansurvey.config",
     "seed_everything": "gansurvey.config",
     "measure": "gansurvey.measuring",

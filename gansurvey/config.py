@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -81,9 +81,11 @@ def seed_everything(seed: int) -> torch.Generator:
 
 @dataclass(frozen=True)
 class ProfileSettings:
-    """How much work a profile buys: fine-tuning steps, evaluation samples, seeds, latency repeats (teachers are
-    shipped, the same for every profile)."""
+    """How much work a profile buys: fine-tuning steps, evaluation samples, seeds, latency repeats, the grids the
+    notebooks sweep (teachers are shipped, the same for every profile). Resolved once from the profile's name at
+    the notebook or CLI edge (:func:`profile_settings`) and passed down; ``name`` is what records store."""
 
+    name: str
     finetune_steps: int
     eval_samples: int
     inception_samples: int
@@ -96,18 +98,37 @@ class ProfileSettings:
     #: Most steps an equal-total-budget student trains for (None: the teacher's steps plus the fine-tuning, in
     #: full); quick caps it to stay a minutes-long profile, so its equal-total arm is labelled as capped
     total_steps_cap: int | None = None
+    #: 03's rank grid per method (fractions of each layer's full rank). CP's full rank is kh*kw*min(in, out), the
+    #: size of an exact CP, so its useful fractions are smaller: at 0.03 a DCGAN layer keeps about as many weights
+    #: as Tucker-2 at 0.25. Not hashed (a dict), like every field that is not a plain value.
+    rank_grids: dict[str, tuple[float, ...]] = field(default_factory=dict, hash=False)
+    #: 06: batch sizes of the roofline sweep.
+    roofline_batches: tuple[int, ...] = (1,)
+    #: 06: also the second settings per family and the longer pipelines (minutes of training each).
+    extended_arms: bool = False
+    #: 06's real-size weight sharing: "uniform" codebooks stored packed, or "k-means+ans" (k-means and entropy
+    #: coding of tens of millions of weights take minutes on a CPU).
+    real_size_sharing: str = "uniform"
+    #: 06: latency batch sizes of the real-size generators, and which of their forms are timed (None: all).
+    real_size_latency_batches: tuple[int, ...] = (1,)
+    real_size_latency_of: tuple[str, ...] | None = None
 
 
 PROFILE_SETTINGS = {
     "quick": ProfileSettings(
-        finetune_steps=40, eval_samples=500, inception_samples=32,
+        name="quick", finetune_steps=40, eval_samples=500, inception_samples=32,
         latency_warmup=2, latency_repeats=5, seeds=1, student_widths=(0.5,), lottery_steps=500,
         total_budget_widths=(0.5,), total_steps_cap=900,
+        rank_grids={"svd": (0.25,), "tucker2": (0.25,), "cp": (0.03,)},
+        roofline_batches=(1, 8, 64), real_size_latency_of=("uncompressed", "channels 50%"),
     ),
     "full": ProfileSettings(
-        finetune_steps=500, eval_samples=1000, inception_samples=1000,
+        name="full", finetune_steps=500, eval_samples=1000, inception_samples=1000,
         latency_warmup=5, latency_repeats=30, seeds=3, student_widths=(0.25, 0.5), lottery_steps=1000,
         total_budget_widths=(0.25, 0.5),
+        rank_grids={"svd": (0.5, 0.25, 0.1), "tucker2": (0.5, 0.25, 0.1), "cp": (0.1, 0.03, 0.01)},
+        roofline_batches=(1, 4, 16, 64, 256), extended_arms=True, real_size_sharing="k-means+ans",
+        real_size_latency_batches=(1, 8),
     ),
 }
 

@@ -12,7 +12,7 @@ from gansurvey.benchmarks import get_benchmark
 from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.compress.base import chain_family, chain_method, compression_chain
-from gansurvey.config import check_profile, profile_settings, resolve_device
+from gansurvey.config import PROFILE_SETTINGS, ProfileSettings, resolve_device
 from gansurvey.metrics.cost import (
     activation_traffic_bytes,
     count_macs,
@@ -34,7 +34,7 @@ def measure(
     method: str | None = None,
     settings: dict[str, Any] | None = None,
     notebook: str = "adhoc",
-    profile: str = "quick",
+    profile: ProfileSettings | None = None,
     seed: int = 0,
     device: str = "auto",
     latency_batch: int = 1,
@@ -42,8 +42,10 @@ def measure(
 ) -> Measurement:
     """Cost (params, MACs, stored bytes, traffic, energy, latency) and quality of ``generator`` on ``benchmark``.
 
-    Costs are per generated sample (batch of one); latency is the median over the profile's repeats at
-    ``latency_batch`` on ``device``. Quality metrics follow the benchmark (see :mod:`gansurvey.benchmarks`);
+    ``profile`` is the profile's settings (:func:`gansurvey.config.profile_settings`, resolved once by the
+    caller; ``None``: the quick profile's); records store its name. Costs are per generated sample (batch of
+    one); latency is the median over the profile's repeats at ``latency_batch`` on ``device``. Quality metrics
+    follow the benchmark (see :mod:`gansurvey.benchmarks`);
     the standard Inception FID is computed on ``inception_samples`` images: none by default, because it is slow on
     a CPU (a benchmark ranked by it, such as the folder ones, always gets it); ``None`` asks for the profile's
     sample count (quick: a few dozen, full: 1000).
@@ -64,17 +66,16 @@ def measure(
         record.family, record.settings["compression"]  # 'pruning', [{'type': 'MagnitudePruneConfig', ...}]
     """
     bench = get_benchmark(benchmark)
-    check_profile(profile)
+    profile = PROFILE_SETTINGS["quick"] if profile is None else profile
     check_number("seed", seed, minimum=0, integer=True)
     check_number("latency_batch", latency_batch, minimum=1, integer=True)
     dev = resolve_device(device)
-    settings_ = profile_settings(profile)
     model = copy.deepcopy(generator).eval().cpu()
     check_generator_fits(model, bench)  # before any metric: a misfit generator fails here, with the shapes
     x = bench.example_input(1)
     energy = energy_estimate(model, x)
     latency = measure_latency(model, bench.example_input(latency_batch), batch_sizes=(latency_batch,),
-                              warmup=settings_.latency_warmup, repeats=settings_.latency_repeats, device=str(dev))
+                              warmup=profile.latency_warmup, repeats=profile.latency_repeats, device=str(dev))
     if inception_samples == 0 and bench.primary_metric == "fid":
         inception_samples = None  # a benchmark ranked by the Inception FID (the folder ones) always gets it
     quality = bench.quality(model, profile=profile, seed=seed, device=str(dev), inception_samples=inception_samples)
@@ -84,7 +85,7 @@ def measure(
         family=family if family is not None else chain_family(chain),
         method=method if method is not None else chain_method(chain),
         settings={**(settings or {}), **({"compression": chain} if chain else {})},
-        profile=profile, seed=seed, device=str(latency["device"].iloc[0]),
+        profile=profile.name, seed=seed, device=str(latency["device"].iloc[0]),
         params=count_params(model), macs=count_macs(model, x),
         macs_torchprofile=count_macs(model, x, convention="torchprofile"),
         stored_bytes=stored_bytes(model), weight_traffic_bytes=weight_traffic_bytes(model),

@@ -9,7 +9,11 @@ import pytest
 import torch
 from torch import nn
 
+from gansurvey.config import profile_settings
 from gansurvey.models import generators
+
+#: The two profiles' settings, as the notebooks resolve them once and pass them down.
+QUICK, FULL = profile_settings("quick"), profile_settings("full")
 
 # Tests are small: one intra-op thread keeps them reproducible and leaves the other core to the test runner.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -40,8 +44,9 @@ def artifacts(tmp_path, monkeypatch):
 
 @pytest.fixture
 def quick_profile(monkeypatch, artifacts):
-    """Patch the quick profile's settings for one test (in a private artifacts folder): call it with the fields
-    to change; it returns the patched settings."""
+    """The quick profile's settings with some fields changed, for one test (in a private artifacts folder): call it
+    with the fields to change and pass what it returns down as ``profile``. They also stand in for the quick
+    profile where a call takes its default (``measure`` without ``profile``)."""
     from gansurvey.config import PROFILE_SETTINGS
 
     def patch(**changes):

@@ -1,20 +1,9 @@
-import dataclasses
 
 import pytest
 import torch
 
 import gansurvey as gs
 from gansurvey.checks import GanSurveyError
-from gansurvey.config import PROFILE_SETTINGS
-
-
-@pytest.fixture
-def tiny_profile(monkeypatch, artifacts):
-    """The quick profile with few samples, in a private artifacts folder."""
-    quick = PROFILE_SETTINGS["quick"]
-    tiny = dataclasses.replace(quick, eval_samples=200, latency_repeats=2, latency_warmup=1)
-    monkeypatch.setitem(PROFILE_SETTINGS, "quick", tiny)
-    return tiny
 
 
 def test_every_public_name_resolves():
@@ -37,17 +26,18 @@ def test_benchmark_inputs_feed_its_generator(name):
     assert torch.equal(bench.eval_inputs(4, seed=1), bench.eval_inputs(4, seed=1))
 
 
-def test_measure_fills_cost_and_quality(tiny_profile):
+def test_measure_fills_cost_and_quality(quick_profile):
+    tiny = quick_profile(eval_samples=200, latency_repeats=2, latency_warmup=1)
     bench = gs.get_benchmark("gaussians-mlp")
     g = bench.new_generator()
-    record = gs.measure(g, bench, technique="untrained", family="baseline", settings={"width": 1.0})
+    record = gs.measure(g, bench, technique="untrained", family="baseline", settings={"width": 1.0}, profile=tiny)
     assert record.params == sum(p.numel() for p in g.parameters())
     assert record.macs > 0 and record.stored_bytes > 4 * record.params
     assert record.latency_ms > 0 and record.energy_uj > 0
     assert record.primary_metric == "high_quality_fraction"  # the toy is judged on samples near its modes
     assert record.primary_value == record.high_quality_fraction and record.higher_is_better is True
     assert 0 <= record.modes_covered <= 8
-    again = gs.measure(g, bench, technique="untrained", family="baseline", settings={"width": 1.0})
+    again = gs.measure(g, bench, technique="untrained", family="baseline", settings={"width": 1.0}, profile=tiny)
     assert again.domain_fid == record.domain_fid
 
 
@@ -60,4 +50,4 @@ def test_measure_rejects_bad_arguments():
     with pytest.raises(GanSurveyError, match="'gpu'"):
         gs.measure(g, "gaussians-mlp", device="gpu")
     with pytest.raises(GanSurveyError, match="'medium'"):
-        gs.measure(g, "gaussians-mlp", profile="medium")
+        gs.profile_settings("medium")

@@ -13,6 +13,7 @@ from gansurvey.experiments.pruning import pruning_sweep
 from gansurvey.metrics import count_macs
 from gansurvey.metrics.curves import curve_plateau
 from gansurvey.records import Measurement, arm_table, records_frame, reduction_table
+from tests.conftest import FULL, QUICK
 
 
 def test_match_channel_ratio_hits_the_students_macs():
@@ -74,7 +75,7 @@ def test_pruning_sweep_measures_each_config_before_and_after_finetuning():
     configs = {"magnitude 50%": gs.compress.MagnitudePruneConfig(0.5),
                "channels 50%": gs.compress.ChannelPruneConfig(0.5)}
     records, samples = pruning_sweep(bench, teacher, disc, configs, 2, seed=3, device="cpu",
-                                                 notebook="test", profile="quick")
+                                                 notebook="test", profile=QUICK)
     assert [r.technique for r in records] == ["magnitude 50% (no fine-tuning)", "magnitude 50%",
                                              "channels 50% (no fine-tuning)", "channels 50%"]
     assert {r.seed for r in records} == {3} and {r.notebook for r in records} == {"test"}
@@ -89,7 +90,7 @@ def test_distillation_sweep_has_every_arm_at_matched_macs():
     torch.manual_seed(0)
     teacher, disc = bench.new_generator(), bench.new_discriminator()
     records, samples = distillation.distillation_sweep(bench, teacher, disc, [0.5], [0, 1], 1,
-                                                      variants=("scratch", "output"), device="cpu", profile="quick")
+                                                      variants=("scratch", "output"), device="cpu", profile=QUICK)
     frame = records_frame(records)
     assert len(frame) == 2 * 4 and sorted(frame["seed"].unique()) == [0, 1]
     assert set(frame["family"]) == {"from-scratch", "distillation", "pruning", "pruning+distillation"}
@@ -109,7 +110,7 @@ def test_equal_total_arm_trains_students_only_and_records_its_budget():
     teacher, disc = bench.new_generator(), bench.new_discriminator()
     records, samples = distillation.distillation_sweep(bench, teacher, disc, [0.5], [0], 3,
                                                       variants=("scratch", "feature"), budget="equal-total",
-                                                      device="cpu", profile="quick")
+                                                      device="cpu", profile=QUICK)
     frame = records_frame(records)
     assert set(frame["family"]) == {"from-scratch", "distillation"}  # pruned models are shared with equal-finetune
     settings = [json.loads(s) for s in frame["settings"]]
@@ -118,10 +119,10 @@ def test_equal_total_arm_trains_students_only_and_records_its_budget():
     assert set(samples) == {"scratch w0.5 (equal total)", "feature w0.5 (equal total)"}
     quick = profile_settings("quick")
     teacher_steps = gs.get_benchmark("mnist-dcgan").teacher_steps("full")
-    assert distillation.total_steps("full", "mnist-dcgan", 7) == teacher_steps + 7
-    assert distillation.total_steps("quick", "mnist-dcgan", 7) == min(teacher_steps + 7, quick.total_steps_cap)
+    assert distillation.total_steps(FULL, "mnist-dcgan", 7) == teacher_steps + 7
+    assert distillation.total_steps(QUICK, "mnist-dcgan", 7) == min(teacher_steps + 7, quick.total_steps_cap)
     with pytest.raises(GanSurveyError, match="unknown benchmark 'celeba'"):
-        distillation.total_steps("quick", "celeba")
+        distillation.total_steps(QUICK, "celeba")
 
 
 def test_best_distillation_variant_follows_the_equal_finetune_arm():
@@ -143,7 +144,7 @@ def test_equal_total_sweep_runs_scratch_and_the_chosen_variant(monkeypatch):
     earlier = records_frame([Measurement(notebook="nb", benchmark=bench.name, technique="output w0.5",
                                          family="distillation", settings={"variant": "output"},
                                          primary_metric="m", primary_value=1.0, higher_is_better=False)])
-    records, _, variant = distillation.equal_total_sweep(bench, teacher, disc, earlier, "quick", [0.5], [0],
+    records, _, variant = distillation.equal_total_sweep(bench, teacher, disc, earlier, QUICK, [0.5], [0],
                                                         device="cpu", notebook="test")
     assert variant == "output" and {r.profile for r in records} == {"quick"}
     assert [r.settings["variant"] for r in records] == ["scratch", "output"]
@@ -152,24 +153,24 @@ def test_equal_total_sweep_runs_scratch_and_the_chosen_variant(monkeypatch):
 
 def test_profile_budgets_defaults_and_overrides():
     quick, full = profile_settings("quick"), profile_settings("full")
-    assert common.budget_steps("quick", "finetune") == quick.finetune_steps
-    assert common.budget_steps("full", "lottery") == full.lottery_steps
-    assert common.budget_steps("full", "finetune", 7) == 7
+    assert common.budget_steps(QUICK, "finetune") == quick.finetune_steps
+    assert common.budget_steps(FULL, "lottery") == full.lottery_steps
+    assert common.budget_steps(FULL, "finetune", 7) == 7
     with pytest.raises(GanSurveyError, match="finetune steps"):
-        common.budget_steps("quick", "finetune", -1)
+        common.budget_steps(QUICK, "finetune", -1)
     with pytest.raises(GanSurveyError, match="'distill'.*'finetune', 'lottery'"):
-        common.budget_steps("quick", "distill")
-    assert common.run_seeds("quick", 4) == [4] and common.run_seeds("full") == [0, 1, 2]
-    assert common.run_seeds("full", 0, [5, 7]) == [5, 7]
+        common.budget_steps(QUICK, "distill")
+    assert common.run_seeds(QUICK, 4) == [4] and common.run_seeds(FULL) == [0, 1, 2]
+    assert common.run_seeds(FULL, 0, [5, 7]) == [5, 7]
     with pytest.raises(GanSurveyError, match="at least one seed"):
-        common.run_seeds("quick", 0, [])
+        common.run_seeds(QUICK, 0, [])
     with pytest.raises(GanSurveyError, match="seed must be an integer >= 0, got -1"):
-        common.run_seeds("quick", 0, [1, -1])
-    assert distillation.student_widths("full") == [0.25, 0.5] and distillation.student_widths("quick", [0.3]) == [0.3]
+        common.run_seeds(QUICK, 0, [1, -1])
+    assert distillation.student_widths(FULL) == [0.25, 0.5] and distillation.student_widths(QUICK, [0.3]) == [0.3]
     with pytest.raises(GanSurveyError, match="student width.*got 1.5"):
-        distillation.student_widths("quick", [0.5, 1.5])
+        distillation.student_widths(QUICK, [0.5, 1.5])
     with pytest.raises(GanSurveyError, match="'fast'"):
-        common.run_seeds("fast")
+        profile_settings("fast")  # the one place a profile's name is read
 
 
 def _row(technique, params, macs, latency, value):

@@ -17,6 +17,7 @@ from gansurvey.checks import GanSurveyError
 from gansurvey.compress import MagnitudePruneConfig
 from gansurvey.experiments.distillation import distill_config, total_steps
 from gansurvey.experiments.pruning import pruning_sweep
+from tests.conftest import QUICK
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILY_NOTEBOOKS = ("01_pruning", "02_distillation")
@@ -189,15 +190,15 @@ def test_experiments_take_folder_benchmarks(tmp_path):
     assert params.measure_options(bench) == {"inception_samples": None}
     assert params.measure_options(params.notebook_benchmarks(["mnist-dcgan"], echo=False)[0]) == {}
     assert distill_config(bench, "output").output_weight == 100.0
-    assert total_steps("quick", bench, 5) == 1 + 5  # the folder teacher's own steps
-    assert total_steps("quick", "mnist-dcgan", 5) == total_steps(
-        "quick", params.notebook_benchmarks(["mnist-dcgan"], echo=False)[0], 5)
+    assert total_steps(QUICK, bench, 5) == 1 + 5  # the folder teacher's own steps
+    assert total_steps(QUICK, "mnist-dcgan", 5) == total_steps(
+        QUICK, params.notebook_benchmarks(["mnist-dcgan"], echo=False)[0], 5)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         g, d = bench.new_generator().eval(), bench.new_discriminator()
         records, grids = pruning_sweep(bench, g, d, {"m50": MagnitudePruneConfig(sparsity=0.5)}, 1,
-                                                   device="cpu", profile="quick", inception_samples=0)
+                                                   device="cpu", profile=QUICK, inception_samples=0)
     finally:
         torch.set_num_threads(before)
     assert [r.benchmark for r in records] == ["pix2pix-folder"] * 2

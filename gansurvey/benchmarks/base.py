@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from gansurvey import zoo
-from gansurvey.config import check_profile, resolve_device
+from gansurvey.config import ProfileSettings, check_profile, resolve_device
 from gansurvey.models import build_discriminator, build_generator
 from gansurvey.models.generators import Generator
 from gansurvey.train.gan import PairedTask, TrainConfig, UnconditionalTask
@@ -108,10 +108,10 @@ class Benchmark:
         but the Inception FID, on the card's evaluation samples)."""
         return pd.DataFrame(self.teacher_card()["curve"])
 
-    def quality(self, generator: nn.Module, profile: str = "quick", seed: int = 0, device: str = "cpu",
+    def quality(self, generator: nn.Module, profile: ProfileSettings, seed: int = 0, device: str = "cpu",
                 inception_samples: int | None = None, samples: int | None = None) -> dict:
         """Every quality metric that applies to this benchmark, as a dict of Measurement field values, on
-        ``samples`` evaluation samples (default: the profile's)."""
+        ``samples`` evaluation samples (default: the ``profile``'s ``eval_samples``)."""
         raise NotImplementedError
 
     def quality_bootstrap(self, generator: nn.Module, samples: int, resamples: int = 200,

@@ -18,7 +18,7 @@ from torch import nn
 from gansurvey import zoo
 from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import check_number
-from gansurvey.config import profile_settings
+from gansurvey.config import ProfileSettings
 from gansurvey.data import bundled
 from gansurvey.metrics import classifier as clf
 from gansurvey.metrics.frechet import frechet_from_stats, gaussian_stats
@@ -45,9 +45,8 @@ class DigitsBenchmark(Benchmark):
     def fakes(self, generator: nn.Module, n: int, seed: int, device: str) -> tuple[torch.Tensor, dict]:
         return self.generate(generator, n, seed, device), {}
 
-    def quality(self, generator, profile="quick", seed=0, device="cpu", inception_samples=None,
-                samples=None) -> dict:
-        n = profile_settings(profile).eval_samples if samples is None else samples
+    def quality(self, generator, profile, seed=0, device="cpu", inception_samples=None, samples=None) -> dict:
+        n = profile.eval_samples if samples is None else samples
         fake, extra = self.fakes(generator, n, seed, device)
         return {**self.score(fake, profile, seed, inception_samples), **extra}
 
@@ -56,7 +55,7 @@ class DigitsBenchmark(Benchmark):
         feats, _ = clf.classify(digit_classifier(), fake)
         return frechet_bootstrap(feats.numpy(), *real_statistics(), resamples=resamples, seed=seed)
 
-    def real_floor(self, profile: str = "quick", seed: int = 0, inception_samples: int | None = None) -> dict:
+    def real_floor(self, profile: ProfileSettings, seed: int = 0, inception_samples: int | None = None) -> dict:
         """The scores of real digits, measured as a generator's are: the best a generator could reach (the
         real-vs-real floor; computed once per process). For mnist-dcgan, training digits against the held-out
         ones. For edges2digits-resnet, whose fakes are conditioned on the held-out digits' edges and so scored
@@ -64,10 +63,9 @@ class DigitsBenchmark(Benchmark):
         reproduces them)."""
         return dict(_digits_floor(profile, seed, inception_samples, isinstance(self, Edges2DigitsBenchmark)))
 
-    def score(self, fake: torch.Tensor, profile: str = "quick", seed: int = 0,
+    def score(self, fake: torch.Tensor, profile: ProfileSettings, seed: int = 0,
               inception_samples: int | None = None) -> dict:
         """Distribution metrics of ``fake`` digits against the held-out ones."""
-        settings = profile_settings(profile)
         classifier = digit_classifier()
         real, _ = self.real_test()
         real_feats, _ = clf.classify(classifier, real)
@@ -77,7 +75,7 @@ class DigitsBenchmark(Benchmark):
         kid_mean, _ = kid(real_feats.numpy(), fake_feats.numpy(), seed=seed)
         out = dict(domain_fid=frechet_from_stats(*gaussian_stats(fake_feats.numpy()), mu, sigma), kid=kid_mean,
                    sample_precision=precision, sample_recall=recall, classifier_score=classifier_score(probs.numpy()))
-        k = settings.inception_samples if inception_samples is None else inception_samples
+        k = profile.inception_samples if inception_samples is None else inception_samples
         check_number("inception_samples", k, minimum=0, integer=True)
         k = min(k, len(fake), len(real))
         if k:
@@ -89,8 +87,9 @@ class DigitsBenchmark(Benchmark):
 
 
 @lru_cache(maxsize=8)
-def _digits_floor(profile: str, seed: int, inception_samples: int | None, held_out_targets: bool = False) -> tuple:
-    n = profile_settings(profile).eval_samples
+def _digits_floor(profile: ProfileSettings, seed: int, inception_samples: int | None,
+                  held_out_targets: bool = False) -> tuple:
+    n = profile.eval_samples
     if held_out_targets:  # the same targets, the same count, the same scoring as edges2digits' fakes
         bench = Edges2DigitsBenchmark()
         real = bundled.edges2digits().test_targets[:bench.eval_sample_count(n)]

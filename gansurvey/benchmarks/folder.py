@@ -12,7 +12,7 @@ the sweeps take them like the digit benchmarks::
 
     bench = get_benchmark("pix2pix-folder", data_root="datasets/facades", size=256, direction="BtoA")
     teacher, disc = bench.teacher("full", device="cuda")
-    record = measure(teacher, bench, profile="full", inception_samples=None)
+    record = measure(teacher, bench, profile=profile_settings("full"), inception_samples=None)
 
 Steps: ``quick`` trains 200 steps (a smoke run: does the folder work, what does compression cost); ``full`` trains
 the published 200 epochs (100 at the initial learning rate, 100 decaying), i.e. 200 x |train| steps for pix2pix
@@ -37,7 +37,7 @@ from torch import nn
 from gansurvey import zoo
 from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_choice, check_number
-from gansurvey.config import check_profile, profile_settings, resolve_device, seed_everything
+from gansurvey.config import ProfileSettings, check_profile, resolve_device, seed_everything
 from gansurvey.data.folders import PairedFolder, UnpairedFolder, scan_folder
 from gansurvey.metrics.frechet import frechet_from_stats, gaussian_stats
 from gansurvey.metrics.quality import psnr, ssim
@@ -234,13 +234,13 @@ class FolderBenchmark(Benchmark):
 
         return zoo.cached("stats", key, build)
 
-    def quality(self, generator: nn.Module, profile: str = "quick", seed: int = 0, device: str = "cpu",
+    def quality(self, generator: nn.Module, profile: ProfileSettings, seed: int = 0, device: str = "cpu",
                 inception_samples: int | None = None) -> dict:
         """Standard Inception FID on the test split (and PSNR/SSIM to the targets for paired data).
 
         Args:
             generator: maps A images to B images at ``size``.
-            profile: caps the test images used at the profile's ``eval_samples`` and, by default, the FID's at
+            profile: the profile's settings: caps the test images used at ``eval_samples`` and, by default, the FID's at
                 its ``inception_samples`` (quick: 32, full: 1000), never more than the test split holds.
             seed: unused by the (fixed) test inputs; kept for the interface.
             device: where the generator and the Inception network run.
@@ -250,17 +250,16 @@ class FolderBenchmark(Benchmark):
             ``fid`` and ``fid_samples`` (when measured), ``psnr`` and ``ssim`` (paired data).
 
         Example:
-            >>> bench.quality(teacher, "full", device="cuda")  # doctest: +SKIP
+            >>> bench.quality(teacher, profile_settings("full"), device="cuda")  # doctest: +SKIP
             {'psnr': 13.1, 'ssim': 0.28, 'fid': 104.2, 'fid_samples': 106}
         """
-        settings = profile_settings(profile)
-        n = min(settings.eval_samples, self._test_count(0))
+        n = min(profile.eval_samples, self._test_count(0))
         fake = self.generate(generator, n, seed, device)
         out: dict = {}
         if self.data.paired:
             target = self.eval_targets(n)
             out.update(psnr=psnr(fake, target, data_range=2.0), ssim=ssim(fake, target, data_range=2.0))
-        k = settings.inception_samples if inception_samples is None else inception_samples
+        k = profile.inception_samples if inception_samples is None else inception_samples
         check_number("inception_samples", k, minimum=0, integer=True)
         k = min(k, n, self._test_count(1))
         if k == 1:

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from gansurvey.benchmarks.base import TEACHER_SEED, TEACHER_THREADS, Benchmark, monitor_interval
-from gansurvey.config import project_root, seed_everything
+from gansurvey.config import PROFILE_SETTINGS, project_root, seed_everything
 from gansurvey.metrics.curves import curve_plateau
 from gansurvey.metrics.intervals import normal_interval
 from gansurvey.train.gan import train_gan
@@ -53,7 +53,8 @@ def train_teacher(bench: Benchmark, progress: bool = True,
     steps = bench.shipped_steps
     config = bench.teacher_config(steps, TEACHER_SEED, progress)
     config = dataclasses.replace(config, monitor_every=monitor_interval(steps, CURVE_POINTS, config.log_every))
-    score = partial(bench.quality, profile="full", seed=0, device="cpu", inception_samples=0, samples=CARD_SAMPLES)
+    score = partial(bench.quality, profile=PROFILE_SETTINGS["full"], seed=0, device="cpu", inception_samples=0,
+                    samples=CARD_SAMPLES)
     started = time.perf_counter()
     with fixed_threads(TEACHER_THREADS):
         seed_everything(TEACHER_SEED)
@@ -69,7 +70,8 @@ def teacher_card(bench: Benchmark, generator: torch.nn.Module, log: list[dict], 
     """The card of a trained teacher: recipe, curve, plateau, final quality with its interval, provenance."""
     curve = pd.DataFrame([entry for entry in log if bench.primary_metric in entry])
     plateau = curve_plateau(curve, bench.primary_metric, bench.higher_is_better)
-    quality = bench.quality(generator, "full", seed=0, device="cpu", inception_samples=0, samples=CARD_SAMPLES)
+    quality = bench.quality(generator, PROFILE_SETTINGS["full"], seed=0, device="cpu", inception_samples=0,
+                            samples=CARD_SAMPLES)
     values = bench.quality_bootstrap(generator, CARD_SAMPLES, RESAMPLES)
     low, high = normal_interval(quality[bench.primary_metric], values)
     return {"name": bench.name, "kind": "teacher", "recipe": bench.teacher_recipe(), "steps": bench.shipped_steps,

@@ -19,7 +19,7 @@ from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_choice, check_number
 from gansurvey.compress import CompressConfig, masks, to_sparse_storage
 from gansurvey.compress.pipeline import Distill, Finetune, Stage, check_pipeline, describe, run_pipeline
-from gansurvey.config import profile_settings
+from gansurvey.config import ProfileSettings
 from gansurvey.experiments.common import budget_steps, finetune
 from gansurvey.experiments.distillation import distilled_student
 from gansurvey.measuring import measure
@@ -41,7 +41,7 @@ COSTS = ("stored_bytes", "macs", "latency_ms", "energy_uj")
 # ------------------------------------------------------------------------------------------ running a pipeline
 
 
-def trainer(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, profile: str, seed: int = 0,
+def trainer(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, profile: ProfileSettings, seed: int = 0,
             device: str = "auto"):
     """The ``train`` callback of :func:`~gansurvey.compress.pipeline.run_pipeline` for ``bench``: fine-tuning
     with the benchmark's recipe against a copy of the teacher's discriminator, or distillation from ``teacher``,
@@ -58,14 +58,14 @@ def trainer(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, prof
 
 
 def run_arm(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, stages: Sequence[Stage], *,
-            profile: str = "quick", seed: int = 0, device: str = "auto") -> nn.Module:
+            profile: ProfileSettings, seed: int = 0, device: str = "auto") -> nn.Module:
     """The teacher put through ``stages`` (order checked first), trained where the pipeline says so."""
     return run_pipeline(teacher, stages, train=trainer(bench, teacher, discriminator, profile, seed, device),
                         example_input=bench.example_input(8))
 
 
 def measure_pipelines(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
-                      pipelines: dict[str, Sequence[Stage]], *, profile: str = "quick", seed: int = 0,
+                      pipelines: dict[str, Sequence[Stage]], *, profile: ProfileSettings, seed: int = 0,
                       device: str = "auto", **measure_kwargs: Any) -> list[Measurement]:
     """Each labelled pipeline run on the teacher and measured; every order is checked before any training."""
     for stages in pipelines.values():
@@ -119,7 +119,7 @@ def _untrained_cost(model: nn.Module, cost: str, x: torch.Tensor) -> float:
 
 
 def search(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
-           candidates: dict[str, Sequence[Stage]], budget: Budget, *, profile: str = "quick", seed: int = 0,
+           candidates: dict[str, Sequence[Stage]], budget: Budget, *, profile: ProfileSettings, seed: int = 0,
            device: str = "auto", **measure_kwargs: Any) -> SearchResult:
     """Measure the candidates that fit ``budget`` and return their Pareto front (quality against the cost).
 
@@ -220,8 +220,8 @@ def headline(records: pd.DataFrame, benchmark: str, cost: str, target_x: float, 
 # ------------------------------------------------------------------------------------------ the premise measured
 
 
-def roofline(models: dict[str, nn.Module], bench: Benchmark, batch_sizes: Sequence[int], *, profile: str = "quick",
-             device: str = "auto") -> pd.DataFrame:
+def roofline(models: dict[str, nn.Module], bench: Benchmark, batch_sizes: Sequence[int], *,
+             profile: ProfileSettings, device: str = "auto") -> pd.DataFrame:
     """Latency over batch sizes for each named model beside the bytes it moves and the FLOPs it does, placed on
     this device's measured roofline (copy bandwidth and GEMM peak, measured once), with the regime each run
     falls in and the 45 nm energy estimate split into data movement and arithmetic.
@@ -229,13 +229,12 @@ def roofline(models: dict[str, nn.Module], bench: Benchmark, batch_sizes: Sequen
     Columns: name, batch, median_ms, per_sample_ms, flops, weight_bytes, activation_bytes, intensity (FLOP per
     byte moved), machine_balance, achieved GFLOP/s and GB/s, regime, and per sample compute_uj, memory_uj.
     """
-    settings = profile_settings(profile)
     peaks = measured_peaks(device)
     rows = []
     for name, model in models.items():
         weights = weight_traffic_bytes(model)
         timing = measure_latency(model, bench.example_input(1), batch_sizes=tuple(batch_sizes),
-                                 warmup=settings.latency_warmup, repeats=settings.latency_repeats, device=device)
+                                 warmup=profile.latency_warmup, repeats=profile.latency_repeats, device=device)
         for _, t in timing.iterrows():
             batch = int(t["batch"])
             x = bench.example_input(batch)
@@ -305,9 +304,10 @@ def real_size_costs(generators: dict[str, tuple[nn.Module, torch.Tensor]],
 # ------------------------------------------------------------------------------------------ the notebook's arms
 
 
-def single_family_arms(quick: bool = True) -> dict[str, list[Stage]]:
-    """One or two representative settings per family, each fine-tuned (or distilled) with the common budget
-    before any quantization or encoding (post-training for those two, as their notebooks' baselines)."""
+def single_family_arms(profile: ProfileSettings) -> dict[str, list[Stage]]:
+    """One representative setting per family (two with the profile's ``extended_arms``), each fine-tuned (or
+    distilled) with the common budget before any quantization or encoding (post-training for those two, as their
+    notebooks' baselines)."""
     from gansurvey.compress import (
         ChannelPruneConfig,
         EncodeConfig,
@@ -325,7 +325,7 @@ def single_family_arms(quick: bool = True) -> dict[str, list[Stage]]:
         "int4 per-channel": [QuantConfig(weight_bits=4)],
         "shared 4-bit + huffman": [EncodeConfig(bits=4, coder="huffman")],
     }
-    if not quick:
+    if profile.extended_arms:
         arms |= {
             "channels 75%": [ChannelPruneConfig(0.75), Finetune()],
             "tucker2 rank 25%": [LowRankConfig("tucker2", rank=0.25), Finetune()],
@@ -335,9 +335,10 @@ def single_family_arms(quick: bool = True) -> dict[str, list[Stage]]:
     return arms
 
 
-def pipeline_arms(quick: bool = True) -> dict[str, list[Stage]]:
+def pipeline_arms(profile: ProfileSettings) -> dict[str, list[Stage]]:
     """The combinations: Deep Compression's three stages, channel pruning with quantization or sharing, a
-    distilled student quantized (GAN Slimming's families), and longer chains in the full profile."""
+    distilled student quantized (GAN Slimming's families), and longer chains with the profile's
+    ``extended_arms``."""
     from gansurvey.compress import ChannelPruneConfig, EncodeConfig, MagnitudePruneConfig, QuantConfig, StudentConfig
 
     arms: dict[str, list[Stage]] = {
@@ -349,7 +350,7 @@ def pipeline_arms(quick: bool = True) -> dict[str, list[Stage]]:
         "channels 50% -> int4": [ChannelPruneConfig(0.5), Finetune(), QuantConfig(weight_bits=4)],
         "student w0.5 -> int8": [StudentConfig(0.5), Distill("output"), QuantConfig(weight_bits=8)],
     }
-    if not quick:
+    if profile.extended_arms:
         arms |= {
             "channels 75% -> magnitude 80% -> shared 2-bit + ans": [ChannelPruneConfig(0.75), Finetune(),
                                                                     MagnitudePruneConfig(0.8), Finetune(),
@@ -408,17 +409,17 @@ def stored_family_records(profile: str, benchmarks: Sequence[str]) -> pd.DataFra
     return frame[frame["stage"] == "trained"].drop(columns=["stage"])
 
 
-def all_arms(quick: bool = True) -> dict[str, list[Stage]]:
+def all_arms(profile: ProfileSettings) -> dict[str, list[Stage]]:
     """Every labelled arm of the notebook (single families, pipelines, orders), to rebuild a record's model."""
-    return single_family_arms(quick) | pipeline_arms(quick) | order_arms()
+    return single_family_arms(profile) | pipeline_arms(profile) | order_arms()
 
 
 def best_forms(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, records: pd.DataFrame, *,
-               max_quality_loss: float = 0.10, profile: str = "quick", seed: int = 0,
+               max_quality_loss: float = 0.10, profile: ProfileSettings, seed: int = 0,
                device: str = "auto") -> dict[str, nn.Module]:
     """The teacher and, among ``bench``'s arms within ``max_quality_loss`` of its quality, the one with the
     fewest stored bytes and the one with the fewest MACs, rebuilt (same stages and seed) for timing."""
-    arms = all_arms(profile == "quick")
+    arms = all_arms(profile)
     forms = {"teacher": teacher}
     for cost in ("stored_bytes", "macs"):
         best = headline(records, bench.name, cost, target_x=1.0, max_quality_loss=max_quality_loss)
@@ -439,15 +440,16 @@ def literature_generators(size: int = 256) -> dict[str, tuple[nn.Module, torch.T
     return {"CycleGAN ResNet-9": (ResnetGenerator9().eval(), x), "pix2pix U-Net-256": (UnetGenerator256().eval(), x)}
 
 
-def real_size_configs(quick: bool = True) -> dict[str, CompressConfig | list[CompressConfig]]:
+def real_size_configs(profile: ProfileSettings) -> dict[str, CompressConfig | list[CompressConfig]]:
     """One setting per family for the real-size generators (no training: costs only), and one pipeline.
 
-    The quick profile shares weights by uniform codebooks stored packed (k-means and entropy coding of tens of
-    millions of weights take minutes on a CPU); the full profile runs k-means and the ANS coder.
+    Weights are shared as the profile's ``real_size_sharing`` says: ``uniform`` codebooks stored packed (quick:
+    k-means and entropy coding of tens of millions of weights take minutes on a CPU) or ``k-means+ans`` (full).
     """
     from gansurvey.compress import ChannelPruneConfig, EncodeConfig, LowRankConfig, MagnitudePruneConfig, QuantConfig
 
-    share = EncodeConfig(bits=4, coder=None, iterations=0) if quick else EncodeConfig(bits=4, coder="ans")
+    share = {"uniform": EncodeConfig(bits=4, coder=None, iterations=0),
+             "k-means+ans": EncodeConfig(bits=4, coder="ans")}[profile.real_size_sharing]
     return {
         "channels 50%": ChannelPruneConfig(0.5),
         "magnitude 90%": MagnitudePruneConfig(0.9),

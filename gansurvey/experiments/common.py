@@ -23,7 +23,7 @@ from gansurvey.compress import (
     to_sparse_storage,
 )
 from gansurvey.compress.distillation import DistillConfig, distillation_losses
-from gansurvey.config import profile_settings, resolve_device
+from gansurvey.config import ProfileSettings, resolve_device
 from gansurvey.metrics.cost import count_macs
 from gansurvey.metrics.curves import curve_plateau
 from gansurvey.train.gan import ExtraLoss, TrainResult, train_gan
@@ -62,7 +62,7 @@ def finetune(
     teacher: nn.Module | None = None,
     guide: str = "teacher",
     curve_every: int | None = None,
-    profile: str = "quick",
+    profile: ProfileSettings | None = None,
 ) -> TrainResult:
     """Train a copy of ``generator`` for ``steps`` steps with the benchmark's recipe; return it with its log.
 
@@ -70,9 +70,9 @@ def finetune(
     ``teacher`` (required then), weighted by :data:`OUTPUT_WEIGHTS`; ``guide="adversarial"`` is plain adversarial
     fine-tuning. ``discriminator`` (copied, e.g. the teacher's) keeps the adversarial loss; ``None`` trains a
     fresh one of the benchmark's default size. ``adversarial_weight`` overrides the recipe's (0 gives pure
-    supervised training). ``curve_every`` scores the model every that many steps (on the ``profile``'s
-    evaluation samples) without changing the run: its recovery curve, in the log. The input generator,
-    teacher and discriminator are never modified.
+    supervised training). ``curve_every`` scores the model every that many steps (on the ``profile``
+    settings' evaluation samples; required then) without changing the run: its recovery curve, in the log. The
+    input generator, teacher and discriminator are never modified.
     """
     bench = get_benchmark(benchmark)
     check_number("steps", steps, minimum=0, integer=True)
@@ -91,6 +91,9 @@ def finetune(
         extra, params = {**terms, **extra}, params + adapters
     monitor = None
     if curve_every:
+        if profile is None:
+            raise GanSurveyError("curve_every scores the model on the profile's evaluation samples: pass "
+                                 "profile=profile_settings(...)")
         config = dataclasses.replace(config, log_every=math.gcd(config.log_every, curve_every),
                                      monitor_every=curve_every)
         monitor = partial(bench.quality, profile=profile, seed=seed, device="cpu", inception_samples=0)
@@ -119,20 +122,20 @@ def teacher_curves(benches: list[Benchmark], profile: str, seed: int = 0,
     return {name: curve for name, curve in curves.items() if len(curve)}, pd.DataFrame(rows)
 
 
-def budget_steps(profile: str, purpose: str, steps: int | None = None) -> int:
+def budget_steps(profile: ProfileSettings, purpose: str, steps: int | None = None) -> int:
     """``steps`` if given, else the profile's budget for ``purpose``: ``finetune`` (every pruned model and
     student, the same for all techniques) or ``lottery`` (each lottery-ticket round on the toy)."""
     check_choice("step budget", purpose, STEP_BUDGETS)
     if steps is not None:
         return check_number(f"{purpose} steps", steps, minimum=0, integer=True)
-    return getattr(profile_settings(profile), f"{purpose}_steps")
+    return getattr(profile, f"{purpose}_steps")
 
 
-def run_seeds(profile: str, seed: int = 0, seeds: list[int] | None = None) -> list[int]:
+def run_seeds(profile: ProfileSettings, seed: int = 0, seeds: list[int] | None = None) -> list[int]:
     """``seeds`` if given, else the profile's number of seeds counted up from ``seed`` (quick: one, full: three)."""
     if seeds is None:
         check_number("seed", seed, minimum=0, integer=True)
-        return [seed + i for i in range(profile_settings(profile).seeds)]
+        return [seed + i for i in range(profile.seeds)]
     if not seeds:
         raise GanSurveyError("seeds must name at least one seed, got an empty list")
     return [check_number("seed", s, minimum=0, integer=True) for s in seeds]

@@ -18,7 +18,7 @@ from gansurvey.compress import (
     distill,
     make_student,
 )
-from gansurvey.config import profile_settings, resolve_device
+from gansurvey.config import ProfileSettings, resolve_device
 from gansurvey.experiments.common import (
     SAMPLE_GRID,
     budget_steps,
@@ -43,25 +43,25 @@ DISTILL_VARIANTS = ("scratch", "output", "feature", "feature+adv")
 TOTAL_BUDGET_FALLBACK = "feature"
 
 
-def total_steps(profile: str, benchmark: str | Benchmark, finetune_steps: int | None = None) -> int:
+def total_steps(profile: ProfileSettings, benchmark: str | Benchmark, finetune_steps: int | None = None) -> int:
     """Steps an ``equal-total`` student trains for: the teacher's steps plus the fine-tuning budget
     (``finetune_steps`` or the profile's), i.e. everything a pruned-and-fine-tuned model was trained for, capped
     at the profile's ``total_steps_cap`` (quick) when it sets one.
 
     Example:
-        >>> total_steps("full", "mnist-dcgan", 500)  # doctest: +SKIP
+        >>> total_steps(profile_settings("full"), "mnist-dcgan", 500)  # doctest: +SKIP
         6500
     """
     bench = get_benchmark(benchmark)
-    total = bench.teacher_steps(profile) + budget_steps(profile, "finetune", finetune_steps)
-    cap = profile_settings(profile).total_steps_cap
+    total = bench.teacher_steps(profile.name) + budget_steps(profile, "finetune", finetune_steps)
+    cap = profile.total_steps_cap
     return total if cap is None else min(total, cap)
 
 
-def total_budget_widths(profile: str, widths: list[float]) -> list[float]:
+def total_budget_widths(profile: ProfileSettings, widths: list[float]) -> list[float]:
     """The student widths the equal-total arm runs: the profile's ``total_budget_widths`` when it sets them
     (kept to those in ``widths``), else every width of the sweep (quick has one)."""
-    chosen = getattr(profile_settings(profile), "total_budget_widths", None)
+    chosen = profile.total_budget_widths
     return [w for w in widths if chosen is None or w in chosen] or list(widths[:1])
 
 
@@ -94,10 +94,10 @@ def best_distillation_variant(records: Any, benchmark: str, default: str = TOTAL
     return str(means.idxmax() if higher else means.idxmin())
 
 
-def student_widths(profile: str, widths: list[float] | None = None) -> list[float]:
+def student_widths(profile: ProfileSettings, widths: list[float] | None = None) -> list[float]:
     """``widths`` if given, else the profile's student widths (fractions of the teacher's width)."""
     if widths is None:
-        return list(profile_settings(profile).student_widths)
+        return list(profile.student_widths)
     if not widths:
         raise GanSurveyError("widths must name at least one student width, got an empty list")
     # The same bounds make_student applies, checked before any training starts.
@@ -211,7 +211,8 @@ def distillation_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.M
 
 
 def equal_total_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, records: Any,
-                      profile: str, widths: list[float], seeds: list[int], finetune_steps: int | None = None,
+                      profile: ProfileSettings, widths: list[float], seeds: list[int],
+                      finetune_steps: int | None = None,
                       *, mac_tolerance: float = 0.10, device: str = "auto", **measure_kwargs: Any,
                       ) -> tuple[list[Measurement], dict[str, torch.Tensor], str]:
     """The equal-total-budget arm of ``bench``: ``scratch`` and the best distillation variant of the
@@ -222,7 +223,7 @@ def equal_total_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mo
     Args:
         bench, teacher, discriminator: the benchmark and its trained teacher pair.
         records: the equal-fine-tuning arm's records (they choose the distillation variant).
-        profile: the profile (teacher steps, widths; also recorded by :func:`gansurvey.measure`).
+        profile: the profile's settings (teacher steps, widths; also recorded by :func:`gansurvey.measure`).
         widths, seeds: the sweep's widths and seeds.
         finetune_steps: the fine-tuning budget (``None``: the profile's).
         mac_tolerance, device, measure_kwargs: as :func:`distillation_sweep`.
@@ -231,7 +232,7 @@ def equal_total_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mo
         The records, the sample grids, and the chosen distillation variant.
 
     Example:
-        >>> more, grids, variant = equal_total_sweep(bench, g, d, records, "quick", [0.5], [0])  # doctest: +SKIP
+        >>> more, grids, variant = equal_total_sweep(bench, g, d, records, quick, [0.5], [0])  # doctest: +SKIP
     """
     variant = best_distillation_variant(records, bench.name)
     steps = total_steps(profile, bench, finetune_steps)

@@ -19,42 +19,32 @@ from torch import nn
 from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.compress import LowRankConfig, factorization_plan, factorize, factorized_layers
+from gansurvey.config import ProfileSettings
 from gansurvey.experiments.common import SAMPLE_GRID, finetune, match_channel_ratio
 from gansurvey.measuring import measure
 from gansurvey.metrics.cost import count_macs, count_params
 from gansurvey.records import Measurement
 
 __all__ = [
-    "RANK_GRIDS", "lowrank_configs", "lowrank_settings",
+    "lowrank_configs", "lowrank_settings",
     "lowrank_sensitivity", "lowrank_sweep", "lowrank_vs_pruning_runs", "rank_grids", "rank_label",
     "tensorized_runs", "tensorizing_comparison",
 ]
-
-#: Rank grids per profile and method (fractions of each layer's full rank). CP's full rank is kh*kw*min(in, out),
-#: the size of an exact CP, so its useful fractions are smaller: at 0.03 a DCGAN layer keeps about as many
-#: weights as Tucker-2 at 0.25.
-RANK_GRIDS: dict[str, dict[str, list[float]]] = {
-    "quick": {"svd": [0.25], "tucker2": [0.25], "cp": [0.03]},
-    "full": {"svd": [0.5, 0.25, 0.1], "tucker2": [0.5, 0.25, 0.1], "cp": [0.1, 0.03, 0.01]},
-}
-
 
 def rank_label(config: LowRankConfig) -> str:
     """The display label of a config: ``svd r=0.25``, ``tucker2 e=0.9``, ``tt r=8``."""
     return config.describe()
 
 
-def rank_grids(profile: str, **given: list[float | int] | None) -> dict[str, list[float | int]]:
-    """The rank grid of each method: ``given[method]`` when not ``None``, else the profile's (:data:`RANK_GRIDS`).
-    An empty list leaves the method out.
+def rank_grids(profile: ProfileSettings, **given: list[float | int] | None) -> dict[str, list[float | int]]:
+    """The rank grid of each method: ``given[method]`` when not ``None``, else the profile's (its settings'
+    ``rank_grids``). An empty list leaves the method out.
 
     Example::
 
-        rank_grids("quick", svd=None, tucker2=[0.5, 0.25], cp=[])  # {'svd': [0.25], 'tucker2': [0.5, 0.25]}
+        rank_grids(quick, svd=None, tucker2=[0.5, 0.25], cp=[])  # {'svd': [0.25], 'tucker2': [0.5, 0.25]}
     """
-    from gansurvey.config import check_profile
-
-    defaults = RANK_GRIDS[check_profile(profile)]
+    defaults = profile.rank_grids
     for method in given:
         if method not in defaults:
             raise GanSurveyError(f"no rank grid for method {method!r}; allowed: {', '.join(map(repr, defaults))}")
@@ -112,7 +102,7 @@ def lowrank_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
     Example::
 
         records, samples = lowrank_sweep(bench, g, d, lowrank_configs({"tucker2": [0.25]}), steps=40,
-                                         notebook="03_low_rank", profile="quick")
+                                         notebook="03_low_rank", profile=quick)
     """
     check_number("steps", steps, minimum=0, integer=True)
     records, samples = [], {}
@@ -140,7 +130,7 @@ def _relative_error(model: nn.Module, reference: torch.Tensor, inputs: torch.Ten
 
 
 def lowrank_sensitivity(bench: Benchmark, teacher: nn.Module, method: str, ranks: list[float | int], *,
-                        profile: str = "quick", seed: int = 0, samples: int = 64,
+                        profile: ProfileSettings, seed: int = 0, samples: int = 64,
                         quality: bool = True) -> pd.DataFrame:
     """Which layers tolerate a low rank: each layer factorized alone (no fine-tuning) at each rank.
 
@@ -151,7 +141,7 @@ def lowrank_sensitivity(bench: Benchmark, teacher: nn.Module, method: str, ranks
 
     Example::
 
-        lowrank_sensitivity(bench, teacher, "tucker2", [0.25]).sort_values("output_error")
+        lowrank_sensitivity(bench, teacher, "tucker2", [0.25], profile=quick).sort_values("output_error")
     """
     x, inputs = bench.example_input(1), bench.eval_inputs(samples, seed)
     with torch.no_grad():
@@ -193,7 +183,7 @@ def lowrank_vs_pruning_runs(bench: Benchmark, teacher: nn.Module, discriminator:
     Example::
 
         runs = lowrank_vs_pruning_runs(bench, g, d, {"tucker2 r=0.25": LowRankConfig("tucker2", rank=0.25)},
-                                       seeds=[0, 1, 2], steps=500, notebook="03_low_rank", profile="full")
+                                       seeds=[0, 1, 2], steps=500, notebook="03_low_rank", profile=full)
     """
     check_number("steps", steps, minimum=0, integer=True)
     if not seeds:

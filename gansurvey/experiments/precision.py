@@ -26,6 +26,7 @@ from gansurvey.compress import (
     quantized_bytes,
     to_integer_engine,
 )
+from gansurvey.config import PROFILE_SETTINGS
 from gansurvey.experiments.common import SAMPLE_GRID, finetune
 from gansurvey.measuring import measure
 from gansurvey.metrics.cost import stored_bytes
@@ -138,11 +139,11 @@ def mixed_precision_sweep(bench: Benchmark, teacher: nn.Module, uniform_bits: li
     z = calibration_inputs(bench, 32, 0)
     scorer = None
     if score == "quality":
-        profile = measure_kwargs.get("profile", "quick")
+        profile = measure_kwargs.get("profile", PROFILE_SETTINGS["quick"])  # measure's default too
         sign = -1.0 if bench.higher_is_better else 1.0
 
         def scorer(m: nn.Module) -> float:
-            return sign * float(bench.quality(m, profile=profile)[bench.primary_metric])
+            return sign * float(bench.quality(m, profile)[bench.primary_metric])
 
     sens = layer_sensitivity(teacher, z, bits=tuple(choices), base=base, score=scorer)
     records, configs = [], []

@@ -6,6 +6,7 @@ from torch import nn
 
 import gansurvey as gs
 from gansurvey.data import bundled
+from tests.conftest import QUICK
 
 
 class Oracle(nn.Module):
@@ -23,6 +24,6 @@ class Oracle(nn.Module):
 
 def test_a_perfect_translator_scores_the_floor_not_better():
     bench = gs.get_benchmark("edges2digits-resnet")
-    floor = bench.real_floor("quick", 0, inception_samples=0)
-    perfect = bench.quality(Oracle(), "quick", 0, inception_samples=0)
+    floor = bench.real_floor(QUICK, 0, inception_samples=0)
+    perfect = bench.quality(Oracle(), QUICK, 0, inception_samples=0)
     assert perfect["domain_fid"] == pytest.approx(floor["domain_fid"], rel=1e-6)

@@ -15,6 +15,7 @@ from gansurvey.metrics.inception import inception_available
 from gansurvey.models import build_generator
 from gansurvey.models.published import PUBLISHED_PARAMS, NLayerPatchGAN, ResnetGenerator9, UnetGenerator256
 from gansurvey.train.folder import FolderTrainConfig, ImagePool, checkpoint_slots, train_cyclegan, train_pix2pix
+from tests.conftest import QUICK
 
 SIZE = 64
 WIDTH = 0.125  # 8 base filters instead of 64: the published structure at a CPU-friendly size
@@ -279,7 +280,7 @@ def test_pix2pix_folder_teacher_is_cached_and_measured(tmp_path, artifacts):
     assert published.new_generator().hparams["width"] == 1.0
     assert bench.new_generator(0.5).hparams["width"] == WIDTH / 2
     samples = 2 if inception_available() else 0
-    q = bench.quality(g, "quick", device="cpu", inception_samples=samples)
+    q = bench.quality(g, QUICK, device="cpu", inception_samples=samples)
     assert set(q) >= {"psnr", "ssim"} and all(np.isfinite(v) for v in q.values())
     if samples:
         assert q["fid"] > 0 and q["fid_samples"] == 2
@@ -298,6 +299,6 @@ def test_cyclegan_folder_teacher_trains_and_measures(tmp_path, artifacts):
     state = bench.teacher_state("quick")
     assert set(state) == {"generator", "discriminator", "generator_ba", "discriminator_a", "log"}
     assert isinstance(g, ResnetGenerator9) and d(g(bench.example_input(2))).shape == (2, 36)
-    record = gs.measure(g, bench, technique="teacher", profile="quick", device="cpu", inception_samples=0)
+    record = gs.measure(g, bench, technique="teacher", profile=QUICK, device="cpu", inception_samples=0)
     assert record.params == sum(p.numel() for p in g.parameters()) and record.macs > 0
     assert record.primary_metric == "fid" and record.benchmark == "cyclegan-folder"

@@ -17,7 +17,7 @@ from torch import nn
 import gansurvey as gs
 from gansurvey import compress as C
 from gansurvey.checks import GanSurveyError
-from tests.conftest import TINY
+from tests.conftest import QUICK, TINY
 
 # config type -> (good config, architectures it applies to, [(bad field values, words the error must contain)])
 CASES = {
@@ -90,12 +90,12 @@ def test_measure_records_the_chain():
     bench = gs.get_benchmark("gaussians-mlp")
     g = bench.new_generator(width=0.25)
     pruned = C.prune(g, [C.ChannelPruneConfig(0.5), C.MagnitudePruneConfig(0.5)])
-    record = gs.measure(pruned, bench, technique="both", profile="quick")
+    record = gs.measure(pruned, bench, technique="both", profile=QUICK)
     assert record.family == "pruning" and record.method == "channel+magnitude"
     chain = record.settings["compression"]
     rebuilt = [C.config_from_dict(c) for c in chain]
     assert rebuilt == [C.ChannelPruneConfig(0.5), C.MagnitudePruneConfig(0.5)]
-    assert gs.measure(g, bench, profile="quick").family == "baseline"
+    assert gs.measure(g, bench, profile=QUICK).family == "baseline"
 
 
 def test_family_label_is_one_spelling():

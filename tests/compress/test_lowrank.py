@@ -25,7 +25,7 @@ from gansurvey.compress import (
 from gansurvey.compress.lowrank import _tt_modes, evbmf_rank, full_ranks
 from gansurvey.metrics.cost import count_macs, count_params, stored_bytes
 from gansurvey.models.generators import DCGANGenerator, ResNetGenerator
-from tests.conftest import TINY, TINY_INPUT_SHAPES
+from tests.conftest import QUICK, TINY, TINY_INPUT_SHAPES
 
 # layer, input: every layer type and geometry the methods must reproduce exactly at full rank
 LAYERS = {
@@ -233,9 +233,9 @@ def test_factorization_is_deterministic():
 
 def test_measure_records_low_rank():
     bench = gs.get_benchmark("gaussians-mlp")
-    record = gs.measure(factorize(bench.new_generator(), LowRankConfig("svd", rank=0.25)), bench, profile="quick")
+    record = gs.measure(factorize(bench.new_generator(), LowRankConfig("svd", rank=0.25)), bench, profile=QUICK)
     assert record.family == "low-rank" and record.method == "svd"
-    assert record.params < gs.measure(bench.new_generator(), bench, profile="quick").params
+    assert record.params < gs.measure(bench.new_generator(), bench, profile=QUICK).params
 
 
 # ------------------------------------------------------------------ bad input
@@ -303,7 +303,7 @@ def test_grouped_convolutions_are_refused_by_name_and_skipped_otherwise():
 
 
 def test_sweep_sensitivity_and_matched_runs_on_the_toy(quick_profile):
-    quick_profile(eval_samples=100, latency_repeats=1, latency_warmup=0)
+    tiny = quick_profile(eval_samples=100, latency_repeats=1, latency_warmup=0)
     from gansurvey.claims.lowrank import lowrank_vs_pruning
     from gansurvey.experiments import lowrank as xl
     from gansurvey.records import records_frame, with_settings
@@ -313,15 +313,15 @@ def test_sweep_sensitivity_and_matched_runs_on_the_toy(quick_profile):
     g, d = bench.new_generator(), bench.new_discriminator()
     configs = xl.lowrank_configs({"svd": [0.25]})
     assert list(configs) == ["svd r=0.25"]
-    records, samples = xl.lowrank_sweep(bench, g, d, configs, steps=2, notebook="03_low_rank", profile="quick")
+    records, samples = xl.lowrank_sweep(bench, g, d, configs, steps=2, notebook="03_low_rank", profile=tiny)
     frame = with_settings(records_frame(records), ["method", "rank", "finetuned"])
     assert frame["stage"].tolist() == ["no fine-tuning", "trained"]
     assert set(frame["method"]) == {"svd"} and set(frame["family"]) == {"low-rank"}
     assert set(samples) == {"svd r=0.25"}
-    table = xl.lowrank_sensitivity(bench, g, "svd", [0.25], profile="quick", quality=False)
+    table = xl.lowrank_sensitivity(bench, g, "svd", [0.25], profile=tiny, quality=False)
     assert set(table["layer"]) == {"net.0", "net.2", "net.4", "net.6"} and (table["params_saved"] > 0).all()
     runs = xl.lowrank_vs_pruning_runs(bench, g, d, configs, seeds=[0], steps=2, mac_tolerance=0.5,
-                                      profile="quick")
+                                      profile=tiny)
     assert {r.family for r in runs} == {"low-rank", "pruning"}
     check = lowrank_vs_pruning(records_frame(runs))
     assert check.id == "LR" and check.seeds == 1 and len(check.evidence) == 1

@@ -15,6 +15,7 @@ from gansurvey.claims.verdict import Verdict
 from gansurvey.compress import ChannelPruneConfig, MagnitudePruneConfig, StudentConfig, compress
 from gansurvey.compress.pipeline import Distill, Finetune, check_pipeline, describe, run_pipeline
 from gansurvey.experiments import combinations as ex
+from tests.conftest import QUICK
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +29,19 @@ def test_pipeline_records_every_stage_and_leaves_the_input_alone(toy):
     bench, g, d = toy
     before = {k: v.clone() for k, v in g.state_dict().items()}
     stages = [ChannelPruneConfig(0.5), Finetune(steps=2), MagnitudePruneConfig(0.5)]
-    out = ex.run_arm(bench, g, d, stages, profile="quick")
+    out = ex.run_arm(bench, g, d, stages, profile=QUICK)
     assert [e["type"] for e in out.compression] == ["ChannelPruneConfig", "Finetune", "MagnitudePruneConfig"]
     assert all(torch.equal(before[k], v) for k, v in g.state_dict().items())
     assert describe(stages) == "channel ratio 0.5 -> finetune -> magnitude sparsity 0.5"
-    record = gs.measure(out, bench, profile="quick")
+    record = gs.measure(out, bench, profile=QUICK)
     assert record.family == "pruning" and record.method == "channel+magnitude"
 
 
 def test_distillation_steps_in_a_pipeline(toy):
     bench, g, d = toy
-    out = ex.run_arm(bench, g, d, [StudentConfig(0.5), Distill("output", steps=2), ChannelPruneConfig(0.25)])
-    assert gs.measure(out, bench, profile="quick").family == "distillation+pruning"
+    out = ex.run_arm(bench, g, d, [StudentConfig(0.5), Distill("output", steps=2), ChannelPruneConfig(0.25)],
+                     profile=QUICK)
+    assert gs.measure(out, bench, profile=QUICK).family == "distillation+pruning"
 
 
 def test_incompatible_orders_are_refused_before_any_work(toy):
@@ -64,12 +66,12 @@ def test_incompatible_orders_are_refused_before_any_work(toy):
 def test_search_rejects_over_budget_early_and_says_when_nothing_fits(toy):
     bench, g, d = toy
     candidates = {"half": [ChannelPruneConfig(0.5)], "three quarters": [ChannelPruneConfig(0.75)]}
-    limit = gs.measure(compress(g, ChannelPruneConfig(0.6)), bench, profile="quick").stored_bytes
-    found = ex.search(bench, g, d, candidates, ex.Budget("stored_bytes", limit), profile="quick")
+    limit = gs.measure(compress(g, ChannelPruneConfig(0.6)), bench, profile=QUICK).stored_bytes
+    found = ex.search(bench, g, d, candidates, ex.Budget("stored_bytes", limit), profile=QUICK)
     assert list(found.records["technique"]) == ["three quarters"]  # "half" never trained or measured
     assert list(found.rejected["technique"]) == ["half"] and found.rejected["over_budget_x"].iloc[0] > 1
     assert list(found.front["technique"]) == ["three quarters"]
-    none = ex.search(bench, g, d, candidates, ex.Budget("stored_bytes", 10), profile="quick")
+    none = ex.search(bench, g, d, candidates, ex.Budget("stored_bytes", 10), profile=QUICK)
     assert none.front.empty and none.records.empty
     assert "no candidate fits stored_bytes <= 10; closest: three quarters, half" in none.message
     with pytest.raises(GanSurveyError, match="unknown budget cost 'bytes'"):
@@ -161,7 +163,7 @@ def test_headline_target_chooses_apart_from_what_it_reports():
 
 def test_roofline_and_real_size_costs(toy):
     bench, g, _ = toy
-    table = ex.roofline({"toy": g}, bench, (1, 4), profile="quick", device="cpu")
+    table = ex.roofline({"toy": g}, bench, (1, 4), profile=QUICK, device="cpu")
     assert list(table["batch"]) == [1, 4] and (table["flops"] > 0).all()
     assert set(table["regime"]) <= {"launch-bound", "memory-bound", "compute-bound"}
     costs = ex.real_size_costs({"toy": (g, bench.example_input(1))}, {"channels 50%": ChannelPruneConfig(0.5)},
