@@ -356,7 +356,7 @@ def test_trained_sharing_keeps_the_sharing_and_moves_the_centroids():
     torch.manual_seed(0)
     g = bench.new_generator(width=0.25)
     shared = compress(prune(g, MagnitudePruneConfig(0.5)), EncodeConfig(bits=2, coder="ans"))
-    result = trained_sharing(shared, bench, steps=3, device="cpu")
+    result = trained_sharing(shared, bench, steps=3, device="cpu", teacher=g)  # guided by the dense model
     assert isinstance(result, TrainResult) and result.model is not shared
     before, after = codebook_layers(shared), codebook_layers(result.model)
     for name, layer in after.items():
