@@ -112,6 +112,10 @@ class ProfileSettings:
     #: 06: latency batch sizes of the real-size generators, and which of their forms are timed (None: all).
     real_size_latency_batches: tuple[int, ...] = (1,)
     real_size_latency_of: tuple[str, ...] | None = None
+    #: 01's recovery curves: fine-tuning steps and the steps between quality checks (how long a compressed arm
+    #: takes to recover, with and without the teacher as a guide; the budgets are read off these curves).
+    recovery_steps: int = 200
+    recovery_every: int = 25
 
 
 PROFILE_SETTINGS = {
@@ -128,7 +132,7 @@ PROFILE_SETTINGS = {
         total_budget_widths=(0.25, 0.5),
         rank_grids={"svd": (0.5, 0.25, 0.1), "tucker2": (0.5, 0.25, 0.1), "cp": (0.1, 0.03, 0.01)},
         roofline_batches=(1, 4, 16, 64, 256), extended_arms=True, real_size_sharing="k-means+ans",
-        real_size_latency_batches=(1, 8),
+        real_size_latency_batches=(1, 8), recovery_steps=1000, recovery_every=100,
     ),
 }
 
