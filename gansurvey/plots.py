@@ -30,17 +30,31 @@ def image_grid(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax
 
 def sample_grids(samples: dict[tuple[str, str], torch.Tensor], benchmarks: list[str], panel_width: float = 3.2,
                  nrow: int = 8) -> list:
-    """One row of :func:`image_grid` panels per benchmark: ``samples`` maps (benchmark, label) to images, as the
-    sweeps return them; labels keep their insertion order. Samples that are not images (the 2-D toy's points)
-    are left out, as is a benchmark with none. Returns the figures."""
+    """One row of panels per benchmark: ``samples`` maps (benchmark, label) to what the sweeps generated; labels
+    keep their insertion order. Images (N, C, H, W) are shown as :func:`image_grid`, the 2-D toy's points (N, 2)
+    as :func:`scatter_samples` (every benchmark a notebook accepts has its samples shown, so none fails here). A
+    benchmark with no samples gets no row; a sample of any other shape is refused, naming it. Returns the
+    figures."""
     figures = []
     for name in benchmarks:
-        labels = [label for (bench, label), grid in samples.items() if bench == name and grid.dim() == 4]
+        labels = [label for (bench, label) in samples if bench == name]
         if not labels:
             continue
-        fig, axes = plt.subplots(1, len(labels), figsize=(panel_width * len(labels), 1.9), squeeze=False)
+        for label in labels:
+            grid = samples[(name, label)]
+            if not (grid.dim() == 4 or (grid.dim() == 2 and grid.shape[1] == 2)):
+                raise ValueError(f"samples of {name}: {label} have shape {tuple(grid.shape)}; sample_grids shows "
+                                 "images (N, C, H, W) or 2-D points (N, 2)")
+        points = all(samples[(name, label)].dim() == 2 for label in labels)
+        height = panel_width if points else 1.9  # square panels keep the plane's aspect
+        fig, axes = plt.subplots(1, len(labels), figsize=(panel_width * len(labels), height), squeeze=False)
         for ax, label in zip(axes[0], labels, strict=True):
-            image_grid(samples[(name, label)], nrow=nrow, title=f"{name}: {label}", ax=ax)
+            grid, title = samples[(name, label)], f"{name}: {label}"
+            if grid.dim() == 4:
+                image_grid(grid, nrow=nrow, title=title, ax=ax)
+            else:
+                scatter_samples(grid.detach().cpu(), title=title, ax=ax)
+                ax.get_legend().remove()  # one colour, nothing to tell apart
         figures.append(fig)
     return figures
 
@@ -51,8 +65,8 @@ def scatter_samples(fake: torch.Tensor, real: torch.Tensor | None = None, center
     if ax is None:
         _, ax = plt.subplots(figsize=(3.2, 3.2))
     if real is not None:
-        ax.scatter(*real.T.numpy(), s=2, c="0.75", label="real")
-    ax.scatter(*fake.detach().T.numpy(), s=2, c="C3", label="generated")
+        ax.scatter(*real.detach().cpu().T.numpy(), s=2, c="0.75", label="real")
+    ax.scatter(*fake.detach().cpu().T.numpy(), s=2, c="C3", label="generated")
     if centers is not None:
         ax.scatter(*centers.T.numpy(), marker="x", c="k", s=30, label="modes")
     ax.set_aspect("equal")
