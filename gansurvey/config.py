@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,20 @@ DEVICES = ("auto", "cpu", "cuda")
 
 #: Bump when a change alters what a cached teacher, classifier or statistic would contain.
 CODE_VERSION = "2"
+
+
+@functools.lru_cache(maxsize=1)
+def code_commit() -> str:
+    """The checkout's commit (short hash), with ``+changes`` when tracked files differ from it, or ``unknown``
+    outside a git checkout: what records and cards name as the code that produced them."""
+    try:
+        root = project_root()
+        run = functools.partial(subprocess.run, cwd=root, capture_output=True, text=True, timeout=20, check=True)
+        commit = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip()
+        changed = run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("+changes" if changed else "")
 
 
 def project_root() -> Path:

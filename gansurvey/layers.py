@@ -43,6 +43,14 @@ class CompressedLayer:
         """The dense weight of the plain layer this one stands for (same shape and layout)."""
         raise NotImplementedError(f"{type(self).__name__} must give its dense reference weight")
 
+    def engine(self, x: torch.Tensor | torch.device | str | None = None) -> str:
+        """The engine that runs this layer's forward on ``x`` (or on a device), recorded beside every timing.
+        By default ``reference-dense``: the weight decoded to a dense float tensor and a plain torch op, which
+        moves as many bytes as the uncompressed layer. Layers that compute on their compressed form say which
+        engine does (quantized and codebook layers: the Triton kernels on a GPU; factorized layers: their
+        smaller dense factors)."""
+        return "reference-dense"
+
 
 def is_compressed(module: nn.Module) -> bool:
     """Whether ``module`` follows the compressed-layer protocol."""

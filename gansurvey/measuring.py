@@ -12,7 +12,9 @@ from gansurvey.benchmarks import get_benchmark
 from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.compress.base import chain_family, chain_method, compression_chain
-from gansurvey.config import PROFILE_SETTINGS, ProfileSettings, resolve_device
+from gansurvey.compress.quantized_layers import IntegerEngineLayer
+from gansurvey.config import PROFILE_SETTINGS, ProfileSettings, code_commit, resolve_device
+from gansurvey.layers import compressed_layers
 from gansurvey.metrics.cost import (
     activation_traffic_bytes,
     count_macs,
@@ -79,6 +81,7 @@ def measure(
     if inception_samples == 0 and bench.primary_metric == "fid":
         inception_samples = None  # a benchmark ranked by the Inception FID (the folder ones) always gets it
     quality = bench.quality(model, profile=profile, seed=seed, device=str(dev), inception_samples=inception_samples)
+    resamples = evaluation_resamples(model, bench, profile, seed)
     chain = compression_chain(generator)
     return Measurement(
         notebook=notebook, benchmark=bench.name, technique=technique,
@@ -92,8 +95,34 @@ def measure(
         activation_traffic_bytes=activation_traffic_bytes(model, x), energy_uj=float(energy["total_uj"]),
         latency_ms=float(latency["median_ms"].iloc[0]), latency_batch=latency_batch,
         primary_metric=bench.primary_metric, primary_value=quality.get(bench.primary_metric),
-        higher_is_better=bench.higher_is_better, **quality,
+        higher_is_better=bench.higher_is_better, **quality, primary_resamples=resamples,
+        engine=execution_engines(model, dev), commit=code_commit(),
     )
+
+
+#: Bootstrap resamples of the primary metric stored with each record (its evaluation noise, for the claims' rule).
+RESAMPLES = 50
+
+
+def evaluation_resamples(model: nn.Module, bench: Benchmark, profile: ProfileSettings,
+                         seed: int) -> list[float] | None:
+    """The primary metric over :data:`RESAMPLES` bootstrap resamples of the profile's evaluation samples, or
+    ``None`` for a benchmark that does not resample its score (the folder benchmarks' Inception FID)."""
+    try:
+        values = bench.quality_bootstrap(model, bench.eval_sample_count(profile.eval_samples), RESAMPLES, seed)
+    except NotImplementedError:
+        return None
+    return [float(v) for v in values]
+
+
+def execution_engines(model: nn.Module, device: torch.device | str) -> str:
+    """The engines that run ``model``'s layers on ``device``, ``;``-separated: each compressed layer's own
+    (:meth:`~gansurvey.layers.CompressedLayer.engine`), ``<engine>-int8`` for layers handed to PyTorch's integer
+    engines, and ``torch-dense`` when every layer is a plain one (a really smaller model: channel-pruned, a
+    student)."""
+    names = {layer.engine(device) for layer in compressed_layers(model).values()}
+    names |= {f"{m.engine}-int8" for m in model.modules() if isinstance(m, IntegerEngineLayer)}
+    return ";".join(sorted(names)) or "torch-dense"
 
 
 _EXPECTED_SHAPES: dict[tuple[str, str], tuple[int, ...]] = {}

@@ -88,10 +88,20 @@ class Measurement:
     label_accuracy: float | None = None
     modes_covered: float | None = None
     high_quality_fraction: float | None = None
+    #: bootstrap resamples of ``primary_value`` over the evaluation samples (its evaluation noise, read by the
+    #: claims' decision rule), a JSON list in the CSV
+    primary_resamples: list[float] | None = None
+    #: the engines that ran the layers while the latency was timed (``;``-separated): ``torch-dense``,
+    #: ``torch-factorized``, ``reference-dense`` (decoded to float), ``triton-*``, ``fbgemm-int8``...
+    engine: str | None = None
+    #: the code's commit (``+changes`` when the checkout differed from it)
+    commit: str | None = None
 
     def to_row(self) -> dict[str, Any]:
         row = dataclasses.asdict(self)
         row["settings"] = json.dumps(self.settings, sort_keys=True)
+        if self.primary_resamples is not None:
+            row["primary_resamples"] = json.dumps([round(float(v), 6) for v in self.primary_resamples])
         return row
 
 

@@ -51,3 +51,31 @@ def test_measure_rejects_bad_arguments():
         gs.measure(g, "gaussians-mlp", device="gpu")
     with pytest.raises(GanSurveyError, match="'medium'"):
         gs.profile_settings("medium")
+
+
+def test_a_record_names_its_engine_its_commit_and_its_evaluation_noise(quick_profile, tmp_path):
+    import json
+
+    import numpy as np
+
+    from gansurvey.compress import ChannelPruneConfig, LowRankConfig, QuantConfig, factorize, prune, quantize
+    from gansurvey.measuring import RESAMPLES
+    from gansurvey.records import ResultsStore
+
+    settings = quick_profile(eval_samples=200, latency_repeats=2, latency_warmup=1)
+    bench = gs.get_benchmark("gaussians-mlp")
+    teacher, _ = bench.teacher()
+    forms = {"torch-dense": prune(teacher, ChannelPruneConfig(ratio=0.5), bench.example_input(2)),
+             "reference-dense": quantize(teacher, QuantConfig(weight_bits=4)),  # decoded to float on a CPU
+             "torch-factorized": factorize(teacher, LowRankConfig("svd", 0.5))}
+    for engine, model in forms.items():
+        record = gs.measure(model, bench, technique=engine, profile=settings, device="cpu")
+        assert record.engine == engine
+        assert record.commit and record.commit != ""
+        assert len(record.primary_resamples) == RESAMPLES
+        if 0 < record.primary_value < 1:  # a fraction stuck at 0 or 1 has no spread to resample
+            assert np.std(record.primary_resamples) > 0
+    store = ResultsStore("quick", root=tmp_path)
+    store.write("adhoc", [record])
+    assert json.loads(store.read("adhoc")["primary_resamples"].iloc[0]) == pytest.approx(record.primary_resamples,
+                                                                                          abs=1e-6)

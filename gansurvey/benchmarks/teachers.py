@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import platform
-import subprocess
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ import pandas as pd
 import torch
 
 from gansurvey.benchmarks.base import TEACHER_SEED, TEACHER_THREADS, Benchmark, monitor_interval
-from gansurvey.config import PROFILE_SETTINGS, project_root, seed_everything
+from gansurvey.config import PROFILE_SETTINGS, code_commit, seed_everything
 from gansurvey.metrics.curves import curve_plateau
 from gansurvey.metrics.intervals import normal_interval
 from gansurvey.train.gan import train_gan
@@ -87,16 +86,7 @@ def teacher_card(bench: Benchmark, generator: torch.nn.Module, log: list[dict], 
 def provenance(seconds: float) -> dict:
     """Who trained it, with what, when, and how long it took."""
     return {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-            "commit": _commit(), "trained_on": datetime.date.today().isoformat(), "seconds": round(seconds, 1)}
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project_root(), capture_output=True,
-                             text=True, timeout=10, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+            "commit": code_commit(), "trained_on": datetime.date.today().isoformat(), "seconds": round(seconds, 1)}
 
 
 def train_classifier(report: Callable[[str], Any] = print) -> tuple[dict[str, dict], dict]:
