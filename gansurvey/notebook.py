@@ -16,7 +16,12 @@ Records kept apart: a regeneration (``python -m gansurvey regenerate`` injects `
 ``results/<profile>/<notebook>.csv``, the records the survey tables are built from. Any other run (JupyterLab's
 Run All, an ad hoc ``papermill`` call) keeps the default ``records_to = "adhoc"`` and writes
 ``results/<profile>/adhoc/<notebook>-<digest of its parameters>.csv`` with a ``.json`` beside it holding the
-parameters, so it never replaces a regeneration's records.
+parameters, so it never replaces a regeneration's records. ``07_survey_tables`` keeps no records; its
+``records_to`` says where its tables and figures go the same way: ``results/<profile>/tables/`` for a regeneration,
+``results/<profile>/adhoc/tables/`` for a run by hand (:func:`tables_dir`).
+
+In Jupyter a refused parameter shows as its one line (:class:`ParameterRefused`), without the traceback through
+this module, as the command line shows it.
 """
 
 from __future__ import annotations
@@ -39,6 +44,20 @@ from gansurvey.io import atomic_write_text
 #: Where a notebook's records go: ``"adhoc"`` (the default of every parameters cell) or ``"tables"`` (what
 #: ``regenerate`` injects: ``results/<profile>/<notebook>.csv``, read by the survey tables).
 RECORDS_TO = ("adhoc", "tables")
+
+#: Notebooks that keep no records but write tables and figures: their ``records_to`` picks :func:`tables_dir`.
+TABLES_NOTEBOOKS = ("07_survey_tables",)
+
+
+class ParameterRefused(GanSurveyError):
+    """A notebook's parameter (or its data folder) refused by the checking cell.
+
+    IPython shows an exception through its ``_render_traceback_`` when it has one: the refusal then reads as one
+    line in JupyterLab, not a traceback through this module with the useful line below the fold.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
 
 
 @dataclass(frozen=True)
@@ -263,7 +282,9 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
     "07_survey_tables": {
         "profile": COMMON["profile"],
         "seed": COMMON["seed"],
-        "save": Param("bool", "write the tables and figures to results/<profile>/tables/"),
+        "save": Param("bool", "write the tables and figures (to the folder records_to names)"),
+        "records_to": Param("str", "'adhoc' (tables and figures to results/<profile>/adhoc/tables/) or 'tables' "
+                                   "(results/<profile>/tables/, what regenerate writes)", choices=RECORDS_TO),
     },
 }
 
@@ -418,21 +439,52 @@ def _unknown_name(notebook: str, name: str, specs: Mapping[str, Param]) -> str:
             f"{', '.join(specs)}")
 
 
+def _assigned_names(source: str) -> list[str] | None:
+    """The names a cell assigns at its top level, in order; None when it is not Python (a magic, a syntax error)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    return [t.id for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(t, ast.Name)]
+
+
 def injected_names(namespace: Mapping[str, Any]) -> list[str]:
     """The names papermill injected into this kernel (its ``# Parameters`` cell, read back from IPython's
     input history ``In``); empty outside papermill."""
+    for source in reversed(list(namespace.get("In") or [])):
+        if isinstance(source, str) and source.lstrip().startswith("# Parameters"):
+            return _assigned_names(source) or []
+    return []
+
+
+def parameters_cell_names(namespace: Mapping[str, Any]) -> list[str] | None:
+    """The names the notebook's own parameters cell assigned, read back from IPython's input history ``In``: the
+    latest cell before the checking cell that assigns ``profile`` and nothing but plain assignments (papermill's
+    injected ``# Parameters`` cell is not it). None when the history holds no such cell (outside a kernel, or the
+    parameters cell was never run), and then only the namespace is checked.
+
+    This is what catches, in JupyterLab, a misspelt extra assignment (``sparsity = [0.3]`` beside ``sparsities``,
+    which would otherwise run with the default) and a removed one (its old value may still be in the kernel).
+    """
     import ast
 
     for source in reversed(list(namespace.get("In") or [])):
-        if isinstance(source, str) and source.lstrip().startswith("# Parameters"):
-            try:
-                tree = ast.parse(source)
-            except SyntaxError:
-                return []
-            return [t.id for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
-                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
-                    if isinstance(t, ast.Name)]
-    return []
+        if not isinstance(source, str) or "notebook_parameters(" in source \
+                or source.lstrip().startswith("# Parameters"):
+            continue
+        try:
+            body = ast.parse(source).body
+        except SyntaxError:
+            continue
+        plain = all(isinstance(node, ast.Assign | ast.AnnAssign | ast.Import | ast.ImportFrom) for node in body)
+        names = _assigned_names(source) or []
+        if plain and "profile" in names:
+            return names
+    return None
 
 
 def parameters_digest(notebook: str, values: Mapping[str, Any]) -> str:
@@ -452,13 +504,24 @@ def records_path(notebook: str, profile: str, records_to: str, values: Mapping[s
     return root / "adhoc" / f"{notebook}-{parameters_digest(notebook, values)}.csv"
 
 
+def tables_dir(profile: str, records_to: str) -> Path:
+    """Where ``07_survey_tables`` writes its tables and figures: ``results/<profile>/tables/`` for
+    ``records_to="tables"`` (a regeneration, or ``python -m gansurvey tables``), else
+    ``results/<profile>/adhoc/tables/``, so a run by hand never rewrites the committed tables."""
+    check_choice("records_to", records_to, RECORDS_TO)
+    root = results_dir(profile)
+    return root / "tables" if records_to == "tables" else root / "adhoc" / "tables"
+
+
 @dataclass(frozen=True)
 class NotebookRun:
-    """A notebook's checked parameters and where its records go (``records_path`` is None when it keeps none)."""
+    """A notebook's checked parameters and where its output goes: ``records_path`` (None when it keeps no records)
+    and ``tables_dir`` (the tables and figures of a notebook in :data:`TABLES_NOTEBOOKS`, else None)."""
 
     notebook: str
     values: dict[str, Any]
     records_path: Path | None
+    tables_dir: Path | None = None
 
     def write(self, records: list) -> str:
         """Write ``records`` (Measurements) to :attr:`records_path`; return that path relative to the project.
@@ -481,32 +544,87 @@ class NotebookRun:
 def notebook_parameters(notebook: str, namespace: dict[str, Any], echo: bool = True) -> NotebookRun:
     """Check the parameters of ``notebook`` found in ``namespace`` (a notebook's ``globals()``) before any work.
 
-    Lists given as strings are parsed and written back into ``namespace``; a name papermill injected that the
-    notebook does not have is refused; the results folder is checked for writing. Prints one line saying where
-    the records go (``echo``) and returns a :class:`NotebookRun` whose ``write`` stores the records.
+    Lists given as strings are parsed and written back into ``namespace``; a name papermill injected, or the
+    parameters cell assigns, that the notebook does not have is refused with the closest known name, and a name
+    the parameters cell lost is refused with what it means; the results folder is checked for writing. Prints
+    what the run will do (``echo``): where its records go and what a regeneration would write instead (for
+    ``07_survey_tables``: its parameters and where its tables go). Returns a :class:`NotebookRun` whose ``write``
+    stores the records.
+
+    Raises:
+        ParameterRefused: a refused parameter (one line in Jupyter, no traceback).
     """
+    try:
+        run = _notebook_parameters(notebook, namespace)
+    except ParameterRefused:
+        raise
+    except GanSurveyError as exc:
+        raise ParameterRefused(str(exc)) from None
+    if echo:
+        print(run_summary(run))
+    return run
+
+
+def _notebook_parameters(notebook: str, namespace: dict[str, Any]) -> NotebookRun:
     specs = parameter_specs(notebook)
     if is_registered(notebook):
         for name in injected_names(namespace):
             if name not in specs:
                 raise GanSurveyError(_unknown_name(notebook, name, specs))
-        missing = [name for name in specs if name not in namespace]
+        own = parameters_cell_names(namespace)
+        for name in own or []:
+            if name not in specs:
+                raise GanSurveyError(f"the parameters cell assigns {_unknown_name(notebook, name, specs)}")
+        missing = [name for name in specs if name not in (namespace if own is None else own)]
         if missing:
-            raise GanSurveyError(f"notebook {notebook}'s parameters cell lacks {', '.join(missing)}")
+            lines = "; ".join(f"{name} ({specs[name].description})" for name in missing)
+            raise GanSurveyError(
+                f"notebook {notebook}'s parameters cell lacks {lines}: put the line back (the committed "
+                f"notebooks/{notebook}.ipynb holds it; papermill --help-notebook lists every parameter), or, if "
+                "it is there, run the parameters cell again right before this one")
     present = {name: namespace[name] for name in specs if name in namespace
                and not isinstance(namespace[name], types.ModuleType)}
     values = check_parameters(notebook, **present)
     namespace.update(values)
     profile = values.get("profile", "quick")
     check_writable("results folder", results_dir(profile), RESULTS_HINT)
-    target = None
-    if "records_to" in values:
+    target = tables = None
+    if notebook in TABLES_NOTEBOOKS and "records_to" in values:
+        tables = tables_dir(profile, values["records_to"])
+        check_writable("tables folder", tables, RESULTS_HINT)
+    elif "records_to" in values:
         target = records_path(notebook, profile, values["records_to"], values)
         check_writable("records folder", target.parent, RESULTS_HINT)
-    if echo:
-        where = f"records go to {display_path(target)}" if target is not None else "no records kept"
-        print(f"parameters checked; {where}")
-    return NotebookRun(notebook, values, target)
+    return NotebookRun(notebook, values, target, tables)
+
+
+def run_summary(run: NotebookRun) -> str:
+    """What the checking cell prints: what this run will write, worded for a reader of the committed (regenerated)
+    copy as much as for the one running it by hand."""
+    values, notebook = run.values, run.notebook
+    profile = values.get("profile", "quick")
+    if run.tables_dir is not None:
+        shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        if not values.get("save", True):
+            where = "save=False: no file is written"
+        elif values["records_to"] == "tables":
+            where = (f"records_to='tables' (as a regeneration runs it): tables and figures go to "
+                     f"{display_path(run.tables_dir)}; run by hand, with records_to='adhoc', they would go to "
+                     f"{display_path(tables_dir(profile, 'adhoc'))}")
+        else:
+            where = (f"records_to='adhoc' (a run by hand): tables and figures go to {display_path(run.tables_dir)}; "
+                     f"the regeneration's {display_path(tables_dir(profile, 'tables'))} is left as it is")
+        return f"parameters checked: {shown}\n{where}"
+    if run.records_path is None:
+        return "parameters checked; no records kept"
+    if values["records_to"] == "tables":
+        return (f"parameters checked; records_to='tables' (as a regeneration runs it): records go to "
+                f"{display_path(run.records_path)}, which the survey tables read. Run by hand, with "
+                f"records_to='adhoc', this notebook writes results/{profile}/adhoc/{notebook}-<digest>.csv instead")
+    canonical = display_path(records_path(notebook, profile, "tables", values))
+    return (f"parameters checked; records_to='adhoc' (a run by hand): records go to "
+            f"{display_path(run.records_path)}; the regeneration's {canonical}, which the survey tables read, is "
+            "left as it is")
 
 
 # ----------------------------------------------------------------------------- the benchmarks a notebook runs
@@ -537,7 +655,7 @@ def notebook_benchmarks(names: list[str] | tuple[str, ...], data_root: str | os.
         :class:`gansurvey.benchmarks.base.Benchmark` objects, the built-in ones first, in the order of ``names``.
 
     Raises:
-        GanSurveyError: an unknown name, nothing to run, or a bad folder (the folder module's error, naming the
+        ParameterRefused: an unknown name, nothing to run, or a bad folder (the folder module's error, naming the
             path and what was expected), or a test split of fewer than 2 images.
 
     Example:
@@ -546,6 +664,16 @@ def notebook_benchmarks(names: list[str] | tuple[str, ...], data_root: str | os.
         >>> [b.name for b in benches]  # doctest: +SKIP
         ['mnist-dcgan', 'pix2pix-folder']
     """
+    try:
+        return _notebook_benchmarks(names, data_root, size, echo=echo, **options)
+    except ParameterRefused:
+        raise
+    except GanSurveyError as exc:
+        raise ParameterRefused(str(exc)) from None
+
+
+def _notebook_benchmarks(names: list[str] | tuple[str, ...], data_root: str | os.PathLike | None, size: int, *,
+                         echo: bool, **options: Any) -> list:
     from gansurvey.benchmarks import get_benchmark
 
     names = _check_list("benchmarks", list(names), FOLDER_BENCHMARKS_PARAM)

@@ -1,0 +1,105 @@
+"""A notebook run by hand (#24): its parameters cell's own assignments checked, refusals as one line, and 07's
+tables kept apart from the regeneration's."""
+
+import pytest
+
+from gansurvey import notebook as params
+from gansurvey.checks import GanSurveyError
+from gansurvey.config import display_path
+from tests.test_notebook import _defaults
+
+PARAMETERS_01 = 'from typing import Optional\nprofile: str = "quick"\nsparsities: list[float] = [0.5]\n'
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANSURVEY_RESULTS", str(tmp_path / "results"))
+    return tmp_path / "results"
+
+
+def _cell(notebook: str, extra: str = "", drop: str | None = None) -> str:
+    """The notebook's parameters cell as JupyterLab would have run it: its default lines, one dropped, one added."""
+    values = _defaults(notebook)
+    lines = [f"{name} = {value!r}" for name, value in values.items() if name != drop]
+    return "\n".join(lines) + "\n" + extra
+
+
+def test_parameters_cell_names_reads_the_latest_parameters_cell_not_papermills():
+    history = ["", PARAMETERS_01, '# Parameters\nprofile = "full"\n', 'run = notebook_parameters("01", globals())']
+    assert params.parameters_cell_names({"In": history}) == ["profile", "sparsities"]
+    assert params.parameters_cell_names({"In": ["", "x = 1"]}) is None
+    assert params.parameters_cell_names({}) is None
+
+
+def test_a_misspelt_extra_assignment_in_the_cell_is_refused_with_the_closest_name(results):
+    # JupyterLab: no papermill injection, the typo sits beside the real name, which keeps its default
+    namespace = _defaults("01_pruning") | {"sparsity": [0.3]}
+    namespace["In"] = ["", _cell("01_pruning", "sparsity = [0.3]\n"), 'run = notebook_parameters(...)']
+    with pytest.raises(params.ParameterRefused, match=r"parameters cell assigns unknown parameter 'sparsity'.*"
+                                                      r"did you mean 'sparsities'"):
+        params.notebook_parameters("01_pruning", namespace)
+    assert not results.exists()
+
+
+def test_a_removed_name_is_refused_with_what_it_means_even_if_the_kernel_still_holds_it(results):
+    namespace = _defaults("01_pruning")  # an earlier run left every value in the kernel
+    namespace["In"] = ["", _cell("01_pruning", drop="sparsities"), 'run = notebook_parameters(...)']
+    with pytest.raises(params.ParameterRefused, match=r"lacks sparsities \(unstructured sparsities.*put the line "
+                                                      r"back"):
+        params.notebook_parameters("01_pruning", namespace)
+
+
+def test_a_refusal_renders_as_one_line_in_ipython(results, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_cell("from gansurvey.notebook import check_parameters, ParameterRefused\n"
+                   "raise ParameterRefused('parameter profile: unknown value')")
+    out = capsys.readouterr()
+    shown = (out.out + out.err).strip().splitlines()
+    assert shown == ["ParameterRefused: parameter profile: unknown value"]
+    namespace = _defaults("01_pruning") | {"benchmarks": ["nope"]}
+    with pytest.raises(params.ParameterRefused) as caught:
+        params.notebook_parameters("01_pruning", namespace)
+    assert isinstance(caught.value, GanSurveyError) and caught.value.__cause__ is None
+    assert caught.value._render_traceback_() == [f"ParameterRefused: {caught.value}"]
+
+
+def test_records_lines_say_what_a_hand_run_does(results, capsys):
+    run = params.notebook_parameters("01_pruning", _defaults("01_pruning"))
+    out = capsys.readouterr().out
+    assert "records_to='adhoc' (a run by hand)" in out and f"records go to {display_path(run.records_path)}" in out
+    assert "results/quick/01_pruning.csv" in out and "left as it is" in out
+    params.notebook_parameters("01_pruning", _defaults("01_pruning") | {"records_to": "tables"})
+    out = capsys.readouterr().out
+    assert "as a regeneration runs it" in out and "Run by hand" in out and "adhoc" in out
+
+
+def test_07_writes_its_tables_apart_unless_regenerating(results, capsys):
+    hand = params.notebook_parameters("07_survey_tables", _defaults("07_survey_tables"))
+    assert _defaults("07_survey_tables")["records_to"] == "adhoc"  # the committed default keeps them apart
+    assert hand.tables_dir == results / "quick" / "adhoc" / "tables" and hand.records_path is None
+    out = capsys.readouterr().out
+    assert "parameters checked: profile='quick', seed=0, save=True, records_to='adhoc'" in out  # echoed
+    regenerating = params.notebook_parameters("07_survey_tables", _defaults("07_survey_tables")
+                                              | {"records_to": "tables"})
+    assert regenerating.tables_dir == results / "quick" / "tables"
+
+
+def test_07_source_writes_to_the_checked_folder():
+    # the notebook passes the checked folder to write_tables (a hand run never writes results/<profile>/tables/)
+    import nbformat
+
+    from gansurvey.config import project_root
+
+    nb = nbformat.read(project_root() / "notebooks" / "07_survey_tables.ipynb", as_version=4)
+    calls = [c.source for c in nb.cells if c.cell_type == "code" and "write_tables(" in c.source]
+    assert calls and all("write_tables(profile, run.tables_dir)" in source for source in calls)
+
+
+def test_regenerate_injects_records_to_into_07(tmp_path):
+    from gansurvey.config import project_root
+    from gansurvey.runner import _injected_parameters
+
+    source = project_root() / "notebooks" / "07_survey_tables.ipynb"
+    assert _injected_parameters(source, "07_survey_tables", {"profile": "quick"})["records_to"] == "tables"
