@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import numbers
 import os
 import uuid
@@ -18,7 +19,9 @@ def check_choice(what: str, value: Any, allowed: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``allowed``; otherwise raise naming both."""
     allowed = list(allowed)
     if not isinstance(value, str) or value not in allowed:
-        raise GanSurveyError(f"unknown {what} {value!r}; allowed: {', '.join(map(repr, allowed))}")
+        close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.6) if isinstance(value, str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise GanSurveyError(f"unknown {what} {value!r}; allowed: {', '.join(map(repr, allowed))}{hint}")
     return value
 
 
@@ -70,6 +73,8 @@ def check_writable(what: str, folder: str | os.PathLike, hint: str = "") -> Path
         probe.unlink()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise GanSurveyError(f"the {what} {folder} cannot be written ({reason}){'; ' + hint if hint else ''}") \
-            from exc
+        from gansurvey.config import display_path
+
+        raise GanSurveyError(f"the {what} {display_path(folder)} cannot be written ({reason})"
+                             f"{'; ' + hint if hint else ''}") from exc
     return folder

@@ -1,7 +1,8 @@
 """``python -m gansurvey regenerate | tables | latency | strip-injected``.
 
-Every expected failure (a bad argument, a failing notebook, a folder that cannot be written, a papermill error)
-ends as one line on stderr, ``error: ...``, and exit status 2.
+Every expected failure (a bad argument, a failing notebook, a folder that cannot be written, a papermill error,
+a damaged records file) ends as one line on stderr, ``error: ...``, and exit status 2. Arguments are parsed before
+any heavy module (torch, papermill) is imported, so a mistyped command answers at once.
 """
 
 from __future__ import annotations
@@ -10,26 +11,37 @@ import argparse
 import sys
 from pathlib import Path
 
-from gansurvey.checks import GanSurveyError
-from gansurvey.config import DEVICES, PROFILES, display_path, results_dir
+from gansurvey.checks import GanSurveyError, check_number
+
+# gansurvey.config imports torch: these copies keep argument parsing fast (a test keeps them equal to config's)
+PROFILES = ("quick", "full")
+DEVICES = ("auto", "cpu", "cuda")
+PROFILE_HELP = "quick: minutes per notebook, verdicts marked indicative; full: the reproduction proper (default: quick)"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gansurvey", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     regen = sub.add_parser("regenerate", help="execute the notebooks with papermill and write results/<profile>/")
-    regen.add_argument("--profile", choices=PROFILES, default="quick")
+    regen.add_argument("--profile", choices=PROFILES, default="quick", help=PROFILE_HELP)
     regen.add_argument("--only", nargs="+", metavar="NAME", help="notebook names (e.g. 00_background)")
-    regen.add_argument("--device", choices=DEVICES)
-    regen.add_argument("--seed", type=int)
+    regen.add_argument("--device", choices=DEVICES,
+                       help="where the notebooks compute (default: each notebook's own, 'auto': CUDA when present)")
+    regen.add_argument("--seed", type=int, help="the base seed injected into every notebook (an integer >= 0; "
+                                                "default: each notebook's own)")
     regen.add_argument("--force", action="store_true", help="re-run notebooks even when nothing changed")
+    regen.add_argument("--strict", action="store_true",
+                       help="exit with status 2 when 07_survey_tables ran without the records of notebooks 00-06")
     tables = sub.add_parser("tables", help="write the comparison tables (rebuilt from the surveyed works' primary "
                                            "sources) and figures to results/<profile>/tables/")
-    tables.add_argument("--profile", choices=PROFILES, default="quick")
+    tables.add_argument("--profile", choices=PROFILES, default="quick", help=PROFILE_HELP)
+    tables.add_argument("--strict", action="store_true",
+                        help="exit with status 2 when a measuring notebook's records are missing")
     latency = sub.add_parser("latency", help="latency of every benchmark's teacher over batch sizes")
-    latency.add_argument("--profile", choices=PROFILES, default="quick")
-    latency.add_argument("--device", choices=DEVICES, default="auto")
-    latency.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 64])
+    latency.add_argument("--profile", choices=PROFILES, default="quick", help=PROFILE_HELP)
+    latency.add_argument("--device", choices=DEVICES, default="auto", help="where to time (default: auto)")
+    latency.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 64],
+                         help="batch sizes to time, integers >= 1 (default: 1 8 64)")
     teachers = sub.add_parser("teachers", help="the shipped teachers and digit classifier (data/teachers/): list "
                                                "their cards and check their files, or retrain them")
     teachers.add_argument("--train", nargs="*", metavar="NAME",
@@ -62,6 +74,7 @@ def _teachers(train: list[str] | None) -> None:
     from gansurvey.benchmarks.digits import CLASSIFIER_NAME, CLASSIFIER_RECIPE
     from gansurvey.benchmarks.teachers import card_summary, train_classifier, train_teacher
     from gansurvey.checks import check_choice
+    from gansurvey.config import display_path
 
     names = (CLASSIFIER_NAME, *BENCHMARKS)
     if train is not None:
@@ -79,9 +92,33 @@ def _teachers(train: list[str] | None) -> None:
     print(pd.DataFrame(rows).to_string(index=False))
 
 
+def _missing_records(profile: str) -> list[str]:
+    """Warn (one line on stderr) about the measuring notebooks whose records are missing for ``profile``; return
+    them."""
+    import warnings
+
+    from gansurvey.records import warn_missing_records
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        missing = warn_missing_records(profile)
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return missing
+
+
+class _Strict(GanSurveyError):
+    pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "latency":  # checked before any teacher is loaded
+            for size in args.batch_sizes:
+                check_number("--batch-sizes", size, minimum=1, integer=True)
+        from gansurvey.config import display_path, results_dir
+
         if args.command == "regenerate":
             from gansurvey.runner import regenerate
 
@@ -89,15 +126,27 @@ def main(argv: list[str] | None = None) -> int:
                               report=print, progress=True)
             for run in runs:
                 print(f"{run.name:24s} {run.status:8s} {run.seconds:7.1f} s  {display_path(run.output)}")
+            if any(run.name == "07_survey_tables" for run in runs) and _missing_records(args.profile) and args.strict:
+                raise _Strict("--strict: 07_survey_tables ran without every measuring notebook's records")
         elif args.command == "tables":
+            import warnings
+
+            from gansurvey.records import MissingRecordsWarning, ResultsStore
             from gansurvey.runner import foreign_records
             from gansurvey.survey import write_tables
 
             for line in foreign_records(results_dir(args.profile)):
                 print(f"warning: {line}; `python -m gansurvey regenerate --profile {args.profile}` restores it",
                       file=sys.stderr)
-            for path in write_tables(args.profile):
+            ResultsStore(args.profile).load_all()  # a damaged records file is refused before any table is written
+            missing = _missing_records(args.profile)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MissingRecordsWarning)  # said once above
+                written = write_tables(args.profile)
+            for path in written:
                 print(display_path(path))
+            if missing and args.strict:
+                raise _Strict("--strict: tables were written without every measuring notebook's records")
         elif args.command == "latency":
             from gansurvey.benchmarks import BENCHMARKS, get_benchmark
             from gansurvey.config import profile_settings

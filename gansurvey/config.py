@@ -57,12 +57,22 @@ def results_dir(profile: str) -> Path:
 
 def display_path(path: str | os.PathLike) -> str:
     """``path`` as printed in notebooks and messages: relative to the project when inside it (``results/quick/
-    01_pruning.csv``), so committed outputs never carry the path of the machine that ran them."""
+    01_pruning.csv``), else relative to the home folder (``~/runs/quick``), so committed outputs and messages never
+    carry the path of the machine that ran them. A path outside both is shown as given when relative, else
+    under its last three parts (``.../runs/quick/01_pruning.csv``)."""
     path = Path(path)
+    resolved = path.resolve()
     try:
-        return path.resolve().relative_to(project_root().resolve()).as_posix()
+        return resolved.relative_to(project_root().resolve()).as_posix()
     except ValueError:
-        return str(path)
+        pass
+    try:
+        return "~/" + resolved.relative_to(Path.home().resolve()).as_posix()
+    except (ValueError, RuntimeError):
+        pass
+    if not path.is_absolute():
+        return path.as_posix()
+    return ".../" + "/".join(resolved.parts[-3:])
 
 
 def data_dir() -> Path:

@@ -18,10 +18,17 @@ class CorruptFileError(RuntimeError):
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename.
+
+    A folder in the file's place, or a failed write (disk full, ``ulimit -f``), is refused naming the file; the
+    temporary file is removed either way."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _refuse_folder(path, "written")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {_shown(path)}: {exc.strerror or exc}") from exc
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are shared like any file the user writes
         with os.fdopen(fd, "wb") as handle:
@@ -29,10 +36,27 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, f"cannot write {_shown(path)} ({len(data)} bytes): {exc.strerror or exc}") \
+            from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _shown(path: Path) -> str:
+    from gansurvey.config import display_path
+
+    return display_path(path)
+
+
+def _refuse_folder(path: Path, verb: str) -> None:
+    if path.is_dir():
+        from gansurvey.checks import GanSurveyError
+
+        raise GanSurveyError(f"{_shown(path)} is a folder where a file is to be {verb}; move or delete that folder")
 
 
 def _umask() -> int:
@@ -72,18 +96,20 @@ def load_checked(path: str | os.PathLike, meta: dict | None = None) -> Any:
     """
     path = Path(path)
     side = _sidecar(path)
+    _refuse_folder(path, "read")
+    _refuse_folder(side, "read")
     if not path.exists() or not side.exists():
-        raise CorruptFileError(f"{path}: file or checksum sidecar {side.name} is missing")
+        raise CorruptFileError(f"{_shown(path)}: file or checksum sidecar {side.name} is missing")
     try:
         sidecar = json.loads(side.read_text())
         expected = sidecar["sha256"]
-    except (ValueError, KeyError) as exc:
-        raise CorruptFileError(f"{side}: unreadable checksum sidecar ({exc})") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptFileError(f"{_shown(side)}: unreadable checksum sidecar ({exc})") from exc
     data = path.read_bytes()
     if sha256_bytes(data) != expected:
-        raise CorruptFileError(f"{path}: SHA-256 does not match {side.name} (file damaged or replaced)")
+        raise CorruptFileError(f"{_shown(path)}: SHA-256 does not match {side.name} (file damaged or replaced)")
     if meta is not None and sidecar.get("meta") != json.loads(json.dumps(meta)):
-        raise CorruptFileError(f"{path}: written for {sidecar.get('meta')}, not for {meta} (stale)")
+        raise CorruptFileError(f"{_shown(path)}: written for {sidecar.get('meta')}, not for {meta} (stale)")
     return torch.load(io.BytesIO(data), weights_only=False)
 
 

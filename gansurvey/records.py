@@ -13,6 +13,7 @@ import dataclasses
 import io
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from gansurvey.checks import GanSurveyError, check_choice, check_number
-from gansurvey.config import check_profile, results_dir
+from gansurvey.config import check_profile, display_path, results_dir
 from gansurvey.io import atomic_write_text
 from gansurvey.metrics.latency import classify_regime
 
@@ -114,6 +115,59 @@ def records_frame(records: list[Measurement]) -> pd.DataFrame:
     return pd.DataFrame([r.to_row() for r in records], columns=list(COLUMNS))
 
 
+#: Columns every records file must hold (older files may lack the others, which read as missing).
+REQUIRED_COLUMNS = ("notebook", "benchmark", "technique", "family", "seed", "primary_metric", "primary_value")
+#: The notebooks that measure and write records (``07_survey_tables`` reads them).
+MEASURING_NOTEBOOKS = ("00_background", "01_pruning", "02_distillation", "03_low_rank", "04_precision",
+                       "05_encoding", "06_combinations")
+
+
+class MissingRecordsWarning(UserWarning):
+    """Tables are being made without the records of some measuring notebooks."""
+
+
+def warn_missing_records(profile: str, root: str | Path | None = None) -> list[str]:
+    """Warn (:class:`MissingRecordsWarning`) naming the measuring notebooks with no records for ``profile``, so
+    tables made without them say so; returns those notebooks."""
+    missing = ResultsStore(profile, root).missing_notebooks()
+    if missing:
+        warnings.warn(f"no measured records of {', '.join(missing)} for profile {profile!r}: the tables show the "
+                      f"literature without those measurements; `python -m gansurvey regenerate --profile {profile}` "
+                      f"writes them", MissingRecordsWarning, stacklevel=2)
+    return missing
+
+
+def read_records_csv(path: Path) -> pd.DataFrame:
+    """A records CSV, refused (naming the file and what is wrong) when it is not text, not a table, lacks one of
+    :data:`REQUIRED_COLUMNS`, or holds a seed that is not an integer or a primary value that is not a number."""
+    shown = display_path(path)
+    try:
+        frame = pd.read_csv(path)
+    except UnicodeDecodeError as exc:
+        raise GanSurveyError(f"records file {shown} is not text (byte {exc.start} cannot be decoded as UTF-8); "
+                             f"delete it or regenerate its notebook") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = " ".join(str(exc).split())
+        raise GanSurveyError(f"records file {shown} is not a CSV table ({reason}); delete it or regenerate its "
+                             f"notebook") from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise GanSurveyError(f"records file {shown} lacks column(s) {', '.join(missing)}; a records file needs "
+                             f"{', '.join(REQUIRED_COLUMNS)}")
+    seeds = pd.to_numeric(frame["seed"], errors="coerce")
+    bad = frame["seed"][seeds.isna() | (seeds != seeds.round())]
+    if len(bad):
+        raise GanSurveyError(f"records file {shown}: seed must be an integer, got {bad.iloc[0]!r} (row "
+                             f"{bad.index[0] + 2})")
+    values = frame["primary_value"]
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = values[numeric.isna() & values.notna()]
+    if len(bad):
+        raise GanSurveyError(f"records file {shown}: primary_value must be a number or empty, got "
+                             f"{bad.iloc[0]!r} (row {bad.index[0] + 2})")
+    return frame
+
+
 class ResultsStore:
     """Reads and writes ``results/<profile>/<notebook>.csv``."""
 
@@ -142,13 +196,18 @@ class ResultsStore:
     def read(self, notebook: str) -> pd.DataFrame:
         path = self.path(notebook)
         if not path.exists():
-            raise FileNotFoundError(f"no results for notebook {notebook!r} in {self.root}")
-        frame = pd.read_csv(path)
+            raise FileNotFoundError(f"no results for notebook {notebook!r} in {display_path(self.root)}")
+        frame = read_records_csv(path)
         # Records written before a column existed read it as missing, so old and new records load together.
         for column in COLUMNS:
             if column not in frame.columns:
                 frame[column] = None
         return frame
+
+    def missing_notebooks(self, expected: tuple[str, ...] = MEASURING_NOTEBOOKS) -> list[str]:
+        """The measuring notebooks (``expected``) that have no records file in this store."""
+        have = set(self.notebooks())
+        return [name for name in expected if name not in have]
 
     def notebooks(self) -> list[str]:
         return sorted(p.stem for p in self.root.glob("*.csv")) if self.root.exists() else []

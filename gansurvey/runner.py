@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gansurvey.checks import GanSurveyError, check_choice, check_number, check_writable
-from gansurvey.config import DEVICES, check_profile, display_path, project_root, results_dir
+from gansurvey.config import DEVICES, artifacts_dir, check_profile, display_path, project_root, results_dir
 from gansurvey.io import atomic_write_text
 
 PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "papermill", "nbval")
@@ -132,7 +132,7 @@ def regenerate(profile: str = "quick", only: list[str] | None = None, force: boo
     folder = folder or notebooks_dir()
     names = available_notebooks(folder)
     if not names:
-        raise GanSurveyError(f"no notebooks found in {folder}")
+        raise GanSurveyError(f"no notebooks found in {display_path(folder)}")
     for name in only or []:
         check_choice("notebook", name, names)
     params: dict[str, Any] = {"profile": profile}
@@ -142,6 +142,8 @@ def regenerate(profile: str = "quick", only: list[str] | None = None, force: boo
         params["seed"] = check_number("seed", seed, minimum=0, integer=True)
     out = out or results_dir(profile)
     check_writable("results folder", out, "set GANSURVEY_RESULTS to a folder you can write")
+    check_writable("executed-notebooks folder", out / "notebooks", "move or delete what is in its place")
+    check_writable("artifacts folder", artifacts_dir(), "set GANSURVEY_ARTIFACTS to a folder you can write")
     say = report or (lambda line: None)
     manifest_path = out / "manifest.json"
     manifest = _read_manifest(manifest_path)
@@ -232,7 +234,11 @@ def strip_injected(path: Path) -> bool:
     """
     import nbformat
 
-    nb = nbformat.read(path, as_version=4)
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except (nbformat.ValidationError, UnicodeDecodeError, ValueError, AttributeError, KeyError, TypeError) as exc:
+        raise GanSurveyError(f"{display_path(path)} is not a Jupyter notebook (.ipynb JSON), so it has no injected "
+                             f"parameters to strip") from exc
     kept = [cell for cell in nb.cells if "injected-parameters" not in cell.get("metadata", {}).get("tags", [])]
     run = nb.metadata.get("papermill", {})
     paths = [key for key in ("input_path", "output_path") if run.get(key) is not None]

@@ -81,3 +81,49 @@ def test_atomic_writes_respect_the_umask(tmp_path):
     finally:
         os.umask(before)
     assert path.stat().st_mode & 0o777 == 0o644  # readable by others on a shared class server, not 0600
+
+
+# --- #21 ------------------------------------------------------------------------------------------------------------
+
+def test_a_folder_in_place_of_a_cache_file_is_refused_naming_it(tmp_path):
+    from gansurvey import zoo
+
+    path = zoo.cache_path("teacher", {"benchmark": "toy"}, root=tmp_path)
+    path.mkdir(parents=True)
+    with pytest.raises(GanSurveyError, match=r"teacher/toy-[0-9a-f]+\.pt is a folder where a file is to be read"):
+        zoo.cached("teacher", {"benchmark": "toy"}, lambda: 1, root=tmp_path)
+    with pytest.raises(GanSurveyError, match=r"is a folder where a file is to be written"):
+        atomic_write_text(path, "x")
+
+
+def test_a_failed_write_names_the_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def too_large(fd):
+        raise OSError(errno.EFBIG, "File too large")
+
+    monkeypatch.setattr(os, "fsync", too_large)
+    with pytest.raises(OSError, match=r"cannot write .*/records\.csv \(5 bytes\): File too large") as info:
+        atomic_write_text(tmp_path / "records.csv", "hello")
+    assert info.value.errno == errno.EFBIG and str(tmp_path) not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_choice_suggests_the_closest_name():
+    with pytest.raises(GanSurveyError, match=r"'01_prunnig'; allowed: .* \(did you mean '01_pruning'\?\)$"):
+        check_choice("notebook", "01_prunnig", ["00_background", "01_pruning"])
+    with pytest.raises(GanSurveyError, match=r"unknown notebook 'zzz'; allowed"):
+        check_choice("notebook", "zzz", ["00_background", "01_pruning"])
+
+
+def test_display_path_never_shows_the_machine(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from gansurvey.config import display_path, project_root
+
+    assert display_path(project_root() / "results" / "quick") == "results/quick"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert display_path(tmp_path / "home" / "runs" / "quick") == "~/runs/quick"
+    assert display_path(tmp_path / "elsewhere" / "quick") == f".../{tmp_path.name}/elsewhere/quick"
+    assert display_path(Path("rel") / "x.csv").endswith("rel/x.csv")

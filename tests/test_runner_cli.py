@@ -8,6 +8,7 @@ import pytest
 
 from gansurvey import cli, runner
 from gansurvey.checks import GanSurveyError
+from gansurvey.config import display_path
 
 
 def _notebook(path, body, parameters='profile = "quick"\nseed = 0'):
@@ -126,7 +127,7 @@ def test_adhoc_papermill_run_leaves_the_regeneration_records_alone(tmp_path, mon
 
     # records replaced behind the regeneration's back (asked for, or an old-style notebook) are noticed
     records.write_text(regenerated.replace("seed 0", "seed 9"))
-    assert runner.foreign_records(out) == [f"{records} changed after the last regeneration wrote it"]
+    assert runner.foreign_records(out) == [f"{display_path(records)} changed after the last regeneration wrote it"]
     lines = []
     assert runner.regenerate("quick", folder=folder, out=out, report=lines.append)[0].status == "ran"
     assert "changed after the last regeneration wrote it; running again" in lines[0]
@@ -169,3 +170,96 @@ def test_cli_strip_injected(tmp_path):
                           text=True, check=True)
     assert "stripped" in done.stdout
     assert len(nbformat.read(path, as_version=4).cells) == 2
+
+
+# --- #21: faults and damaged records --------------------------------------------------------------------------------
+
+def _fake_write_tables(monkeypatch):
+    import gansurvey.survey
+
+    monkeypatch.setattr(gansurvey.survey, "write_tables", lambda profile: [])
+
+
+def test_tables_warns_about_missing_records_and_strict_fails(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GANSURVEY_RESULTS", str(tmp_path / "results"))
+    _fake_write_tables(monkeypatch)
+    assert cli.main(["tables"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: no measured records of 00_background, 01_pruning" in err and "06_combinations" in err
+    assert cli.main(["tables", "--strict"]) == 2
+    assert "error: --strict" in capsys.readouterr().err
+
+
+def test_tables_refuses_a_garbage_records_file_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GANSURVEY_RESULTS", str(tmp_path / "results"))
+    (tmp_path / "results" / "quick").mkdir(parents=True)
+    (tmp_path / "results" / "quick" / "01_pruning.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x00")
+    monkeypatch.setattr("gansurvey.survey.write_tables", lambda profile: pytest.fail("tables written"))
+    assert cli.main(["tables"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: records file") and "01_pruning.csv is not text" in err
+    assert err.count("\n") == 1 and str(tmp_path) not in err
+    (tmp_path / "results" / "quick" / "01_pruning.csv").write_text("benchmark,technique\nteacher,x\n")
+    assert cli.main(["tables"]) == 2
+    assert "lacks column(s) notebook" in capsys.readouterr().err
+
+
+def test_latency_checks_batch_sizes_before_loading_any_teacher(monkeypatch, capsys):
+    import gansurvey.benchmarks
+
+    def boom(name):
+        raise AssertionError("a teacher was loaded before the batch sizes were checked")
+
+    monkeypatch.setattr(gansurvey.benchmarks, "get_benchmark", boom)
+    assert cli.main(["latency", "--batch-sizes", "8", "0"]) == 2
+    assert "error: --batch-sizes must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_argument_errors_come_before_heavy_imports_and_help_describes_every_option():
+    code = ("import sys\nfrom gansurvey import cli\n"
+            "try:\n    cli.main(['regenerate', '--profile', 'fulll'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'papermill', 'pandas') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[]" and "invalid choice: 'fulll'" in done.stderr
+    helped = subprocess.run([sys.executable, "-m", "gansurvey", "regenerate", "--help"], capture_output=True,
+                            text=True, timeout=120).stdout
+    text = " ".join(helped.split())
+    for option, words in (("--profile", "the reproduction proper"), ("--device", "where the notebooks compute"),
+                          ("--seed", "base seed"), ("--strict", "07_survey_tables ran without")):
+        assert re.search(re.escape(option) + r".*" + re.escape(words), text), option
+
+
+def test_cli_profiles_and_devices_match_config():
+    from gansurvey import config
+
+    assert (cli.PROFILES, cli.DEVICES) == (config.PROFILES, config.DEVICES)
+
+
+def test_only_typo_gets_did_you_mean(collection, tmp_path):
+    with pytest.raises(GanSurveyError, match=r"notebook '00_frist'; allowed: .*\(did you mean '00_first'\?\)"):
+        runner.regenerate("quick", only=["00_frist"], folder=collection, out=tmp_path / "out")
+
+
+def test_strip_injected_refuses_a_non_notebook(tmp_path, capsys):
+    path = tmp_path / "notes.ipynb"
+    path.write_text("just some text")
+    with pytest.raises(GanSurveyError, match=r"notes\.ipynb is not a Jupyter notebook"):
+        runner.strip_injected(path)
+    assert cli.main(["strip-injected", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a Jupyter notebook" in err and str(tmp_path) not in err
+
+
+def test_every_written_folder_is_checked_before_any_work(collection, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(runner, "_execute", lambda *a, **k: pytest.fail("work started before the checks"))
+    monkeypatch.setenv("GANSURVEY_ARTIFACTS", str(blocker / "artifacts"))
+    with pytest.raises(GanSurveyError, match=r"artifacts folder .*a-file/artifacts cannot be written.*"
+                                             r"GANSURVEY_ARTIFACTS"):
+        runner.regenerate("quick", folder=collection, out=tmp_path / "out")
+    monkeypatch.setenv("GANSURVEY_ARTIFACTS", str(tmp_path / "artifacts"))
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "out2" / "notebooks").write_text("a file where the executed notebooks go")
+    with pytest.raises(GanSurveyError, match=r"executed-notebooks folder .*out2/notebooks cannot be written"):
+        runner.regenerate("quick", folder=collection, out=tmp_path / "out2")

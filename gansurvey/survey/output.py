@@ -10,7 +10,7 @@ from gansurvey.claims.distillation import distillation_vs_pruning
 from gansurvey.claims.verdict import Check
 from gansurvey.config import check_profile, results_dir
 from gansurvey.io import atomic_write_bytes, atomic_write_text
-from gansurvey.records import ResultsStore
+from gansurvey.records import ResultsStore, warn_missing_records
 from gansurvey.survey import figures, tables
 from gansurvey.survey.findings import check_all, findings_frame
 from gansurvey.survey.literature import load_energy, load_literature
@@ -102,6 +102,7 @@ def write_tables(profile: str, out_dir: Path | None = None) -> list[Path]:
     text("findings.csv", findings_frame(findings).to_csv(index=False))
 
     measured = ResultsStore(profile).load_all()
+    warn_missing_records(profile)  # #21: tables made without some notebooks' measurements say which
     for bench in tables.benchmarks(measured) if not measured.empty else []:
         for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
             text(f"reproduction_{bench}.{ext}", tables.render_reproduction(measured, bench, fmt))
