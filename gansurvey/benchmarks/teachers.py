@@ -73,6 +73,7 @@ def teacher_card(bench: Benchmark, generator: torch.nn.Module, log: list[dict], 
                             samples=CARD_SAMPLES)
     values = bench.quality_bootstrap(generator, CARD_SAMPLES, RESAMPLES)
     low, high = normal_interval(quality[bench.primary_metric], values)
+    low = max(low, 0.0)  # every primary metric is a distance or a fraction: never below 0
     return {"name": bench.name, "kind": "teacher", "recipe": bench.teacher_recipe(), "steps": bench.shipped_steps,
             "seed": TEACHER_SEED, "threads": TEACHER_THREADS, **provenance(seconds),
             "evaluation": {"samples": bench.eval_sample_count(CARD_SAMPLES), "metric": bench.primary_metric,
