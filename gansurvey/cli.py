@@ -8,7 +8,9 @@ any heavy module (torch, papermill) is imported, so a mistyped command answers a
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from gansurvey.checks import GanSurveyError, check_number
@@ -111,8 +113,41 @@ class _Strict(GanSurveyError):
     pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interrupt so that the same clean-up runs as for Ctrl-C."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+#: What an interrupt keeps, per command.
+KEPT = {
+    "regenerate": "notebooks finished before it are kept (results/<profile>/manifest.json); the running one's "
+                  "temporary copy was removed and it re-runs next time",
+    "tables": "tables already written are complete files; re-run to write the rest",
+    "latency": "nothing was written",
+    "teachers": "files already written are complete (each write is atomic); the network being trained was lost",
+    "strip-injected": "each notebook is rewritten whole or not at all",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
+    try:
+        return _run(args)
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+        print(f"{what}: `{args.command}` stopped; {KEPT[args.command]}", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "latency":  # checked before any teacher is loaded
             for size in args.batch_sizes:

@@ -218,7 +218,10 @@ def _execute(pm, source: Path, target: Path, params: dict, cwd: Path, kernel_nam
     bar: bool | dict = {"desc": f"  {name} cells", "unit": "cell", "leave": False} if progress else False
     try:
         pm.execute_notebook(str(source), str(tmp), parameters=params, cwd=str(cwd), kernel_name=kernel_name,
-                            progress_bar=bar, extra_arguments=list(KERNEL_ARGUMENTS))
+                            progress_bar=bar, extra_arguments=list(KERNEL_ARGUMENTS),
+                            # an interrupt kills the kernel at once instead of asking a busy kernel to stop, which
+                            # made it print a ZMQ traceback (#21)
+                            shutdown_kernel="immediate")
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -263,3 +263,42 @@ def test_every_written_folder_is_checked_before_any_work(collection, tmp_path, m
     (tmp_path / "out2" / "notebooks").write_text("a file where the executed notebooks go")
     with pytest.raises(GanSurveyError, match=r"executed-notebooks folder .*out2/notebooks cannot be written"):
         runner.regenerate("quick", folder=collection, out=tmp_path / "out2")
+
+
+_INTERRUPTED_RUN = """
+import sys
+from pathlib import Path
+from gansurvey import cli, runner
+runner.notebooks_dir = lambda: Path(sys.argv[1])
+raise SystemExit(cli.main(["regenerate", "--profile", "quick"]))
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_an_interrupted_regeneration_ends_in_one_line_and_leaves_no_temporary(tmp_path, sig):
+    import os
+    import signal
+    import time
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    started = tmp_path / "started"
+    _notebook(folder / "00_slow.ipynb", f"import pathlib, time\npathlib.Path({str(started)!r}).write_text('')\n"
+                                        "time.sleep(60)")
+    env = {**os.environ, "GANSURVEY_RESULTS": str(tmp_path / "results"),
+           "GANSURVEY_ARTIFACTS": str(tmp_path / "artifacts")}
+    proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_RUN, str(folder)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not started.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert started.exists(), proc.communicate()
+    time.sleep(0.5)
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.strip() and "cells" not in line]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(("terminated (SIGTERM): `regenerate` stopped", "interrupted (Ctrl-C): `regenerate`"))
+    assert "notebooks finished before it are kept" in lines[0]
+    assert not list((tmp_path / "results").rglob("*.tmp*"))
