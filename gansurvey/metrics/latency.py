@@ -119,6 +119,61 @@ def measure_latency(model: nn.Module, example_input: Any, batch_sizes: Iterable[
     return pd.DataFrame(rows)
 
 
+def interleaved_latency(models: dict[str, nn.Module], example_input: Any, batch: int = 1, warmup: int = 10,
+                        repeats: int = 50, threads: int | None = None, device: str | torch.device = "auto",
+                        resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Latency of several models timed in turn (A, B, A, B... in one process, fixed threads), so that a change
+    of machine load hits every model alike; a speed-up is a ratio of medians measured in the same run.
+
+    One row per model: median and quartiles (ms), and ``speedup_x`` against the first model (its median over
+    this one's) with a bootstrap 95 % interval over the repeats (``speedup_low``, ``speedup_high``). A speed
+    difference is real only when that interval excludes 1. ``threads`` fixes ``torch.set_num_threads`` for the
+    run (restored afterwards) and is recorded.
+    """
+    if len(models) < 1:
+        raise GanSurveyError("interleaved_latency needs at least one model")
+    check_number("batch", batch, minimum=1, integer=True)
+    check_number("warmup", warmup, minimum=0, integer=True)
+    check_number("repeats", repeats, minimum=2, integer=True)
+    dev = resolve_device(device)
+    before = torch.get_num_threads()
+    if threads is not None:
+        check_number("threads", threads, minimum=1, integer=True)
+        torch.set_num_threads(threads)
+    try:
+        runners = {name: _on_device(model, dev).eval() for name, model in models.items()}
+        args = _batch_of(example_input, batch, dev)
+        times: dict[str, list[float]] = {name: [] for name in runners}
+        with torch.no_grad():
+            for _ in range(warmup):
+                for runner in runners.values():
+                    runner(*args)
+            for _ in range(repeats):
+                for name, runner in runners.items():
+                    _sync(dev)
+                    start = time.perf_counter()
+                    runner(*args)
+                    _sync(dev)
+                    times[name].append((time.perf_counter() - start) * 1e3)
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    rng = np.random.default_rng(seed)
+    base = np.asarray(times[next(iter(times))])
+    rows = []
+    for name, values in times.items():
+        values = np.asarray(values)
+        p25, median, p75 = np.percentile(values, [25, 50, 75])
+        picks = rng.integers(0, repeats, (resamples, 2, repeats))
+        ratios = np.median(base[picks[:, 0]], axis=1) / np.median(values[picks[:, 1]], axis=1)
+        low, high = np.percentile(ratios, [2.5, 97.5])
+        rows.append({"model": name, "batch": batch, "median_ms": float(median), "p25_ms": float(p25),
+                     "p75_ms": float(p75), "speedup_x": float(np.median(base) / median),
+                     "speedup_low": float(low), "speedup_high": float(high), "repeats": repeats,
+                     "threads": used, "device": device_name(dev)})
+    return pd.DataFrame(rows)
+
+
 # ---------------------------------------------------------------- machine peaks and regimes
 
 
