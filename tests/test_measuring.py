@@ -53,8 +53,12 @@ def test_measure_rejects_bad_arguments():
         gs.profile_settings("medium")
 
 
-def test_a_record_names_its_engine_its_commit_and_its_evaluation_noise(quick_profile, tmp_path):
+def test_a_record_names_its_engine_its_commit_and_its_evaluation_noise(quick_profile, tmp_path, monkeypatch):
     import json
+
+    from gansurvey import measuring
+
+    monkeypatch.setattr(measuring, "MIN_ENGINE_SQNR_DB", 1000.0)  # time every form as stored (no integer engine)
 
     import numpy as np
 
@@ -79,3 +83,30 @@ def test_a_record_names_its_engine_its_commit_and_its_evaluation_noise(quick_pro
     store.write("adhoc", [record])
     assert json.loads(store.read("adhoc")["primary_resamples"].iloc[0]) == pytest.approx(record.primary_resamples,
                                                                                           abs=1e-6)
+
+
+def test_a_quantized_model_is_timed_on_the_integer_engine_only_when_faster_and_faithful(monkeypatch):
+    import pandas as pd
+
+    from gansurvey import measuring
+    from gansurvey.compress import QuantConfig, quantize
+    from gansurvey.config import PROFILE_SETTINGS
+
+    bench = gs.get_benchmark("mnist-dcgan")
+    teacher, _ = bench.teacher()
+    model = quantize(teacher, QuantConfig(weight_bits=8))
+    cpu = torch.device("cpu")
+
+    def timed(engine_ms):  # a stand-in for the timing: which form is faster is the test's choice, not the machine's
+        return lambda models, *a, **k: pd.DataFrame({"model": list(models), "median_ms": [1.0, engine_ms]})
+
+    monkeypatch.setattr(measuring, "interleaved_latency", timed(0.5))
+    form, engine = measuring.fastest_form(model, bench, PROFILE_SETTINGS["quick"], 1, cpu)
+    assert engine == "fbgemm-int8" and form is not model
+    assert measuring.output_sqnr(model, form, bench.example_input(4)) >= measuring.MIN_ENGINE_SQNR_DB
+    monkeypatch.setattr(measuring, "interleaved_latency", timed(2.0))
+    assert measuring.fastest_form(model, bench, PROFILE_SETTINGS["quick"], 1, cpu) == (model, "reference-dense")
+    monkeypatch.setattr(measuring, "interleaved_latency", timed(0.5))
+    monkeypatch.setattr(measuring, "MIN_ENGINE_SQNR_DB", 1000.0)  # an engine that is not faithful is never timed
+    assert measuring.fastest_form(model, bench, PROFILE_SETTINGS["quick"], 1, cpu)[1] == "reference-dense"
+    assert measuring.fastest_form(teacher, bench, PROFILE_SETTINGS["quick"], 1, cpu) == (teacher, "torch-dense")
