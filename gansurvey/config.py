@@ -148,7 +148,7 @@ PROFILE_SETTINGS = {
     "quick": ProfileSettings(
         name="quick", finetune_steps=40, eval_samples=500, inception_samples=32,
         latency_warmup=2, latency_repeats=5, seeds=1, student_widths=(0.5,), lottery_steps=500,
-        total_budget_widths=(0.5,), total_steps_cap=900,
+        total_budget_widths=(0.5,), total_steps_cap=300,
         rank_grids={"svd": (0.25,), "tucker2": (0.25,), "cp": (0.03,)},
         roofline_batches=(1, 8, 64), real_size_latency_of=("uncompressed", "channels 50%"),
     ),
