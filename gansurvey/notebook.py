@@ -718,3 +718,28 @@ def measure_options(bench: Any) -> dict[str, Any]:
         {}
     """
     return {"inception_samples": None} if getattr(bench, "primary_metric", None) == "fid" else {}
+
+
+def progress(iterable: Any, desc: str, total: int | None = None):
+    """``iterable`` with a progress bar for a notebook's long loop: steps done, elapsed and remaining time.
+
+    tqdm's notebook bar (a widget) where ipywidgets is installed, its text bar otherwise: the text bar shows in a
+    notebook too, and tqdm.auto's fallback would print a warning about the missing widgets in every notebook.
+
+    Example:
+        >>> for bench in progress(benches, "pruning sweeps"):  # doctest: +SKIP
+        ...     ...
+    """
+    try:
+        import ipywidgets  # noqa: F401
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        in_kernel = shell is not None and "IPKernelApp" in shell.config
+    except ImportError:
+        in_kernel = False
+    if in_kernel:
+        from tqdm.notebook import tqdm
+    else:
+        from tqdm import tqdm
+    return tqdm(iterable, desc=desc, total=total, mininterval=1.0, leave=True)

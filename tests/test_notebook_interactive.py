@@ -103,3 +103,19 @@ def test_regenerate_injects_records_to_into_07(tmp_path):
 
     source = project_root() / "notebooks" / "07_survey_tables.ipynb"
     assert _injected_parameters(source, "07_survey_tables", {"profile": "quick"})["records_to"] == "tables"
+
+
+def test_progress_bar_shows_elapsed_and_remaining_time(capsys):
+    assert list(params.progress(iter(range(3)), "sweeps", total=3)) == [0, 1, 2]
+    err = capsys.readouterr().err
+    assert "sweeps" in err and "3/3" in err and "<00:00" in err  # elapsed<remaining
+
+
+def test_family_notebooks_show_progress_over_their_long_loops():
+    import nbformat
+
+    from gansurvey.config import project_root
+
+    for name in ("01_pruning", "02_distillation", "03_low_rank", "04_precision", "05_encoding", "06_combinations"):
+        nb = nbformat.read(project_root() / "notebooks" / f"{name}.ipynb", as_version=4)
+        assert any(" in progress(" in c.source for c in nb.cells if c.cell_type == "code"), name
