@@ -153,7 +153,7 @@ PROFILE_SETTINGS = {
         roofline_batches=(1, 8, 64), real_size_latency_of=("uncompressed", "channels 50%"),
     ),
     "full": ProfileSettings(
-        name="full", finetune_steps=500, eval_samples=1000, inception_samples=1000,
+        name="full", finetune_steps=500, eval_samples=2000, inception_samples=1000,
         latency_warmup=5, latency_repeats=30, seeds=3, student_widths=(0.25, 0.5), lottery_steps=1000,
         total_budget_widths=(0.25, 0.5),
         rank_grids={"svd": (0.5, 0.25, 0.1), "tucker2": (0.5, 0.25, 0.1), "cp": (0.1, 0.03, 0.01)},
