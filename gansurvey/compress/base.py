@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -220,14 +221,53 @@ def compress(model: nn.Module, config: CompressConfig | Sequence[CompressConfig]
     chain = compression_chain(model)
     out = copy.deepcopy(model)
     for c in configs:
+        total = sum(p.numel() for p in out.parameters())
         result = _HANDLERS[type(c)](out, c, example_input)
         if not isinstance(result, nn.Module):
             raise GanSurveyError(f"the handler of {type(c).__name__} returned {type(result).__name__}, "
                                  "not a module")
         chain = chain + [c.to_dict()]
         result.compression = chain
+        _warn_uncompressed(result, c, total)
         out = result
     return out
+
+
+class UncompressedWarning(UserWarning):
+    """A compression left some of a model's weights as they were (layers of a kind it does not handle)."""
+
+
+#: The families that rewrite every weight layer they know (Linear, Conv2d, ConvTranspose2d) and so must say which
+#: weights they left alone.
+_WEIGHT_FAMILIES = ("precision", "encoding", "low-rank")
+
+
+#: torch layers with weight matrices that no weight family rewrites.
+_UNHANDLED = (nn.RNNBase, nn.RNNCellBase, nn.Embedding, nn.EmbeddingBag, nn.MultiheadAttention, nn.Bilinear)
+
+
+def uncompressed_layers(model: nn.Module) -> dict[str, int]:
+    """Layers of torch's own kinds other than Linear and convolutions (LSTM, GRU, Embedding, attention...) that
+    hold matrices of weights, with their weight counts: what quantize, encode and factorize leave in float."""
+    found = {}
+    for name, module in model.named_modules():
+        if not isinstance(module, _UNHANDLED):
+            continue
+        count = sum(p.numel() for p in module.parameters(recurse=False) if p.dim() >= 2)
+        if count:
+            found[name or type(module).__name__] = count
+    return found
+
+
+def _warn_uncompressed(model: nn.Module, config: CompressConfig, total: int) -> None:
+    if getattr(config, "family", None) not in _WEIGHT_FAMILIES:
+        return
+    skipped = uncompressed_layers(model)
+    if skipped:
+        named = ", ".join(f"{n!r} ({type(dict(model.named_modules()).get(n, model)).__name__}, {c} weights)"
+                          for n, c in skipped.items())
+        warnings.warn(f"{type(config).__name__} left {sum(skipped.values())} of {total} weights uncompressed, in "
+                      f"layers of a kind it does not handle: {named}", UncompressedWarning, stacklevel=3)
 
 
 def compression_chain(model: nn.Module) -> list[dict[str, Any]]:

@@ -204,6 +204,14 @@ def prune_channels(model: nn.Module, config: ChannelPruneConfig, example_input: 
         if mask_of(module) is not None or is_sparse_storage(module):
             raise GanSurveyError(f"layer {name!r} is masked or sparse; channel pruning needs plain layers "
                                  "(bake_masks first, or prune channels before unstructured pruning)")
+    rnn = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.RNNBase)]
+    if rnn:
+        raise GanSurveyError(f"layer {rnn[0][0]!r} is an {type(rnn[0][1]).__name__}: channel pruning handles "
+                             "networks of Linear, Conv2d, ConvTranspose2d, BatchNorm and elementwise ops only "
+                             "(prune the recurrent model with unstructured pruning instead)")
+    if not any(isinstance(m, _ROOT_TYPES) for m in model.modules()):
+        raise GanSurveyError(f"{type(model).__name__} has no Linear, Conv2d or ConvTranspose2d layer, so it has no "
+                             "channels to prune")
     out = copy.deepcopy(model)
     named = dict(out.named_modules())
     for name in config.ignore:
@@ -220,6 +228,10 @@ def prune_channels(model: nn.Module, config: ChannelPruneConfig, example_input: 
         with torch.no_grad():
             output_shape = tuple(out(x).shape)
         ignored = [named[n] for n in config.ignore] + order[-1:]
+        if config.ratio > 0 and not [m for m in order if not any(m is i for i in ignored)]:
+            raise GanSurveyError(f"{type(model).__name__} has no layer whose output channels can be removed: its "
+                                 f"last layer makes the output (kept whole) and the others are ignored or absent; "
+                                 f"ratio {config.ratio} would leave it unchanged")
         if config.ratio > 0:
             _prune_groups(out, x, ignored, config)
         with torch.no_grad():

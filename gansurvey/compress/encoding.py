@@ -755,7 +755,17 @@ def deserialize(template: nn.Module, data: bytes) -> nn.Module:
         state = torch.load(io.BytesIO(data), weights_only=True)
     except Exception as err:  # torch raises assorted errors on damaged archives
         raise GanSurveyError(f"cannot read the serialized model ({len(data)} bytes): {err}") from None
-    out.load_state_dict(state)
+    try:
+        out.load_state_dict(state)
+    except RuntimeError as err:
+        coded = sorted({k.rsplit(".", 1)[0] for k in state if k.endswith((".stream", ".codebook"))})
+        have = set(codebook_layers(template))
+        hint = (f"; the data holds encoded layers ({', '.join(coded[:3])}{', ...' if len(coded) > 3 else ''}) "
+                f"that the template has not: encode the template with the same EncodeConfig first") \
+            if coded and not have >= set(coded) else ""
+        first = " ".join(str(err).split())[:200]
+        raise GanSurveyError(f"the serialized state does not fit the template {type(template).__name__}{hint} "
+                             f"({first})") from None
     return out
 
 

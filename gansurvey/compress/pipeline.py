@@ -89,6 +89,15 @@ def check_pipeline(stages: Sequence[Stage], model: nn.Module | None = None) -> l
                              "config (train the teacher itself with the benchmark)")
     configs = [(i + 1, s) for i, s in enumerate(stages) if isinstance(s, CompressConfig)]
     check_order([s for _, s in configs], model, positions=[i for i, _ in configs])
+    encoded = model is not None and any(e.get("family") == "encoding" and not e.get("baked")
+                                        for e in compression_chain(model))
+    for i, stage in enumerate(stages):
+        if isinstance(stage, CompressConfig) and stage.family == "encoding":
+            encoded = True
+        elif isinstance(stage, (Finetune, Distill)) and encoded:
+            raise GanSurveyError(f"stage {i + 1} is a training step ({stage}) after encoding: encoded weights are "
+                                 "fixed bitstreams that training cannot change; fine-tune before the encoding "
+                                 "stage")
     return list(stages)
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import numbers
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -158,8 +159,10 @@ class QuantConfig(CompressConfig):
 
 
 def _check_bits(what: str, bits: Any, allowed: tuple[int, ...]) -> int:
-    if isinstance(bits, bool) or bits not in allowed:
-        raise GanSurveyError(f"unsupported {what} {bits!r}; allowed: {', '.join(map(str, allowed))}")
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or bits not in allowed:
+        kind = "" if isinstance(bits, numbers.Integral) and not isinstance(bits, bool) else \
+            f" ({type(bits).__name__}; bits are integers)"
+        raise GanSurveyError(f"unsupported {what} {bits!r}{kind}; allowed: {', '.join(map(str, allowed))}")
     return int(bits)
 
 

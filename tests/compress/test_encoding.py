@@ -416,3 +416,13 @@ def test_encoding_claims_follow_the_numbers():
     assert str(encoding_target(frame, ratio=50).verdict) == "not testable"
     worse = frame.assign(primary_value=frame["primary_value"].where(frame["technique"] != "trained 2-bit", 90.0))
     assert "worse quality than the teacher" in encoding_target(worse).summary
+
+
+def test_deserialize_into_an_unencoded_template_says_so():  # #21: was a raw state_dict error
+    from gansurvey.compress import EncodeConfig, compress
+
+    plain = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4))
+    data = serialize(compress(plain, EncodeConfig()))
+    with pytest.raises(GanSurveyError, match=r"does not fit the template Sequential; the data holds encoded layers "
+                                             r".*encode the template with the same EncodeConfig first"):
+        deserialize(plain, data)

@@ -351,3 +351,11 @@ def test_precision_claims_follow_the_numbers():
     # An allocation that gives every layer the uniform width is the uniform model: nothing to compare.
     same = frame.assign(settings=[s.replace('{"a": 2, "b": 8}', '{"a": 4, "b": 4}') for s in frame["settings"]])
     assert str(mixed_vs_uniform(same).verdict) == "not testable"
+
+
+@pytest.mark.parametrize("bits", [4.0, "4", 8.5])
+def test_non_integer_bits_are_refused(bits):  # #21: 4.0 was accepted, then crashed inside torch
+    from gansurvey.compress.precision import QuantConfig
+
+    with pytest.raises(GanSurveyError, match=r"unsupported weight_bits .*bits are integers.*allowed: 8, 6, 4"):
+        QuantConfig(weight_bits=bits)
