@@ -8,9 +8,15 @@ here), an optional exponential moving average of the generator, seeded batches a
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
+import os
 import random
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from gansurvey.checks import GanSurveyError, check_number
+from gansurvey.checks import GanSurveyError, check_number, check_writable
+from gansurvey.io import CorruptFileError, load_checked, save_checked
 
 
 @dataclass
@@ -119,6 +126,8 @@ def train_gan(
     parameters: list[nn.Parameter] | None = None,
     device: torch.device | str = "cpu",
     monitor: Monitor | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 100,
 ) -> list[dict[str, float]]:
     """Train ``generator`` (and ``discriminator``) in place for ``config.steps`` steps; return the loss log.
 
@@ -131,8 +140,17 @@ def train_gan(
     its numbers join that step's log entry, which is how a teacher's quality curve is recorded. It sees the
     generator as evaluated (the moving average when there is one, eval mode) and cannot change the run: random
     states are restored after it, so a monitored run trains exactly the weights of an unmonitored one.
+
+    ``checkpoint`` (a file path) makes the run resumable: every ``checkpoint_every`` steps the whole state
+    (networks, optimisers, moving average, random states, log) is written there atomically with a SHA-256
+    sidecar; a later call with the same arguments resumes from it and ends with the weights an uninterrupted run
+    would have. The file is removed when the run completes; a damaged or stale one is ignored with a warning.
     """
     device = torch.device(device)
+    if checkpoint is not None:
+        check_number("checkpoint_every", checkpoint_every, minimum=1, integer=True)
+        checkpoint = Path(checkpoint)
+        check_writable("checkpoint folder", checkpoint.parent, "pass a checkpoint path in a folder you can write")
     adversarial = discriminator is not None and config.adversarial_weight > 0
     rng = torch.Generator().manual_seed(config.seed)
     generator.to(device).train()
@@ -144,7 +162,38 @@ def train_gan(
     ema = copy.deepcopy(generator).eval() if config.ema_decay is not None else None
     log: list[dict[str, float]] = []
     running: dict[str, float] = {}
-    bar = tqdm(range(config.steps), disable=not config.progress, leave=False, mininterval=2.0, desc="train")
+    g_extra = list(parameters or [])
+    meta = json.loads(json.dumps({"config": {k: v for k, v in dataclasses.asdict(config).items() if k != "progress"},
+                                  "generator": type(generator).__name__, "adversarial": adversarial,
+                                  "extra_losses": sorted(extra_losses or {})}, default=str))
+
+    def networks() -> dict[str, Any]:
+        found = {"generator": generator, "opt_g": opt_g}
+        if adversarial:
+            found.update(discriminator=discriminator, opt_d=opt_d)
+        if ema is not None:
+            found["ema"] = ema
+        return found
+
+    start = 0
+    if checkpoint is not None and checkpoint.exists():
+        try:
+            saved = load_checked(checkpoint, meta=meta)
+        except CorruptFileError as exc:
+            warnings.warn(f"ignoring the training checkpoint: {exc}", stacklevel=2)
+        else:
+            for key, obj in networks().items():
+                obj.load_state_dict(saved[key])
+            with torch.no_grad():
+                for p, value in zip(g_extra, saved["extra"], strict=True):
+                    p.copy_(value)
+            rng.set_state(saved["rng"])
+            torch.set_rng_state(saved["torch_rng"])
+            random.setstate(saved["random"])
+            np.random.set_state(saved["numpy"])
+            log, running, start = saved["log"], saved["running"], saved["step"]
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not config.progress,
+               leave=False, mininterval=2.0, desc="train")
     for step in bar:
         inputs, real = (t.to(device) for t in task.batch(generator, config.batch_size, rng))
         fake = generator(inputs)
@@ -176,6 +225,15 @@ def train_gan(
                     (step + 1) % config.monitor_every == 0 or step + 1 == config.steps):
                 log[-1].update(_monitored(monitor, ema if ema is not None else generator))
             bar.set_postfix({k: f"{v:.3f}" for k, v in log[-1].items() if k != "step"})
+        if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < config.steps:
+            state = {key: obj.state_dict() for key, obj in networks().items()}
+            state.update(extra=[p.detach().clone() for p in g_extra], rng=rng.get_state(),
+                         torch_rng=torch.get_rng_state(), random=random.getstate(), numpy=np.random.get_state(),
+                         log=log, running=running, step=step + 1)
+            save_checked(checkpoint, state, meta=meta)
+    if checkpoint is not None:
+        for path in (checkpoint, checkpoint.with_name(checkpoint.name + ".json")):
+            path.unlink(missing_ok=True)
     if ema is not None:
         generator.load_state_dict(ema.state_dict())
     generator.eval()

@@ -74,3 +74,47 @@ def test_bad_train_config():
         TrainConfig(log_every=50, monitor_every=75)
     with pytest.raises(ValueError, match="as many"):
         PairedTask(torch.zeros(3, 1), torch.zeros(2, 1))
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):  # #21
+    real = torch.randn(512, 2) * 0.1 + torch.tensor([3.0, -2.0])
+    config = TrainConfig(steps=60, batch_size=32, lr_g=2e-3, lr_d=2e-3, log_every=10, ema_decay=0.9,
+                         progress=False)
+
+    def run(checkpoint=None, stop_at=None):
+        torch.manual_seed(0)
+        g, d = generators.MLPGenerator(hidden=16, depth=2), generators.MLPDiscriminator(hidden=16, depth=2)
+        calls = []
+
+        def extra(generator, inputs, fake):  # stands in for a kill: interrupts the run at a chosen step
+            calls.append(1)
+            if stop_at is not None and len(calls) == stop_at:
+                raise KeyboardInterrupt
+            return 0.01 * fake.pow(2).mean() + 0 * torch.rand(()).sum()  # draws from the global generator too
+
+        log = train_gan(g, d, UnconditionalTask(real), config, extra_losses={"extra": extra},
+                        checkpoint=checkpoint, checkpoint_every=20)
+        return g, log
+
+    g_plain, log_plain = run()
+    path = tmp_path / "ckpt" / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run(path, stop_at=47)  # killed after the checkpoint of step 40
+    assert path.exists() and path.with_name("run.pt.json").exists()
+    assert not list(path.parent.glob(".*.tmp"))
+    g_resumed, log_resumed = run(path)
+    assert all(torch.equal(a, b) for a, b in zip(g_plain.state_dict().values(), g_resumed.state_dict().values(),
+                                                 strict=True))
+    assert log_resumed == log_plain
+    assert not path.exists()  # a finished run removes its checkpoint
+
+
+def test_a_damaged_checkpoint_is_ignored_with_a_warning(tmp_path):
+    real = torch.randn(64, 2)
+    path = tmp_path / "run.pt"
+    path.write_bytes(b"damaged")
+    path.with_name("run.pt.json").write_text('{"sha256": "0"}')
+    g, d = generators.MLPGenerator(hidden=8, depth=1), generators.MLPDiscriminator(hidden=8, depth=1)
+    with pytest.warns(UserWarning, match=r"ignoring the training checkpoint: .*run\.pt: SHA-256 does not match"):
+        train_gan(g, d, UnconditionalTask(real), TrainConfig(steps=3, batch_size=8, progress=False), checkpoint=path)
+    assert not path.exists()
