@@ -63,6 +63,10 @@ def _expected(exc: BaseException) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:  # its path, shown without the machine
+        from gansurvey.config import display_path
+
+        return f"{type(exc).__name__}: {exc.strerror}: {display_path(exc.filename)}"
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if isinstance(exc, GanSurveyError | RuntimeError) else f"{type(exc).__name__}: {text}"
 

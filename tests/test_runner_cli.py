@@ -302,3 +302,31 @@ def test_an_interrupted_regeneration_ends_in_one_line_and_leaves_no_temporary(tm
     assert lines[0].startswith(("terminated (SIGTERM): `regenerate` stopped", "interrupted (Ctrl-C): `regenerate`"))
     assert "notebooks finished before it are kept" in lines[0]
     assert not list((tmp_path / "results").rglob("*.tmp*"))
+
+
+def test_no_error_path_prints_a_machine_path(tmp_path, monkeypatch, capsys):
+    """#21: messages show paths relative to the project, ~, or .../last/parts; never the machine's absolute path."""
+    from gansurvey.io import CorruptFileError, load_checked, save_checked
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    junk = tmp_path / "junk.ipynb"
+    junk.write_text("not json")
+    monkeypatch.setenv("GANSURVEY_RESULTS", str(blocker / "results"))
+    messages = []
+    for argv in (["regenerate", "--only", "07_survey_tables"], ["strip-injected", str(junk)],
+                 ["strip-injected", str(tmp_path / "missing.ipynb")]):
+        assert cli.main(argv) == 2
+        messages.append(capsys.readouterr().err)
+    monkeypatch.setenv("GANSURVEY_RESULTS", str(tmp_path / "results"))
+    (tmp_path / "results" / "quick").mkdir(parents=True)
+    (tmp_path / "results" / "quick" / "01_pruning.csv").write_bytes(b"\xff\xfe")
+    assert cli.main(["tables"]) == 2
+    messages.append(capsys.readouterr().err)
+    cached = save_checked(tmp_path / "cache" / "entry.pt", {"x": 1})
+    cached.write_bytes(b"damaged")
+    with pytest.raises(CorruptFileError) as info:
+        load_checked(cached)
+    messages.append(str(info.value))
+    for message in messages:
+        assert str(tmp_path) not in message and "/tmp/" not in message, message
