@@ -73,8 +73,35 @@ def check_writable(what: str, folder: str | os.PathLike, hint: str = "") -> Path
         probe.unlink()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        from gansurvey.config import display_path
-
         raise GanSurveyError(f"the {what} {display_path(folder)} cannot be written ({reason})"
                              f"{'; ' + hint if hint else ''}") from exc
     return folder
+
+
+def project_root() -> Path:
+    """The checkout's root (the folder holding ``pyproject.toml``); overridable with ``GANSURVEY_ROOT``."""
+    env = os.environ.get("GANSURVEY_ROOT")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` as printed in notebooks and messages: relative to the project when inside it (``results/quick/
+    01_pruning.csv``), else relative to the home folder (``~/runs/quick``), so committed outputs and messages never
+    carry the path of the machine that ran them. A path outside both is shown as given when relative, else
+    under its last three parts (``.../runs/quick/01_pruning.csv``)."""
+    path = Path(path)
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(project_root().resolve()).as_posix()
+    except ValueError:
+        pass
+    try:
+        return "~/" + resolved.relative_to(Path.home().resolve()).as_posix()
+    except (ValueError, RuntimeError):
+        pass
+    if not path.is_absolute():
+        return path.as_posix()
+    return ".../" + "/".join(resolved.parts[-3:])

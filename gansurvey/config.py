@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gansurvey.checks import GanSurveyError, check_choice, check_number
+from gansurvey.checks import GanSurveyError, check_choice, check_number, project_root
+from gansurvey.checks import display_path as display_path  # re-exported: paths in messages
 
 PROFILES = ("quick", "full")
 DEVICES = ("auto", "cpu", "cuda")
@@ -35,15 +36,6 @@ def code_commit() -> str:
     return commit + ("+changes" if changed else "")
 
 
-def project_root() -> Path:
-    """The checkout's root (the folder holding ``pyproject.toml``); overridable with ``GANSURVEY_ROOT``."""
-    env = os.environ.get("GANSURVEY_ROOT")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
-
-
 def artifacts_dir() -> Path:
     """Where trained teachers, classifiers and feature statistics are cached (``GANSURVEY_ARTIFACTS``)."""
     return Path(os.environ.get("GANSURVEY_ARTIFACTS", project_root() / "artifacts"))
@@ -53,26 +45,6 @@ def results_dir(profile: str) -> Path:
     """Where one profile's records, tables and executed notebooks go (``GANSURVEY_RESULTS``)."""
     check_profile(profile)
     return Path(os.environ.get("GANSURVEY_RESULTS", project_root() / "results")) / profile
-
-
-def display_path(path: str | os.PathLike) -> str:
-    """``path`` as printed in notebooks and messages: relative to the project when inside it (``results/quick/
-    01_pruning.csv``), else relative to the home folder (``~/runs/quick``), so committed outputs and messages never
-    carry the path of the machine that ran them. A path outside both is shown as given when relative, else
-    under its last three parts (``.../runs/quick/01_pruning.csv``)."""
-    path = Path(path)
-    resolved = path.resolve()
-    try:
-        return resolved.relative_to(project_root().resolve()).as_posix()
-    except ValueError:
-        pass
-    try:
-        return "~/" + resolved.relative_to(Path.home().resolve()).as_posix()
-    except (ValueError, RuntimeError):
-        pass
-    if not path.is_absolute():
-        return path.as_posix()
-    return ".../" + "/".join(resolved.parts[-3:])
 
 
 def data_dir() -> Path:

@@ -47,7 +47,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def _shown(path: Path) -> str:
-    from gansurvey.config import display_path
+    from gansurvey.checks import display_path
 
     return display_path(path)
 
