@@ -266,8 +266,11 @@ def test_every_written_folder_is_checked_before_any_work(collection, tmp_path, m
 
 
 _INTERRUPTED_RUN = """
+import signal
 import sys
 from pathlib import Path
+# a shell that starts the test run in the background hands its children Ctrl-C ignored; a user's terminal does not
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from gansurvey import cli, runner
 runner.notebooks_dir = lambda: Path(sys.argv[1])
 raise SystemExit(cli.main(["regenerate", "--profile", "quick"]))
