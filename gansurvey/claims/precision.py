@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
 from gansurvey.checks import GanSurveyError
@@ -19,11 +17,12 @@ from gansurvey.claims.common import (
 )
 from gansurvey.claims.rule import RULE, Arm, Decision, decide
 from gansurvey.claims.verdict import Check, Verdict, combine
+from gansurvey.records import settings_of
 
 
 def _precision_rows(records: pd.DataFrame) -> pd.DataFrame:
     rows = check_records(records)
-    parsed = [json.loads(s) if s else {} for s in rows["settings"]]
+    parsed = [settings_of(s) for s in rows["settings"]]
     for key in ("weight_bits", "training", "granularity", "allocation", "budget_bits", "per_layer_bits"):
         rows[key] = [p.get(key) for p in parsed]
     return rows
