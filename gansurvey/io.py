@@ -113,5 +113,13 @@ def load_checked(path: str | os.PathLike, meta: dict | None = None) -> Any:
     return torch.load(io.BytesIO(data), weights_only=False)
 
 
+def remove_checked(path: str | os.PathLike) -> None:
+    """Remove a file written by :func:`save_checked` and its sidecar (either may be missing)."""
+    path = Path(path)
+    # the sidecar goes first: a file left without its sidecar is never trusted, the reverse would look sound
+    _sidecar(path).unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
+
+
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")

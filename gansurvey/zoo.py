@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import torch
 
 from gansurvey.config import CODE_VERSION, artifacts_dir
-from gansurvey.io import CorruptFileError, load_checked, save_checked, sha256_bytes
+from gansurvey.io import CorruptFileError, load_checked, remove_checked, save_checked, sha256_bytes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,8 +38,18 @@ def cache_path(kind: str, key: dict, root: Path | None = None) -> Path:
     return (root or artifacts_dir()) / kind / f"{label}-{digest}.pt"
 
 
-def cached(kind: str, key: dict, build: Callable[[], T], root: Path | None = None) -> T:
-    """Load the entry for ``key`` if a sound one exists, otherwise ``build()`` it and store it atomically."""
+def cached(kind: str, key: dict, build: Callable[[], T], root: Path | None = None,
+           shipped: Path | None = None) -> T:
+    """Load the entry for ``key`` if a sound one exists, otherwise ``build()`` it and store it atomically.
+
+    ``shipped`` is a committed, read-only folder laid out like the cache (``<shipped>/<kind>/...``), looked in
+    first: entries trained once and committed with the project (a damaged one is reported and rebuilt in the
+    cache, never written over)."""
+    if shipped is not None and (committed := cache_path(kind, key, shipped)).exists():
+        try:
+            return load_checked(committed, meta=key)
+        except CorruptFileError as exc:
+            log.warning("not using the committed %s entry: %s", kind, exc)
     path = cache_path(kind, key, root)
     if path.exists():
         try:
@@ -72,6 +82,16 @@ def shipped_files(name: str, root: Path | None = None) -> tuple[Path, Path]:
     """The checkpoint and the card shipped for ``name`` (a benchmark's teacher, or ``digit-classifier``)."""
     folder = root or shipped_dir()
     return folder / f"{name}.pt", folder / f"{name}.json"
+
+
+def retrain_files(recipe: dict, root: Path | None = None) -> tuple[Path, Path]:
+    """Where a retrain with ``recipe`` keeps its work until the shipped files are written
+    (``artifacts/retrain/<benchmark>-<digest of the recipe>.pt``): the training checkpoint, which a re-run resumes,
+    and beside it (``.trained.pt``) the trained networks with their log, so that a run stopped while its card is
+    computed does not train again. The name holds the recipe's digest (and the code version): a changed recipe
+    never resumes another's work. :func:`write_shipped` removes both."""
+    path = cache_path("retrain", cache_key(**recipe), root)
+    return path, path.with_name(f"{path.stem}.trained.pt")
 
 
 def state_sha256(state: dict[str, dict[str, Any]]) -> str:
@@ -138,7 +158,9 @@ def load_shipped(name: str, recipe: dict, root: Path | None = None) -> dict[str,
 
 def write_shipped(name: str, state: dict[str, dict], card: dict, root: Path | None = None) -> tuple[Path, Path]:
     """Store shipped networks and their card atomically (checkpoint first, card last: a checkpoint without a
-    matching card is never loaded). ``card`` gets the networks' names and the file's and tensors' SHA-256."""
+    matching card is never loaded). ``card`` gets the networks' names and the file's and tensors' SHA-256.
+    Then the retrain's files for the card's recipe (:func:`retrain_files`) are removed: only now is their work
+    kept elsewhere."""
     from gansurvey.io import atomic_write_bytes, atomic_write_text
 
     path, card_path = shipped_files(name, root)
@@ -149,4 +171,7 @@ def write_shipped(name: str, state: dict[str, dict], card: dict, root: Path | No
             "state_sha256": state_sha256(state)}
     atomic_write_bytes(path, data)
     atomic_write_text(card_path, json.dumps(card, indent=1, sort_keys=True, default=str) + "\n")
+    if "recipe" in card:
+        for kept in retrain_files(card["recipe"]):
+            remove_checked(kept)
     return path, card_path

@@ -5,6 +5,10 @@ quality curve had flattened, on one thread (a run is bit-identical only for a fi
 checks along the way that never change the run. Its card records the recipe, the curve and the line through its
 last half (:func:`~gansurvey.metrics.curves.curve_plateau`), the final quality on :data:`CARD_SAMPLES` evaluation
 samples with a bootstrap interval, the torch version, the commit and the SHA-256 of the files.
+
+A retrain is resumable: it checkpoints along the way into the artifacts folder (:func:`gansurvey.zoo.retrain_files`,
+keyed by the recipe's digest), a re-run after an interrupt resumes from the last checkpoint to the same weights, and
+the trained networks stay there until the shipped files are written.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
+from gansurvey import zoo
 from gansurvey.benchmarks.base import TEACHER_SEED, TEACHER_THREADS, Benchmark, monitor_interval
-from gansurvey.config import PROFILE_SETTINGS, code_commit, seed_everything
+from gansurvey.config import PROFILE_SETTINGS, code_commit, display_path, seed_everything
+from gansurvey.io import CorruptFileError, load_checked, save_checked
 from gansurvey.metrics.curves import curve_plateau
 from gansurvey.metrics.intervals import normal_interval
 from gansurvey.train.gan import train_gan
@@ -33,6 +40,9 @@ CARD_SAMPLES = 2000
 CURVE_POINTS = 12
 #: Bootstrap resamples of the final quality's interval.
 RESAMPLES = 200
+#: Training checkpoints along a teacher's retrain: an interrupt loses at most this fraction's inverse of the run,
+#: and writing a small teacher's state this often costs far less than its quality checks.
+CHECKPOINTS = 20
 
 
 @contextmanager
@@ -46,23 +56,66 @@ def fixed_threads(threads: int):
         torch.set_num_threads(before)
 
 
-def train_teacher(bench: Benchmark, progress: bool = True,
-                  report: Callable[[str], Any] = print) -> tuple[dict[str, dict], dict]:
-    """Train ``bench``'s teacher with its shipped recipe; return the networks' states and the card body."""
+def train_teacher(bench: Benchmark, progress: bool = True, report: Callable[[str], Any] = print,
+                  checkpoint_every: int | None = None) -> tuple[dict[str, dict], dict]:
+    """Train ``bench``'s teacher with its shipped recipe; return the networks' states and the card body.
+
+    The training checkpoints every ``checkpoint_every`` steps (default: :data:`CHECKPOINTS` times over the run)
+    into :func:`gansurvey.zoo.retrain_files`; a call after an interrupt resumes from the last checkpoint and ends
+    with the weights of an uninterrupted run. The trained networks are kept there too, until
+    :func:`gansurvey.zoo.write_shipped` has written the shipped files (it removes them): a call after an interrupt
+    while the card was computed does not train again. A resumed run's card says from which step
+    (``resumed_from_step``); its ``seconds`` then count the resumed part only.
+    """
     steps = bench.shipped_steps
+    recipe = bench.teacher_recipe()
+    checkpoint, trained = zoo.retrain_files(recipe)
+    meta = zoo.cache_key(**recipe)
     config = bench.teacher_config(steps, TEACHER_SEED, progress)
     config = dataclasses.replace(config, monitor_every=monitor_interval(steps, CURVE_POINTS, config.log_every))
-    score = partial(bench.quality, profile=PROFILE_SETTINGS["full"], seed=0, device="cpu", inception_samples=0,
-                    samples=CARD_SAMPLES)
-    started = time.perf_counter()
-    with fixed_threads(TEACHER_THREADS):
-        seed_everything(TEACHER_SEED)
+    kept = _kept_training(bench.name, trained, meta, report)
+    if kept is None:
+        score = partial(bench.quality, profile=PROFILE_SETTINGS["full"], seed=0, device="cpu", inception_samples=0,
+                        samples=CARD_SAMPLES)
+        resumed: list[int] = []
+
+        def resuming(step: int) -> None:
+            resumed.append(step)
+            report(f"{bench.name}: resuming from step {step} of {steps} ({display_path(checkpoint)})")
+
+        started = time.perf_counter()
+        with fixed_threads(TEACHER_THREADS):
+            seed_everything(TEACHER_SEED)
+            g, d = bench.new_generator(), bench.new_discriminator()
+            log = train_gan(g, d, bench.task(), config, device="cpu", monitor=score, checkpoint=checkpoint,
+                            checkpoint_every=checkpoint_every or max(1, steps // CHECKPOINTS), on_resume=resuming)
+        seconds = time.perf_counter() - started
+        kept = {"generator": g.state_dict(), "discriminator": d.state_dict(), "log": log, "seconds": seconds,
+                "resumed_from_step": resumed[0] if resumed else None}
+        save_checked(trained, kept, meta=meta)
+        report(f"{bench.name}: trained {steps - (resumed or [0])[0]} steps in {seconds:.0f} s"
+               + (f" (resumed at step {resumed[0]} of {steps})" if resumed else ""))
+    else:
         g, d = bench.new_generator(), bench.new_discriminator()
-        log = train_gan(g, d, bench.task(), config, device="cpu", monitor=score)
-    seconds = time.perf_counter() - started
-    report(f"{bench.name}: trained {steps} steps in {seconds:.0f} s")
-    state = {"generator": g.state_dict(), "discriminator": d.state_dict()}
-    return state, teacher_card(bench, g.eval(), log, seconds)
+        g.load_state_dict(kept["generator"])
+        d.load_state_dict(kept["discriminator"])
+    card = teacher_card(bench, g.eval(), kept["log"], kept["seconds"])
+    if kept["resumed_from_step"] is not None:
+        card["resumed_from_step"] = kept["resumed_from_step"]
+    return {"generator": g.state_dict(), "discriminator": d.state_dict()}, card
+
+
+def _kept_training(name: str, trained: Path, meta: dict, report: Callable[[str], Any]) -> dict | None:
+    """The trained networks and log an earlier, interrupted call kept (None: none, or a damaged one, said)."""
+    if not trained.exists():
+        return None
+    try:
+        kept = load_checked(trained, meta=meta)
+    except CorruptFileError as exc:
+        report(f"{name}: training again, the kept training is unusable: {exc}")
+        return None
+    report(f"{name}: trained by an earlier run ({display_path(trained)}); not trained again")
+    return kept
 
 
 def teacher_card(bench: Benchmark, generator: torch.nn.Module, log: list[dict], seconds: float) -> dict:

@@ -25,7 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gansurvey.checks import GanSurveyError, check_number, check_writable
-from gansurvey.io import CorruptFileError, load_checked, save_checked
+from gansurvey.io import CorruptFileError, load_checked, remove_checked, save_checked
 
 
 @dataclass
@@ -128,6 +128,7 @@ def train_gan(
     monitor: Monitor | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 100,
+    on_resume: Callable[[int], Any] | None = None,
 ) -> list[dict[str, float]]:
     """Train ``generator`` (and ``discriminator``) in place for ``config.steps`` steps; return the loss log.
 
@@ -145,6 +146,7 @@ def train_gan(
     (networks, optimisers, moving average, random states, log) is written there atomically with a SHA-256
     sidecar; a later call with the same arguments resumes from it and ends with the weights an uninterrupted run
     would have. The file is removed when the run completes; a damaged or stale one is ignored with a warning.
+    ``on_resume`` is called with the step a run resumes from (so a caller can say so), never on a fresh start.
     """
     device = torch.device(device)
     if checkpoint is not None:
@@ -192,6 +194,8 @@ def train_gan(
             random.setstate(saved["random"])
             np.random.set_state(saved["numpy"])
             log, running, start = saved["log"], saved["running"], saved["step"]
+            if on_resume is not None:
+                on_resume(start)
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not config.progress,
                leave=False, mininterval=2.0, desc="train")
     for step in bar:
@@ -232,8 +236,7 @@ def train_gan(
                          log=log, running=running, step=step + 1)
             save_checked(checkpoint, state, meta=meta)
     if checkpoint is not None:
-        for path in (checkpoint, checkpoint.with_name(checkpoint.name + ".json")):
-            path.unlink(missing_ok=True)
+        remove_checked(checkpoint)
     if ema is not None:
         generator.load_state_dict(ema.state_dict())
     generator.eval()

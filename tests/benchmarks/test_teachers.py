@@ -2,7 +2,12 @@
 nothing trains a teacher unless asked to."""
 
 import json
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
@@ -14,6 +19,7 @@ from gansurvey.benchmarks import teachers as teaching
 from gansurvey.benchmarks.digits import CLASSIFIER_NAME, CLASSIFIER_RECIPE
 from gansurvey.checks import GanSurveyError
 from gansurvey.cli import main
+from gansurvey.config import project_root
 from gansurvey.metrics.curves import curve_plateau
 
 SHIPPED = (CLASSIFIER_NAME, *gs.BENCHMARKS)
@@ -111,20 +117,111 @@ def test_loading_teachers_never_trains(monkeypatch):
         gs.get_benchmark(name).teacher()
 
 
-def test_training_a_teacher_is_deterministic_and_its_files_round_trip(tmp_path, monkeypatch):
+def test_training_a_teacher_is_deterministic_and_its_files_round_trip(tmp_path, monkeypatch, artifacts):
     bench = gs.get_benchmark("gaussians-mlp")
     monkeypatch.setattr(type(bench), "shipped_steps", 250)
     monkeypatch.setattr(teaching, "CARD_SAMPLES", 300)
     monkeypatch.setattr(teaching, "RESAMPLES", 20)
     first, card = teaching.train_teacher(bench, progress=False, report=lambda line: None)
-    second, _ = teaching.train_teacher(bench, progress=False, report=lambda line: None)
-    assert zoo.state_sha256(first) == zoo.state_sha256(second)
+    checkpoint, trained = zoo.retrain_files(bench.teacher_recipe())
+    assert trained.exists() and not checkpoint.exists()  # trained: kept until the shipped files are written
     assert card["steps"] == 250 and card["recipe"]["train"]["steps"] == 250
     assert [row["step"] for row in card["curve"]] == [50, 100, 150, 200, 250]
+    assert "resumed_from_step" not in card
     zoo.write_shipped("gaussians-mlp", first, card, root=tmp_path)
+    assert not trained.exists() and not trained.with_name(trained.name + ".json").exists()
     loaded = zoo.load_shipped("gaussians-mlp", bench.teacher_recipe(), root=tmp_path)
     assert zoo.state_sha256(loaded) == zoo.state_sha256(first)
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
+    second, _ = teaching.train_teacher(bench, progress=False, report=lambda line: None)  # trains afresh
+    assert zoo.state_sha256(first) == zoo.state_sha256(second)
+
+
+#: A teacher retrain in a child process, slowed down once its first checkpoint is written so that the test can
+#: kill it mid-training (the slowing changes no number: it only sleeps before drawing a batch).
+RETRAIN_CHILD = """
+import sys, time
+import gansurvey.train.gan as gan
+from gansurvey.benchmarks import get_benchmark, teachers
+
+bench = get_benchmark("gaussians-mlp")
+type(bench).shipped_steps = int(sys.argv[1])
+teachers.CARD_SAMPLES, teachers.RESAMPLES = 300, 20
+saved = []
+save, batch = gan.save_checked, gan.UnconditionalTask.batch
+
+
+def save_and_count(*args, **kwargs):
+    saved.append(save(*args, **kwargs))
+    return saved[-1]
+
+
+def slow_batch(self, *args, **kwargs):
+    if saved:
+        time.sleep(0.1)
+    return batch(self, *args, **kwargs)
+
+
+gan.save_checked, gan.UnconditionalTask.batch = save_and_count, slow_batch
+teachers.train_teacher(bench, progress=False)
+"""
+
+
+def test_a_killed_teacher_retrain_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch):  # #21
+    steps = 200
+    bench = gs.get_benchmark("gaussians-mlp")
+    monkeypatch.setattr(type(bench), "shipped_steps", steps)
+    monkeypatch.setattr(teaching, "CARD_SAMPLES", 300)
+    monkeypatch.setattr(teaching, "RESAMPLES", 20)
+    monkeypatch.setenv("GANSURVEY_ARTIFACTS", str(tmp_path / "uninterrupted"))
+    plain, plain_card = teaching.train_teacher(bench, progress=False, report=lambda line: None)
+
+    monkeypatch.setenv("GANSURVEY_ARTIFACTS", str(tmp_path / "killed"))
+    checkpoint, trained = zoo.retrain_files(bench.teacher_recipe())
+    assert checkpoint.is_relative_to(tmp_path / "killed" / "retrain") and checkpoint.name.startswith("gaussians-mlp-")
+    child = subprocess.Popen([sys.executable, "-c", RETRAIN_CHILD, str(steps)], cwd=project_root(),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        sidecar = checkpoint.with_name(checkpoint.name + ".json")  # written last: the checkpoint is whole
+        while not sidecar.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sidecar.exists(), child.communicate()[0] if child.poll() is not None else "no checkpoint in 120 s"
+        time.sleep(0.3)  # a few steps past the checkpoint: their work is lost with the process
+        child.send_signal(signal.SIGKILL)
+        output = child.communicate(timeout=30)[0]
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL, output  # killed, not finished
+    assert checkpoint.exists() and not trained.exists()
+
+    lines = []
+    resumed, card = teaching.train_teacher(bench, progress=False, report=lines.append)
+    assert any(re.fullmatch(rf"gaussians-mlp: resuming from step \d+ of {steps} \(\S+\)", line) for line in lines), \
+        lines
+    assert 0 < card["resumed_from_step"] < steps and card["resumed_from_step"] % (steps // teaching.CHECKPOINTS) == 0
+    assert zoo.state_sha256(resumed) == zoo.state_sha256(plain)  # bit-identical weights
+    assert card["curve"] == plain_card["curve"] and card["quality"] == plain_card["quality"]
+    assert not checkpoint.exists() and trained.exists()
+
+    # killed after training, before the files were written: the trained networks are reused, not trained again
+    monkeypatch.setattr(teaching, "train_gan", lambda *args, **kwargs: pytest.fail("trained again"))
+    lines.clear()
+    again, _ = teaching.train_teacher(bench, progress=False, report=lines.append)
+    assert zoo.state_sha256(again) == zoo.state_sha256(plain)
+    assert any("trained by an earlier run" in line for line in lines), lines
+    zoo.write_shipped("gaussians-mlp", again, card, root=tmp_path / "shipped")
+    assert not any(checkpoint.parent.iterdir())  # nothing left behind once the shipped files are written
+
+
+def test_retrain_files_are_keyed_by_the_recipe(artifacts):
+    recipe = gs.get_benchmark("gaussians-mlp").teacher_recipe()
+    changed = {**recipe, "train": {**recipe["train"], "lr_g": 0.5}}
+    assert zoo.retrain_files(recipe) == zoo.retrain_files(json.loads(json.dumps(recipe)))
+    assert zoo.retrain_files(recipe)[0] != zoo.retrain_files(changed)[0]  # another recipe never resumes this one
+    assert all(path.parent == artifacts / "retrain" for path in zoo.retrain_files(recipe))
 
 
 def test_the_teachers_command_lists_every_shipped_network(capsys):
