@@ -1,4 +1,4 @@
-"""``python -m gansurvey regenerate | tables | latency | strip-injected``.
+"""``python -m gansurvey regenerate [--status] | tables | latency | teachers | strip-injected``.
 
 Every expected failure (a bad argument, a failing notebook, a folder that cannot be written, a papermill error,
 a damaged records file) ends as one line on stderr, ``error: ...``, and exit status 2. Arguments are parsed before
@@ -31,7 +31,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="where the notebooks compute (default: each notebook's own, 'auto': CUDA when present)")
     regen.add_argument("--seed", type=int, help="the base seed injected into every notebook (an integer >= 0; "
                                                 "default: each notebook's own)")
-    regen.add_argument("--force", action="store_true", help="re-run notebooks even when nothing changed")
+    what = regen.add_mutually_exclusive_group()
+    what.add_argument("--force", action="store_true", help="re-run notebooks even when nothing changed")
+    what.add_argument("--status", action="store_true",
+                      help="print each notebook's state (current, stale, missing, failed, foreign records) and why, "
+                           "and run nothing; without --force, regenerate runs every notebook that is not current")
     regen.add_argument("--strict", action="store_true",
                        help="exit with status 2 when 07_survey_tables ran without the records of notebooks 00-06")
     tables = sub.add_parser("tables", help="write the comparison tables (rebuilt from the surveyed works' primary "
@@ -128,7 +132,7 @@ def _terminate(signum, frame) -> None:
 #: What an interrupt keeps, per command.
 KEPT = {
     "regenerate": "notebooks finished before it are kept (results/<profile>/manifest.json); the running one's "
-                  "temporary copy was removed and it re-runs next time",
+                  "temporary copy was removed and the next `regenerate` resumes at it",
     "tables": "tables already written are complete files; re-run to write the rest",
     "latency": "nothing was written",
     "teachers": "files already written are complete (each write is atomic); the network being trained was lost",
@@ -158,7 +162,12 @@ def _run(args: argparse.Namespace) -> int:
                 check_number("--batch-sizes", size, minimum=1, integer=True)
         from gansurvey.config import display_path, results_dir
 
-        if args.command == "regenerate":
+        if args.command == "regenerate" and args.status:
+            from gansurvey.runner import staleness
+
+            for name, state, reasons in staleness(args.profile, only=args.only, device=args.device, seed=args.seed):
+                print(f"{name:24s} {state:15s} {'; '.join(reasons) or 'nothing it depends on changed'}")
+        elif args.command == "regenerate":
             from gansurvey.runner import regenerate
 
             runs = regenerate(args.profile, only=args.only, force=args.force, device=args.device, seed=args.seed,

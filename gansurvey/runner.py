@@ -1,8 +1,11 @@
 """Regenerate the collection: execute the notebooks in order with papermill, write the executed copies and a
-manifest under ``results/<profile>/``, and skip notebooks whose inputs and records have not changed.
+manifest under ``results/<profile>/``, and skip notebooks that are current (:func:`staleness`).
 
-The manifest keeps, per notebook, the SHA-256 of the records file the regeneration wrote, so records written by
-anything else are noticed (:func:`foreign_records`, and a re-run instead of a skip)."""
+Each manifest entry names the files the notebook depends on with their SHA-256 (``depends_on``, computed by
+:mod:`gansurvey.dependencies`), so a change re-runs only the notebooks that read the changed file, and a regeneration
+stopped midway resumes at the first notebook that is not current. The entry also keeps the SHA-256 of the records
+file the regeneration wrote, so records written by anything else are noticed (:func:`foreign_records`, and a re-run
+instead of a skip)."""
 
 from __future__ import annotations
 
@@ -16,13 +19,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from gansurvey.checks import GanSurveyError, check_choice, check_number, check_writable
 from gansurvey.config import DEVICES, artifacts_dir, check_profile, display_path, project_root, results_dir
+from gansurvey.dependencies import PackageGraph, dependency_digests, file_digest
 from gansurvey.io import atomic_write_text
 
 PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "papermill", "nbval")
+
+#: What :func:`staleness` says of a notebook. ``current``: its entry, executed copy and records are as the last
+#: regeneration left them and no file it depends on changed (``regenerate`` skips it); ``stale``: a dependency or a
+#: parameter changed; ``missing``: no entry, executed copy or records; ``failed``: its last run raised;
+#: ``foreign records``: its records file was not written by the regeneration that the entry describes.
+STATES = ("current", "stale", "missing", "failed", "foreign records")
+#: The reason given for an entry written before ``depends_on`` existed: what it depended on is unknown.
+PREDATES_TRACKING = "manifest entry predates dependency tracking"
+#: How many changed files a reason names before it says "and N more".
+SHOWN_CHANGES = 3
 
 
 class NotebookFailed(RuntimeError):
@@ -46,21 +60,11 @@ def available_notebooks(folder: Path | None = None) -> list[str]:
     return sorted(p.stem for p in (folder or notebooks_dir()).glob("*.ipynb"))
 
 
-def package_digest() -> str:
-    """A digest of the gansurvey sources: a code change re-runs the notebooks that depend on it."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.rglob("*.py")):
-        digest.update(path.relative_to(Path(__file__).parent).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def fingerprint(notebook: Path, parameters: dict[str, Any]) -> str:
-    """What decides whether a notebook must be re-run: its file, its parameters and the package."""
-    digest = hashlib.sha256(notebook.read_bytes())
-    digest.update(json.dumps(parameters, sort_keys=True).encode())
-    digest.update(package_digest().encode())
-    return digest.hexdigest()
+def fingerprint(parameters: dict[str, Any], depends_on: dict[str, str | None]) -> str:
+    """What decides whether a notebook must be re-run, in one digest: its parameters and the SHA-256 of every file
+    it depends on (the notebook among them)."""
+    text = json.dumps({"parameters": parameters, "depends_on": depends_on}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def environment() -> dict[str, Any]:
@@ -79,7 +83,7 @@ def environment() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "commit": commit,
+    return {"date": _now(), "commit": commit,
             "device": cuda or f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
             "python": platform.python_version(), "versions": versions}
 
@@ -91,9 +95,28 @@ def notebook_parameter_names(notebook: Path) -> list[str]:
     return list(pm.inspect_notebook(str(notebook)))
 
 
-def records_digest(path: Path) -> str | None:
-    """SHA-256 of a records file, or None when there is none."""
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+class NotebookState(NamedTuple):
+    """One notebook's line of :func:`staleness`: its name, one of :data:`STATES`, and why (empty when current)."""
+
+    notebook: str
+    state: str
+    reasons: tuple[str, ...]
+
+
+def _records_problem(entry: dict | None, path: Path) -> tuple[str, str] | None:
+    """``(state, sentence)`` when the records file at ``path`` is not the one the manifest ``entry`` recorded:
+    ``foreign records`` (written by something else, or unknown to the manifest), ``missing`` (recorded, now gone)."""
+    actual = file_digest(path)
+    if entry is None:
+        if actual is None:
+            return None
+        return "foreign records", f"{display_path(path)} was not written by a regeneration (manifest.json does not " \
+                                  "know it)"
+    if "records_sha256" not in entry or entry["records_sha256"] == actual:
+        return None
+    if actual is None:
+        return "missing", f"{display_path(path)} is missing"
+    return "foreign records", f"{display_path(path)} changed after the last regeneration wrote it"
 
 
 def foreign_records(out: Path) -> list[str]:
@@ -104,30 +127,72 @@ def foreign_records(out: Path) -> list[str]:
         return []
     found = []
     for path in sorted(out.glob("*.csv")):
-        entry = manifest["notebooks"].get(path.stem)
-        if entry is None:
-            found.append(f"{display_path(path)} was not written by a regeneration (manifest.json does not know it)")
-        elif "records_sha256" in entry and entry["records_sha256"] != records_digest(path):
-            found.append(f"{display_path(path)} changed after the last regeneration wrote it")
+        problem = _records_problem(_entry(manifest, path.stem), path)
+        if problem is not None and problem[0] == "foreign records":
+            found.append(problem[1])
     return found
 
 
-def regenerate(profile: str = "quick", only: list[str] | None = None, force: bool = False,
-               device: str | None = None, seed: int | None = None, folder: Path | None = None,
-               out: Path | None = None, kernel_name: str = "python3",
-               report: Callable[[str], None] | None = None, progress: bool = False) -> list[NotebookRun]:
-    """Execute the notebooks (all, or ``only`` these) in order with the profile's parameters injected.
+def _listed(paths: list[str]) -> str:
+    shown = ", ".join(paths[:SHOWN_CHANGES])
+    return shown + (f" and {len(paths) - SHOWN_CHANGES} more" if len(paths) > SHOWN_CHANGES else "")
 
-    Injects ``profile`` (and ``device``/``seed`` when given, into the notebooks that declare them) and, into the
-    notebooks that declare it, ``records_to = "tables"`` so that their records go to ``results/<profile>/<name>.csv``.
-    A notebook is skipped when its file, its parameters, the package and its records file are as the manifest
-    recorded them; records written by anything else (an ad hoc run asked to replace them) make it run again.
-    ``report`` receives one line per notebook (``[i/n] name ...`` with the last run's time as the estimate);
-    ``progress`` shows papermill's per-cell progress bar with the elapsed time.
-    Stops at the first failing notebook with :class:`NotebookFailed` naming it and the failing cell.
-    """
-    import papermill as pm
 
+def _changes(recorded: dict[str, str | None], now: dict[str, str | None]) -> list[str]:
+    """Sentences naming the dependencies that changed between the manifest and now (at most a few files each)."""
+    changed = sorted(key for key in recorded.keys() & now.keys() if recorded[key] != now[key])
+    added = sorted(now.keys() - recorded.keys())
+    dropped = sorted(recorded.keys() - now.keys())
+    reasons = []
+    if changed:
+        reasons.append(f"changed: {_listed(changed)}")
+    if added:
+        reasons.append(f"new dependencies: {_listed(added)}")
+    if dropped:
+        reasons.append(f"no longer dependencies: {_listed(dropped)}")
+    return reasons
+
+
+def _parameter_changes(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    def shown(values: dict[str, Any], key: str) -> str:
+        return repr(values[key]) if key in values else "(the notebook's own)"
+
+    keys = sorted(key for key in recorded.keys() | now.keys() if recorded.get(key, ...) != now.get(key, ...))
+    return [f"parameters changed: {', '.join(f'{k} {shown(recorded, k)} -> {shown(now, k)}' for k in keys)}"] \
+        if keys else []
+
+
+def _judge(name: str, entry: dict | None, target: Path, records: Path, parameters: dict[str, Any],
+           depends_on: dict[str, str | None]) -> NotebookState:
+    """The state of one notebook: what its manifest ``entry`` recorded against the files as they are now."""
+    problem = _records_problem(entry, records)
+    if entry is None:
+        return NotebookState(name, "missing", ("no manifest entry",) + ((problem[1],) if problem else ()))
+    if entry.get("status") == "failed":
+        return NotebookState(name, "failed", (f"its last run failed ({entry.get('error') or 'no error recorded'})",))
+    if entry.get("status") != "ok":
+        return NotebookState(name, "missing", (f"manifest entry has status {entry.get('status')!r}, not 'ok'",))
+    if not target.exists():
+        return NotebookState(name, "missing", (f"no executed copy at {display_path(target)}",))
+    if problem is not None:
+        return NotebookState(name, problem[0], (problem[1],))
+    if not isinstance(entry.get("depends_on"), dict):
+        return NotebookState(name, "stale", (PREDATES_TRACKING,))
+    reasons = _changes(entry["depends_on"], depends_on) + _parameter_changes(entry.get("parameters", {}), parameters)
+    return NotebookState(name, "stale" if reasons else "current", tuple(reasons))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a regeneration (or its status) covers: the notebooks, their folder, the parameters given."""
+
+    folder: Path
+    names: list[str]
+    params: dict[str, Any]
+
+
+def _plan(profile: str, only: list[str] | None, device: str | None, seed: int | None,
+          folder: Path | None) -> _Plan:
     check_profile(profile)
     folder = folder or notebooks_dir()
     names = available_notebooks(folder)
@@ -140,6 +205,50 @@ def regenerate(profile: str = "quick", only: list[str] | None = None, force: boo
         params["device"] = check_choice("device", device, DEVICES)
     if seed is not None:
         params["seed"] = check_number("seed", seed, minimum=0, integer=True)
+    return _Plan(folder, [name for name in names if not only or name in only], params)
+
+
+def _inputs(plan: _Plan, name: str, profile: str, out: Path,
+            graph: PackageGraph) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """One notebook's injected parameters and dependency digests, as they are now."""
+    source = plan.folder / f"{name}.ipynb"
+    return _injected_parameters(source, name, plan.params), dependency_digests(source, profile, out, graph)
+
+
+def staleness(profile: str = "quick", only: list[str] | None = None, device: str | None = None,
+              seed: int | None = None, folder: Path | None = None, out: Path | None = None) -> list[NotebookState]:
+    """Each notebook's state (:data:`STATES`) for ``regenerate`` with the same arguments, in execution order, and
+    why; changes nothing. ``regenerate`` without ``force`` skips exactly the ``current`` ones."""
+    plan = _plan(profile, only, device, seed, folder)
+    out = out or results_dir(profile)
+    manifest = _read_manifest(out / "manifest.json")
+    graph = PackageGraph()
+    states = []
+    for name in plan.names:
+        parameters, depends_on = _inputs(plan, name, profile, out, graph)
+        states.append(_judge(name, _entry(manifest, name), out / "notebooks" / f"{name}.ipynb",
+                             out / f"{name}.csv", parameters, depends_on))
+    return states
+
+
+def regenerate(profile: str = "quick", only: list[str] | None = None, force: bool = False,
+               device: str | None = None, seed: int | None = None, folder: Path | None = None,
+               out: Path | None = None, kernel_name: str = "python3",
+               report: Callable[[str], None] | None = None, progress: bool = False) -> list[NotebookRun]:
+    """Execute the notebooks (all, or ``only`` these) in order with the profile's parameters injected.
+
+    Injects ``profile`` (and ``device``/``seed`` when given, into the notebooks that declare them) and, into the
+    notebooks that declare it, ``records_to = "tables"`` so that their records go to ``results/<profile>/<name>.csv``.
+    A ``current`` notebook (:func:`staleness`) is skipped unless ``force``: a regeneration stopped midway resumes at
+    the first notebook that is not current, since a notebook's executed copy, records and manifest entry are each
+    written whole or not at all. Records written by anything else make a notebook run again.
+    ``report`` receives one line per notebook (``[i/n] name ...`` with why it runs and the last run's time as the
+    estimate); ``progress`` shows papermill's per-cell progress bar with the elapsed time.
+    Stops at the first failing notebook with :class:`NotebookFailed` naming it and the failing cell.
+    """
+    import papermill as pm
+
+    plan = _plan(profile, only, device, seed, folder)
     out = out or results_dir(profile)
     check_writable("results folder", out, "set GANSURVEY_RESULTS to a folder you can write")
     check_writable("executed-notebooks folder", out / "notebooks", "move or delete what is in its place")
@@ -149,44 +258,50 @@ def regenerate(profile: str = "quick", only: list[str] | None = None, force: boo
     manifest = _read_manifest(manifest_path)
     run_env = environment()
     manifest.update(run_env)  # the header describes the last regeneration; each entry the run that wrote it
-    selected = [name for name in names if not only or name in only]
     runs = []
-    for index, name in enumerate(selected, start=1):
-        source = folder / f"{name}.ipynb"
+    for index, name in enumerate(plan.names, start=1):
+        source = plan.folder / f"{name}.ipynb"
         target = out / "notebooks" / f"{name}.ipynb"
         records = out / f"{name}.csv"
-        injected = _injected_parameters(source, name, params)
-        stamp = fingerprint(source, injected)
-        entry = manifest["notebooks"].get(name, {})
-        head = f"[{index}/{len(selected)}] {name}"
-        records_ok = entry.get("records_sha256", records_digest(records)) == records_digest(records)
-        if not force and entry.get("fingerprint") == stamp and entry.get("status") == "ok" and target.exists():
-            if records_ok:
-                say(f"{head}: unchanged, skipped")
-                runs.append(NotebookRun(name, "skipped", 0.0, target))
-                continue
-            say(f"{head}: {display_path(records)} changed after the last regeneration wrote it; running again")
-        estimate = f"about {entry['seconds']:.0f} s last time" if entry.get("seconds") else "no earlier run"
-        say(f"{head}: running ({estimate})")
+        # read now, not once per regeneration: an earlier notebook of this run may have rewritten records this one
+        # reads, and a file edited while an earlier notebook ran must count. Digests are taken before the run, so
+        # a file edited while this notebook runs leaves it stale rather than wrongly current.
+        injected, depends_on = _inputs(plan, name, profile, out, PackageGraph())
+        entry = _entry(manifest, name)
+        state = _judge(name, entry, target, records, injected, depends_on)
+        head = f"[{index}/{len(plan.names)}] {name}"
+        if state.state == "current" and not force:
+            say(f"{head}: current, skipped")
+            runs.append(NotebookRun(name, "skipped", 0.0, target))
+            continue
+        last = (entry or {}).get("seconds")
+        estimate = f"about {last:.0f} s last time" if isinstance(last, int | float) else "no earlier run"
+        why = "forced" if state.state == "current" else f"{state.state} ({'; '.join(state.reasons)})"
+        say(f"{head}: running ({estimate})" if entry is None else f"{head}: {why}; running again ({estimate})")
+        attribution = {"commit": run_env["commit"], "device": run_env["device"]}
         started = time.perf_counter()
         try:
-            _execute(pm, source, target, injected, folder, kernel_name, progress, name)
+            _execute(pm, source, target, injected, plan.folder, kernel_name, progress, name)
         except pm.PapermillExecutionError as exc:
-            manifest["notebooks"][name] = {"status": "failed", "fingerprint": None, "error": f"{exc.ename}"}
+            manifest["notebooks"][name] = {"status": "failed", "fingerprint": None, "error": f"{exc.ename}",
+                                           "parameters": injected, **attribution, "date": _now()}
             atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
             evalue = (str(exc.evalue).strip().splitlines() or [""])[0]
             raise NotebookFailed(f"notebook {name!r} failed in cell {exc.exec_count}: {exc.ename}: {evalue}") \
                 from exc
         seconds = time.perf_counter() - started
-        manifest["notebooks"][name] = {"status": "ok", "fingerprint": stamp, "seconds": round(seconds, 1),
+        manifest["notebooks"][name] = {"status": "ok", "fingerprint": fingerprint(injected, depends_on),
+                                       "depends_on": depends_on, "seconds": round(seconds, 1),
                                        "parameters": injected, "output": str(target.relative_to(out)),
-                                       "records_sha256": records_digest(records), "commit": run_env["commit"],
-                                       "device": run_env["device"],
-                                       "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+                                       "records_sha256": file_digest(records), **attribution, "date": _now()}
         atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
         say(f"{head}: done in {seconds:.1f} s")
         runs.append(NotebookRun(name, "ran", seconds, target))
     return runs
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _injected_parameters(source: Path, name: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -262,3 +377,10 @@ def _read_manifest(path: Path) -> dict:
     except (OSError, ValueError):
         pass
     return {"notebooks": {}}
+
+
+def _entry(manifest: dict, name: str) -> dict | None:
+    """The manifest's entry for ``name``; None when there is none, or something other than a JSON object stands in
+    its place (a hand-edited manifest), which a run then replaces."""
+    entry = manifest["notebooks"].get(name)
+    return entry if isinstance(entry, dict) else None

@@ -9,6 +9,13 @@ import pytest
 from gansurvey import cli, runner
 from gansurvey.checks import GanSurveyError
 from gansurvey.config import display_path
+from gansurvey.dependencies import file_digest
+
+
+def _only_the_notebook(monkeypatch):
+    """Others may edit the package while these tests run: the notebooks here depend on themselves only."""
+    monkeypatch.setattr(runner, "dependency_digests",
+                        lambda source, profile, records, graph: {f"notebooks/{source.name}": file_digest(source)})
 
 
 def _notebook(path, body, parameters='profile = "quick"\nseed = 0'):
@@ -30,7 +37,7 @@ def collection(tmp_path):
 
 
 def test_regenerate_runs_injects_parameters_and_skips_unchanged(collection, tmp_path, capfd, monkeypatch):
-    monkeypatch.setattr(runner, "package_digest", lambda: "fixed")  # others may edit the package meanwhile
+    _only_the_notebook(monkeypatch)
     out = tmp_path / "results"
     lines = []
     runs = runner.regenerate("full", only=["00_first"], folder=collection, out=out, seed=7, device="cpu",
@@ -52,7 +59,7 @@ def test_regenerate_runs_injects_parameters_and_skips_unchanged(collection, tmp_
     assert manifest["notebooks"]["00_first"]["parameters"] == {"profile": "full", "seed": 7}
     again = runner.regenerate("full", only=["00_first"], folder=collection, out=out, seed=7, device="cpu",
                               report=lines.append)
-    assert again[0].status == "skipped" and lines[-1] == "[1/1] 00_first: unchanged, skipped"
+    assert again[0].status == "skipped" and lines[-1] == "[1/1] 00_first: current, skipped"
     changed = runner.regenerate("full", only=["00_first"], folder=collection, out=out, seed=8)
     assert changed[0].status == "ran"
 
@@ -101,7 +108,7 @@ def test_adhoc_papermill_run_leaves_the_regeneration_records_alone(tmp_path, mon
 
     results = tmp_path / "results"
     monkeypatch.setenv("GANSURVEY_RESULTS", str(results))  # the kernels inherit it
-    monkeypatch.setattr(runner, "package_digest", lambda: "fixed")  # others may edit the package meanwhile
+    _only_the_notebook(monkeypatch)
     folder = tmp_path / "notebooks"
     folder.mkdir()
     _notebook(folder / "05_recording.ipynb", RECORDING, RECORDING_PARAMETERS)
@@ -112,7 +119,7 @@ def test_adhoc_papermill_run_leaves_the_regeneration_records_alone(tmp_path, mon
     assert "seed 0" in regenerated
     manifest = json.loads((out / "manifest.json").read_text())["notebooks"]["05_recording"]
     assert manifest["parameters"]["records_to"] == "tables"
-    assert manifest["records_sha256"] == runner.records_digest(records)
+    assert manifest["records_sha256"] == file_digest(records)
 
     # an ad hoc run with other parameters writes elsewhere and says so with a path relative to the project
     adhoc = pm.execute_notebook(str(folder / "05_recording.ipynb"), str(tmp_path / "adhoc.ipynb"),
@@ -130,7 +137,8 @@ def test_adhoc_papermill_run_leaves_the_regeneration_records_alone(tmp_path, mon
     assert runner.foreign_records(out) == [f"{display_path(records)} changed after the last regeneration wrote it"]
     lines = []
     assert runner.regenerate("quick", folder=folder, out=out, report=lines.append)[0].status == "ran"
-    assert "changed after the last regeneration wrote it; running again" in lines[0]
+    assert lines[0].startswith(f"[1/1] 05_recording: foreign records ({display_path(records)} changed after the "
+                               "last regeneration wrote it); running again (about ")
     assert records.read_text() == regenerated
 
 
