@@ -33,16 +33,20 @@ def check_number(
     maximum: float | None = None,
     below: float | None = None,
     integer: bool = False,
+    above: float | None = None,
 ) -> Any:
     """Return ``value`` if it is a real number (an int when ``integer``) within the given bounds.
 
-    ``minimum`` and ``maximum`` are inclusive, ``below`` is an exclusive upper bound.
+    ``minimum`` and ``maximum`` are inclusive, ``above`` and ``below`` are exclusive lower and upper bounds (a
+    fraction in (0, 1] is ``above=0, maximum=1``, which the error states as "> 0", not as a tiny minimum).
     """
     kind = "an integer" if integer else "a number"
     wanted = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, wanted):
         raise GanSurveyError(f"{what} must be {kind}, got {value!r} ({type(value).__name__})")
     bounds = []
+    if above is not None:
+        bounds.append(f"> {above}")
     if minimum is not None:
         bounds.append(f">= {minimum}")
     if maximum is not None:
@@ -50,7 +54,8 @@ def check_number(
     if below is not None:
         bounds.append(f"< {below}")
     if (
-        (minimum is not None and value < minimum)
+        (above is not None and value <= above)
+        or (minimum is not None and value < minimum)
         or (maximum is not None and value > maximum)
         or (below is not None and value >= below)
     ):
@@ -104,4 +109,4 @@ def display_path(path: str | os.PathLike) -> str:
         pass
     if not path.is_absolute():
         return path.as_posix()
-    return ".../" + "/".join(resolved.parts[-3:])
+    return ".../" + "/".join(resolved.parts[1:][-3:])  # never the root itself: /tmp is .../tmp, not ...///tmp

@@ -66,7 +66,7 @@ class Param:
 
     ``kind`` is ``"str"``, ``"int"``, ``"float"``, ``"bool"`` or ``"list"`` (of ``item``: ``"str"``, ``"int"`` or
     ``"float"``). ``choices`` restricts strings and numbers (or list items); ``minimum``/``maximum`` (inclusive)
-    and ``below`` (exclusive) bound numbers (or list items). ``optional`` allows ``None``, which means the
+    and ``above``/``below`` (exclusive) bound numbers (or list items). ``optional`` allows ``None``, which means the
     profile's default. ``choices`` may be a callable returning the allowed values, so heavy modules load only
     when checked.
     ``folder`` marks a string naming a data folder: it must exist and be in one of the layouts of
@@ -81,6 +81,7 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     below: float | None = None
+    above: float | None = None
     optional: bool = False
     nonempty: bool = True
     folder: bool = False
@@ -170,8 +171,8 @@ def with_folder_parameters(spec: dict[str, Param]) -> dict[str, Param]:
 #: Every notebook's parameters, in the order of its parameters cell (a test keeps the two in step).
 #: ``03_low_rank``'s methods and rank lists (fractions of a layer's full rank, or integer ranks in a grid).
 _LOWRANK_METHODS = ("svd", "tucker2", "cp")
-_RANK_FRACTIONS = dict(item="float", minimum=1e-9, maximum=1.0)
-_RANK_GRID = dict(item="float", minimum=1e-9, optional=True, nonempty=False)
+_RANK_FRACTIONS = dict(item="float", above=0, maximum=1.0)
+_RANK_GRID = dict(item="float", above=0, optional=True, nonempty=False)
 
 #: ``05_encoding``'s own parameters (beside those of :data:`COMMON`).
 _ENCODING: dict[str, Param] = {
@@ -340,7 +341,8 @@ def check_value(name: str, value: Any, spec: Param) -> Any:
 
 def _check_folder(name: str, value: Any) -> str:
     """A data folder parameter: an existing folder in a known layout (:func:`gansurvey.data.folders.detect_layout`),
-    returned as a string; a relative path is read from the working directory, which the error names."""
+    returned as a string; a relative path is read from the working directory, which the error names as
+    :func:`~gansurvey.checks.display_path` shows it (never the machine's absolute path)."""
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str) or not value.strip():
@@ -352,7 +354,9 @@ def _check_folder(name: str, value: Any) -> str:
     try:
         detect_layout(path)
     except GanSurveyError as exc:
-        where = "" if path.is_absolute() else f" (a relative path, read from {Path.cwd()})"
+        cwd = display_path(Path.cwd())
+        folder = "the project folder" if cwd == "." else f"the working directory {cwd}"
+        where = "" if path.is_absolute() else f" (a relative path, read from {folder})"
         raise GanSurveyError(f"parameter {name}{where}: {exc}") from None
     return str(path)
 
@@ -376,7 +380,7 @@ def _check_scalar(name: str, value: Any, kind: str, spec: Param) -> Any:
             math.isfinite(value):
         raise GanSurveyError(f"parameter {name} must be a finite number, got {value!r}")
     value = check_number(f"parameter {name}", value, minimum=spec.minimum, maximum=spec.maximum, below=spec.below,
-                         integer=kind == "int")
+                         above=spec.above, integer=kind == "int")
     allowed = spec.allowed()
     if allowed is not None and value not in allowed:
         raise GanSurveyError(f"parameter {name}: unknown value {value!r}; allowed: {', '.join(map(repr, allowed))}")
@@ -394,7 +398,7 @@ def _check_list(name: str, value: Any, spec: Param) -> list:
     if spec.nonempty and not value:
         raise GanSurveyError(f"parameter {name} must name at least one value, got an empty list")
     item = Param(spec.item or "str", spec.description, choices=spec.choices, minimum=spec.minimum,
-                 maximum=spec.maximum, below=spec.below)
+                 maximum=spec.maximum, below=spec.below, above=spec.above)
     checked = []
     for element in value:
         if isinstance(element, list | dict):

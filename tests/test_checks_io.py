@@ -17,7 +17,8 @@ def test_check_choice_names_value_and_allowed():
 @pytest.mark.parametrize(
     ("value", "kwargs", "pattern"),
     [(-1, {"minimum": 0}, ">= 0, got -1"), (1.5, {"integer": True}, "integer"), ("3", {}, "number"),
-     (True, {}, "number"), (1.0, {"below": 1.0}, "< 1.0")],
+     (True, {}, "number"), (1.0, {"below": 1.0}, "< 1.0"), (0, {"above": 0, "maximum": 1}, r"> 0 and <= 1, got 0$"),
+     (-0.5, {"above": 0}, r"must be a number > 0, got -0.5$")],
 )
 def test_check_number_rejects(value, kwargs, pattern):
     with pytest.raises(GanSurveyError, match=pattern):
@@ -127,3 +128,9 @@ def test_display_path_never_shows_the_machine(tmp_path, monkeypatch):
     assert display_path(tmp_path / "home" / "runs" / "quick") == "~/runs/quick"
     assert display_path(tmp_path / "elsewhere" / "quick") == f".../{tmp_path.name}/elsewhere/quick"
     assert display_path(Path("rel") / "x.csv").endswith("rel/x.csv")
+    assert display_path(Path("/tmp")) == ".../tmp"  # a short path outside both: its parts, not the root twice
+
+
+def test_check_number_above_is_an_exclusive_lower_bound():
+    assert check_number("x", 1e-12, above=0) == 1e-12
+    assert check_number("x", 1, above=0, maximum=1) == 1

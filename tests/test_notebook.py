@@ -95,6 +95,13 @@ def test_precision_notebook_parameters_are_checked(name, value, pattern):
         params.check_parameters("04_precision", bit=[8])
 
 
+@pytest.mark.parametrize("name", ["sensitivity_ranks", "matched_ranks", "svd_ranks", "cp_ranks"])
+def test_a_rank_must_be_greater_than_zero_and_the_error_says_so_plainly(name):  # #21: it printed ">= 1e-09"
+    with pytest.raises(GanSurveyError, match=rf"parameter {name} must be a number > 0( and <= 1.0)?, got 0$"):
+        params.check_parameters("03_low_rank", **{name: [0]})
+    assert params.check_parameters("03_low_rank", **{name: [1e-12]}) == {name: [1e-12]}  # any positive fraction
+
+
 def test_optional_parameters_accept_none_and_save_is_a_bool():
     assert params.check_parameters("02_distillation", widths=None, seeds="[0, 1]") == {"widths": None,
                                                                                        "seeds": [0, 1]}

@@ -181,6 +181,27 @@ def test_notebook_parameters_refuses_a_missing_data_root_before_any_work(noteboo
         params.notebook_parameters(notebook, relative)
 
 
+def test_a_relative_data_root_error_names_the_working_directory_without_the_machine(tmp_path, monkeypatch):  # #21
+    from gansurvey.config import project_root
+
+    outside = tmp_path / "class" / "week1"
+    outside.mkdir(parents=True)
+    monkeypatch.chdir(outside)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # outside the home folder too, wherever tmp_path lies
+    with pytest.raises(GanSurveyError) as refused:
+        params.check_parameters("01_pruning", data_root="no/such/folder")
+    message = str(refused.value)
+    assert str(tmp_path) not in message and "//" not in message
+    assert message.startswith("parameter data_root (a relative path, read from the working directory "
+                              f".../{tmp_path.name}/class/week1): no/such/folder")
+    monkeypatch.chdir(project_root() / "notebooks")  # where JupyterLab runs a notebook
+    with pytest.raises(GanSurveyError, match=r"read from the working directory notebooks\): no/such/folder"):
+        params.check_parameters("01_pruning", data_root="no/such/folder")
+    monkeypatch.chdir(project_root())
+    with pytest.raises(GanSurveyError, match=r"read from the project folder\): no/such/folder"):
+        params.check_parameters("01_pruning", data_root="no/such/folder")
+
+
 # ------------------------------------------------------------------------- package functions on folder benchmarks
 
 
