@@ -8,6 +8,7 @@ import random
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,6 +51,56 @@ def results_dir(profile: str) -> Path:
 def data_dir() -> Path:
     """The committed ``data/`` folder (literature table, energy table)."""
     return project_root() / "data"
+
+
+#: The environment variable that turns every progress bar off (``0``) or on (``1``, the default).
+PROGRESS_ENV = "GANSURVEY_PROGRESS"
+_PROGRESS_VALUES = {"1": True, "true": True, "on": True, "yes": True, "0": False, "false": False, "off": False,
+                    "no": False}
+
+
+def progress_enabled() -> bool:
+    """Whether progress bars show: ``GANSURVEY_PROGRESS`` is ``1`` (the default) or ``0``, which turns every bar
+    off (the notebooks' loops and the training steps alike): for runs whose outputs are kept, such as the
+    regeneration of the committed notebooks, where a bar's updates would be stored in the cells."""
+    value = os.environ.get(PROGRESS_ENV, "1").strip().lower()
+    if value not in _PROGRESS_VALUES:
+        raise GanSurveyError(f"{PROGRESS_ENV} must be 1 (progress bars, the default) or 0 (none), got "
+                             f"{os.environ[PROGRESS_ENV]!r}")
+    return _PROGRESS_VALUES[value]
+
+
+def progress_bar(iterable: Any = None, **kwargs: Any):
+    """A tqdm bar (``kwargs`` are tqdm's) of the kind that shows where the code runs: tqdm's notebook widget in a
+    Jupyter kernel driven by a person (JupyterLab) where ipywidgets is installed, the text bar otherwise (a
+    terminal; papermill, whose executed file would keep a widget's state but never draw it, and whose
+    ``--log-output`` shows text; a kernel without ipywidgets, where tqdm.auto would warn in every notebook).
+    Disabled when ``kwargs`` say so or :func:`progress_enabled` is false."""
+    if not progress_enabled():
+        kwargs["disable"] = True
+    if not kwargs.get("disable") and _interactive_kernel():
+        try:
+            import ipywidgets  # noqa: F401 - tqdm.notebook imports without it, then fails at the first bar
+            from tqdm.notebook import tqdm
+        except ImportError:  # the text bar, which a notebook shows too
+            from tqdm import tqdm
+    else:
+        from tqdm import tqdm
+    return tqdm(iterable, **kwargs)
+
+
+def _interactive_kernel() -> bool:
+    """Whether this runs in a Jupyter kernel that a person drives, not one papermill drives (papermill injects a
+    cell whose first line is ``# Parameters``; it stays in the kernel's input history ``In``)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or "IPKernelApp" not in shell.config:
+        return False
+    history = shell.user_ns.get("In") or []
+    return not any(isinstance(source, str) and source.lstrip().startswith("# Parameters") for source in history)
 
 
 def check_profile(profile: str) -> str:

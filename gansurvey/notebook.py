@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from gansurvey.checks import GanSurveyError, check_choice, check_number, check_writable
-from gansurvey.config import DEVICES, PROFILES, display_path, results_dir
+from gansurvey.config import DEVICES, PROFILES, display_path, progress_bar, results_dir
 from gansurvey.io import atomic_write_text
 
 #: Where a notebook's records go: ``"adhoc"`` (the default of every parameters cell) or ``"tables"`` (what
@@ -727,23 +727,11 @@ def measure_options(bench: Any) -> dict[str, Any]:
 def progress(iterable: Any, desc: str, total: int | None = None):
     """``iterable`` with a progress bar for a notebook's long loop: steps done, elapsed and remaining time.
 
-    tqdm's notebook bar (a widget) where ipywidgets is installed, its text bar otherwise: the text bar shows in a
-    notebook too, and tqdm.auto's fallback would print a warning about the missing widgets in every notebook.
+    tqdm's notebook bar (a widget) in JupyterLab, its text bar under papermill or without ipywidgets, none with
+    ``GANSURVEY_PROGRESS=0`` (:func:`gansurvey.config.progress_bar`).
 
     Example:
         >>> for bench in progress(benches, "pruning sweeps"):  # doctest: +SKIP
         ...     ...
     """
-    try:
-        import ipywidgets  # noqa: F401
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        in_kernel = shell is not None and "IPKernelApp" in shell.config
-    except ImportError:
-        in_kernel = False
-    if in_kernel:
-        from tqdm.notebook import tqdm
-    else:
-        from tqdm import tqdm
-    return tqdm(iterable, desc=desc, total=total, mininterval=1.0, leave=True)
+    return progress_bar(iterable, desc=desc, total=total, mininterval=1.0, leave=True)

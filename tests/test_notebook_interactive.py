@@ -119,3 +119,52 @@ def test_family_notebooks_show_progress_over_their_long_loops():
     for name in ("01_pruning", "02_distillation", "03_low_rank", "04_precision", "05_encoding", "06_combinations"):
         nb = nbformat.read(project_root() / "notebooks" / f"{name}.ipynb", as_version=4)
         assert any(" in progress(" in c.source for c in nb.cells if c.cell_type == "code"), name
+
+
+class _Kernel:
+    """What progress_bar reads of an IPython kernel: its config and its input history."""
+
+    def __init__(self, history: list[str]) -> None:
+        self.config = {"IPKernelApp": {}}
+        self.user_ns = {"In": history}
+
+
+@pytest.mark.parametrize(("history", "widget"), [
+    (["", 'profile = "quick"'], True),  # JupyterLab: tqdm's notebook widget (ipywidgets is pinned)
+    (["", '# Parameters\nprofile = "full"\n', 'profile = "quick"'], False),  # papermill: text, which its log shows
+])
+def test_the_bar_is_the_widget_in_jupyterlab_and_text_under_papermill(monkeypatch, history, widget):
+    import IPython
+    from tqdm.notebook import tqdm_notebook
+
+    from gansurvey.config import progress_bar
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: _Kernel(history))
+    bar = progress_bar(range(2), desc="sweeps")
+    try:
+        assert isinstance(bar, tqdm_notebook) == widget
+        assert list(bar) == [0, 1]
+    finally:
+        bar.close()
+
+
+def test_gansurvey_progress_0_turns_every_bar_off(monkeypatch, capsys):
+    import torch
+
+    from gansurvey.models import generators
+    from gansurvey.train.gan import TrainConfig, UnconditionalTask, train_gan
+
+    def train():
+        g, d = generators.MLPGenerator(hidden=8, depth=1), generators.MLPDiscriminator(hidden=8, depth=1)
+        train_gan(g, d, UnconditionalTask(torch.randn(32, 2)), TrainConfig(steps=2, batch_size=8, progress=True))
+
+    train()
+    assert "train" in capsys.readouterr().err  # the training bar, asked for and allowed
+    monkeypatch.setenv("GANSURVEY_PROGRESS", "0")
+    assert list(params.progress(iter(range(3)), "sweeps", total=3)) == [0, 1, 2]
+    train()
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("GANSURVEY_PROGRESS", "maybe")
+    with pytest.raises(GanSurveyError, match=r"GANSURVEY_PROGRESS must be 1 \(progress bars, the default\) or 0 "
+                                             r"\(none\), got 'maybe'"):
+        params.progress(range(3), "sweeps")

@@ -38,9 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from gansurvey.checks import GanSurveyError, check_number
+from gansurvey.config import progress_bar
 from gansurvey.data.folders import PairedFolder, UnpairedFolder, step_loader
 from gansurvey.io import CorruptFileError, load_checked, save_checked
 
@@ -317,8 +317,8 @@ def _loop(run: _Run, step_fn: Callable[..., dict[str, torch.Tensor]], checkpoint
         log.info("resuming %s from step %d of %d (%s)", run.desc, start, config.steps, checkpoint)
     loader = step_loader(run.dataset, config.batch_size, config.steps, config.seed, start, config.num_workers,
                          pin_memory=device.type == "cuda")
-    bar = tqdm(total=config.steps, initial=start, disable=not config.progress, desc=run.desc, mininterval=2.0,
-               leave=False)
+    bar = progress_bar(total=config.steps, initial=start, disable=not config.progress, desc=run.desc,
+                       mininterval=2.0, leave=False)
     slot = 0
     try:
         for step, (real_a, real_b) in enumerate(loader, start):

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from gansurvey.checks import GanSurveyError, check_number, check_writable
+from gansurvey.config import progress_bar
 from gansurvey.io import CorruptFileError, load_checked, remove_checked, save_checked
 
 
@@ -196,8 +196,8 @@ def train_gan(
             log, running, start = saved["log"], saved["running"], saved["step"]
             if on_resume is not None:
                 on_resume(start)
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not config.progress,
-               leave=False, mininterval=2.0, desc="train")
+    bar = progress_bar(range(start, config.steps), initial=start, total=config.steps, disable=not config.progress,
+                       leave=False, mininterval=2.0, desc="train")
     for step in bar:
         inputs, real = (t.to(device) for t in task.batch(generator, config.batch_size, rng))
         fake = generator(inputs)
