@@ -68,3 +68,31 @@ def test_working_copy_keeps_outputs_and_refuses_to_overwrite_or_target_notebooks
     with pytest.raises(GanSurveyError, match="unknown notebook"):
         teaching.copy_notebooks(tmp_path / "other", names=["99_nope"])
     assert not Path(tmp_path / "other").exists()
+
+
+#: The cheapest run 01_pruning allows: the 2-D toy alone, one point per sweep, a few training steps.
+CHEAP_01 = {"profile": "quick", "device": "cpu", "benchmarks": ["gaussians-mlp"], "sparsities": [0.5],
+            "channel_ratios": [0.5], "toy_sparsities": [0.5], "finetune_steps": 10, "lottery_rounds": 1,
+            "lottery_steps": 10}
+
+
+def test_the_exercise_edition_executes(tmp_path, monkeypatch):  # #24: built by its command, then run as a class would
+    import papermill as pm
+
+    monkeypatch.setenv("GANSURVEY_RESULTS", str(tmp_path / "results"))  # the kernel inherits these
+    monkeypatch.setenv("GANSURVEY_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("GANSURVEY_PROGRESS", "0")
+    # one torch thread in the kernel: on a busy 2-core machine two threads spin-wait for each other (this run took
+    # 150 s so, 13 s with one thread)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    edition = tmp_path / "exercises"
+    assert teaching.main([str(edition), "--exercises", "--only", "01_pruning"]) == 0
+    executed = pm.execute_notebook(str(edition / "01_pruning.ipynb"), str(tmp_path / "executed.ipynb"),
+                                   parameters=CHEAP_01, cwd=str(edition), kernel_name="python3", progress_bar=False)
+    tags = [set(c.metadata.get("tags", [])) for c in executed.cells]
+    assert any(teaching.EXERCISE_TAG in t for t in tags) and not any(teaching.SOLUTION_TAG in t for t in tags)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert not any("%|" in o.get("text", "") for o in outputs)  # GANSURVEY_PROGRESS=0 reached the kernel
+    records = list((tmp_path / "results" / "quick" / "adhoc").glob("01_pruning-*.csv"))  # a hand run's records
+    assert len(records) == 1 and "gaussians-mlp" in records[0].read_text()
