@@ -40,8 +40,8 @@ CARD_SAMPLES = 2000
 CURVE_POINTS = 12
 #: Bootstrap resamples of the final quality's interval.
 RESAMPLES = 200
-#: Training checkpoints along a teacher's retrain: an interrupt loses at most this fraction's inverse of the run,
-#: and writing a small teacher's state this often costs far less than its quality checks.
+#: Training checkpoints along a teacher's retrain: an interrupt loses at most 1/20 of the run's steps, and writing
+#: a small teacher's state this often costs far less than its quality checks.
 CHECKPOINTS = 20
 
 
