@@ -28,6 +28,7 @@ import torch
 
 from gansurvey import zoo
 from gansurvey.benchmarks.base import TEACHER_SEED, TEACHER_THREADS, Benchmark, monitor_interval
+from gansurvey.checks import check_writable
 from gansurvey.config import PROFILE_SETTINGS, code_commit, display_path, seed_everything
 from gansurvey.io import CorruptFileError, load_checked, save_checked
 from gansurvey.metrics.curves import curve_plateau
@@ -70,6 +71,8 @@ def train_teacher(bench: Benchmark, progress: bool = True, report: Callable[[str
     steps = bench.shipped_steps
     recipe = bench.teacher_recipe()
     checkpoint, trained = zoo.retrain_files(recipe)
+    # before any work: a retrain that cannot keep its checkpoints would lose its training at the first interrupt
+    check_writable("artifacts folder", checkpoint.parent, "set GANSURVEY_ARTIFACTS to a folder you can write")
     meta = zoo.cache_key(**recipe)
     config = bench.teacher_config(steps, TEACHER_SEED, progress)
     config = dataclasses.replace(config, monitor_every=monitor_interval(steps, CURVE_POINTS, config.log_every))

@@ -216,6 +216,15 @@ def test_a_killed_teacher_retrain_resumes_to_the_weights_of_an_uninterrupted_one
     assert not any(checkpoint.parent.iterdir())  # nothing left behind once the shipped files are written
 
 
+def test_a_retrain_refuses_an_unwritable_artifacts_folder_before_training(tmp_path, monkeypatch):  # #21
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("GANSURVEY_ARTIFACTS", str(tmp_path / "a-file" / "artifacts"))
+    monkeypatch.setattr(teaching, "train_gan", lambda *args, **kwargs: pytest.fail("trained first"))
+    with pytest.raises(GanSurveyError, match=r"artifacts folder .*a-file/artifacts/retrain cannot be written "
+                                             r"\(Not a directory\); set GANSURVEY_ARTIFACTS"):
+        teaching.train_teacher(gs.get_benchmark("gaussians-mlp"), progress=False, report=lambda line: None)
+
+
 def test_retrain_files_are_keyed_by_the_recipe(artifacts):
     recipe = gs.get_benchmark("gaussians-mlp").teacher_recipe()
     changed = {**recipe, "train": {**recipe["train"], "lr_g": 0.5}}
