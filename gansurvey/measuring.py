@@ -84,6 +84,7 @@ def measure(
         inception_samples = None  # a benchmark ranked by the Inception FID (the folder ones) always gets it
     quality = bench.quality(model, profile=profile, seed=seed, device=str(dev), inception_samples=inception_samples)
     resamples = evaluation_resamples(model, bench, profile, seed)
+    validation = bench.validation_score(model, profile, seed, device=str(dev))
     chain = compression_chain(generator)
     return Measurement(
         notebook=notebook, benchmark=bench.name, technique=technique,
@@ -98,6 +99,7 @@ def measure(
         latency_ms=float(latency["median_ms"].iloc[0]), latency_batch=latency_batch,
         primary_metric=bench.primary_metric, primary_value=quality.get(bench.primary_metric),
         higher_is_better=bench.higher_is_better, **quality, primary_resamples=resamples,
+        validation_value=None if validation is None else float(validation),
         engine=engine, commit=code_commit(),
     )
 

@@ -92,6 +92,9 @@ class Measurement:
     #: bootstrap resamples of ``primary_value`` over the evaluation samples (its evaluation noise, read by the
     #: claims' decision rule), a JSON list in the CSV
     primary_resamples: list[float] | None = None
+    #: the primary metric on a second set of evaluation samples, apart from the reported ones
+    #: (``Benchmark.validation_score``): what operating points and best variants are chosen on
+    validation_value: float | None = None
     #: the engines that ran the layers while the latency was timed (``;``-separated): ``torch-dense``,
     #: ``torch-factorized``, ``reference-dense`` (decoded to float), ``triton-*``, ``fbgemm-int8``...
     engine: str | None = None

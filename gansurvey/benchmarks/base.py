@@ -17,6 +17,9 @@ from gansurvey.models.generators import Generator
 from gansurvey.train.gan import PairedTask, TrainConfig, UnconditionalTask
 
 EVAL_SEED_OFFSET = 10_000  # evaluation noise never coincides with training noise
+#: Added to a record's seed to draw its validation samples: noise that no reported score is computed on (seeds of
+#: records stay far below it).
+VALIDATION_SEED_OFFSET = 1_000_000
 #: The shipped teachers' training seed and thread count (a run is bit-identical only for the same thread count).
 TEACHER_SEED = 0
 TEACHER_THREADS = 1
@@ -63,12 +66,15 @@ class Benchmark:
         """How many evaluation samples asking for ``n`` gives (a fixed test split may hold fewer)."""
         return n
 
-    @torch.no_grad()
     def generate(self, generator: nn.Module, n: int, seed: int = 0, device: str = "cpu") -> torch.Tensor:
         """``n`` outputs of ``generator`` on the benchmark's fixed evaluation inputs, on the CPU."""
+        return self.outputs(generator, self.eval_inputs(n, seed), device)
+
+    @torch.no_grad()
+    def outputs(self, generator: nn.Module, inputs: torch.Tensor, device: str = "cpu") -> torch.Tensor:
+        """``generator``'s outputs on ``inputs``, computed in chunks on ``device``, returned on the CPU."""
         generator = generator.eval().to(device)
-        outs = [generator(x.to(device)).cpu() for x in self.eval_inputs(n, seed).split(250)]
-        return torch.cat(outs)
+        return torch.cat([generator(x.to(device)).cpu() for x in inputs.split(250)])
 
     def teacher_steps(self, profile: str = "quick") -> int:
         """Steps the teacher trained for (the same in every profile for a shipped teacher)."""
@@ -113,6 +119,16 @@ class Benchmark:
         """Every quality metric that applies to this benchmark, as a dict of Measurement field values, on
         ``samples`` evaluation samples (default: the ``profile``'s ``eval_samples``)."""
         raise NotImplementedError
+
+    def validation_score(self, generator: nn.Module, profile: ProfileSettings, seed: int = 0,
+                         device: str = "cpu") -> float | None:
+        """The primary metric on a second set of evaluation samples, drawn apart from the reported ones (here:
+        fresh noise, seed offset by :data:`VALIDATION_SEED_OFFSET`). Operating points and best variants are
+        chosen on it (:func:`gansurvey.claims.selection.select_best`), so that the samples a number is reported
+        on did not also choose it. ``None`` where the benchmark has no second set."""
+        quality = self.quality(generator, profile=profile, seed=seed + VALIDATION_SEED_OFFSET, device=device,
+                               inception_samples=0)
+        return quality.get(self.primary_metric)
 
     def quality_bootstrap(self, generator: nn.Module, samples: int, resamples: int = 200,
                           seed: int = 0) -> np.ndarray:

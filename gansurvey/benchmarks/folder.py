@@ -140,6 +140,12 @@ class FolderBenchmark(Benchmark):
         check_number("number of evaluation targets", n, minimum=1, maximum=self._test_count(1), integer=True)
         return self._test_images(1, n)
 
+    def validation_score(self, generator: nn.Module, profile: ProfileSettings, seed: int = 0,
+                         device: str = "cpu") -> float | None:
+        """None: the test split is the only held-out set, and a second Inception FID would double the slowest
+        measurement; choices on these benchmarks fall back to seeds (see claims.selection)."""
+        return None
+
     @torch.no_grad()
     def generate(self, generator: nn.Module, n: int, seed: int = 0, device: str = "cpu") -> torch.Tensor:
         """``n`` outputs of ``generator`` on the first ``n`` test inputs, computed in chunks, on the CPU."""

@@ -4,8 +4,8 @@ Taking the best of several arms and reporting its score on the same samples repo
 (selection bias, the winner's curse). :func:`select_best` chooses on one part of the records and hands back the
 other part for reporting:
 
-1. records that carry a :data:`SPLIT_COLUMN` with ``validation`` and ``test`` rows: choose on validation, report
-   on test;
+1. records that carry a :data:`VALIDATION_COLUMN` (the primary metric on a second set of evaluation samples,
+   ``Benchmark.validation_score``): choose on it, report ``primary_value``, so every seed stays in the report;
 2. else ``selection_seeds``: choose on those seeds, report on the others;
 3. else the choice is made on the reported numbers, and :attr:`Selection.honest` is false: a verdict resting on
    it is at most *indicative* (:func:`held_back`).
@@ -22,8 +22,9 @@ import pandas as pd
 
 from gansurvey.claims.verdict import Verdict
 
-#: The column that will tell validation from test records once the measurement layer writes it.
-SPLIT_COLUMN = "split"
+#: The records' column with the primary metric on the validation samples (``Measurement.validation_value``).
+VALIDATION_COLUMN = "validation_value"
+VALIDATION_BASIS = "chosen on separate validation samples, reported on the evaluation samples"
 ON_REPORTED = "selected on the reported samples: indicative"
 
 
@@ -48,15 +49,18 @@ def select_best(rows: pd.DataFrame, label: str, higher_is_better: bool,
         >>> s = select_best(rows, "arm", higher_is_better=True, selection_seeds=[0])
         >>> s.choice, s.report["seed"].tolist(), s.honest
         ('b', [1], True)
+        >>> select_best(rows.assign(validation_value=[0, 0, 9, 9]), "arm", True).choice  # not 'a', the reported best
+        'b'
     """
     candidates = list(dict.fromkeys(rows[label]))
     if not candidates:
         return Selection("", "no candidates", True, rows.iloc[0:0], 0)
     if len(candidates) == 1:
         return Selection(str(candidates[0]), "only candidate", True, rows, 1)
-    if SPLIT_COLUMN in rows.columns and {"validation", "test"} <= set(rows[SPLIT_COLUMN].dropna()):
-        choose, report_all = rows[rows[SPLIT_COLUMN] == "validation"], rows[rows[SPLIT_COLUMN] == "test"]
-        basis = "chosen on the validation split, reported on the test split"
+    validation = (pd.to_numeric(rows[VALIDATION_COLUMN], errors="coerce") if VALIDATION_COLUMN in rows.columns
+                  else pd.Series(float("nan"), index=rows.index))
+    if validation.notna().all():
+        choose, report_all, basis = rows.assign(primary_value=validation), rows, VALIDATION_BASIS
     elif selection_seeds:
         chosen = rows["seed"].isin(list(selection_seeds))
         choose, report_all = rows[chosen], rows[~chosen]

@@ -95,14 +95,19 @@ def test_combining_parts():
 def test_best_of_is_chosen_on_validation_and_reported_on_test():
     import pandas as pd
 
-    from gansurvey.claims.selection import ON_REPORTED, held_back, select_best
+    from gansurvey.claims.selection import ON_REPORTED, VALIDATION_BASIS, held_back, select_best
 
-    rows = pd.DataFrame({"arm": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "primary_value": [9.0, 1.0, 5.0, 5.0],
-                         "split": ["validation", "test", "validation", "test"]})
+    # on the reported values "b" is best (mean 5 > 3.5); on the validation samples "a" is
+    rows = pd.DataFrame({"arm": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "primary_value": [6.0, 1.0, 5.0, 5.0],
+                         "validation_value": [8.0, 7.0, 2.0, 3.0]})
     split = select_best(rows, "arm", higher_is_better=True)
-    assert split.choice == "a" and split.report["split"].tolist() == ["test"] and split.honest
-    on_reported = select_best(rows.drop(columns="split"), "arm", higher_is_better=True)
+    assert split.choice == "a" and split.basis == VALIDATION_BASIS and split.honest
+    assert split.report["primary_value"].tolist() == [6.0, 1.0]  # every seed reported, on its reported value
+    on_reported = select_best(rows.drop(columns="validation_value"), "arm", higher_is_better=True)
+    assert on_reported.choice == "b"
     assert on_reported.basis == ON_REPORTED and not on_reported.honest and len(on_reported.report) == 2
+    partly = select_best(rows.assign(validation_value=[8.0, None, 2.0, 3.0]), "arm", higher_is_better=True)
+    assert partly.basis == ON_REPORTED  # a record without a validation value: no half-validated choice
     assert held_back(Verdict.SUPPORTED, on_reported) == Verdict.INDICATIVE
     assert held_back(Verdict.SUPPORTED, split) == Verdict.SUPPORTED
     assert select_best(rows[rows["arm"] == "a"], "arm", True).basis == "only candidate"
