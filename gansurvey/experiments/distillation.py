@@ -9,9 +9,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from gansurvey.benchmarks import get_benchmark
 from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_choice, check_number
+from gansurvey.claims.common import as_bool
+from gansurvey.claims.selection import select_best
 from gansurvey.compress import (
     ChannelPruneConfig,
     DistillConfig,
@@ -21,11 +22,11 @@ from gansurvey.compress import (
 from gansurvey.config import ProfileSettings, resolve_device
 from gansurvey.experiments.common import (
     SAMPLE_GRID,
-    budget_steps,
     finetune,
     match_channel_ratio,
     output_weight,
     pruned_and_finetuned,
+    total_steps,
 )
 from gansurvey.measuring import measure
 from gansurvey.metrics.cost import count_macs
@@ -43,21 +44,6 @@ DISTILL_VARIANTS = ("scratch", "output", "feature", "feature+adv")
 TOTAL_BUDGET_FALLBACK = "feature"
 
 
-def total_steps(profile: ProfileSettings, benchmark: str | Benchmark, finetune_steps: int | None = None) -> int:
-    """Steps an ``equal-total`` student trains for: the teacher's steps plus the fine-tuning budget
-    (``finetune_steps`` or the profile's), i.e. everything a pruned-and-fine-tuned model was trained for, capped
-    at the profile's ``total_steps_cap`` (quick) when it sets one.
-
-    Example:
-        >>> total_steps(profile_settings("full"), "mnist-dcgan", 500)  # doctest: +SKIP
-        6500
-    """
-    bench = get_benchmark(benchmark)
-    total = bench.teacher_steps(profile.name) + budget_steps(profile, "finetune", finetune_steps)
-    cap = profile.total_steps_cap
-    return total if cap is None else min(total, cap)
-
-
 def total_budget_widths(profile: ProfileSettings, widths: list[float]) -> list[float]:
     """The student widths the equal-total arm runs: the profile's ``total_budget_widths`` when it sets them
     (kept to those in ``widths``), else every width of the sweep (quick has one)."""
@@ -66,8 +52,10 @@ def total_budget_widths(profile: ProfileSettings, widths: list[float]) -> list[f
 
 
 def best_distillation_variant(records: Any, benchmark: str, default: str = TOTAL_BUDGET_FALLBACK) -> str:
-    """The distillation variant (not ``scratch``) with the best mean primary metric over widths and seeds in the
-    equal-fine-tuning arm of ``benchmark``; ``default`` when that arm has no distilled records.
+    """The distillation variant (not ``scratch``) with the best mean quality over widths and seeds in the
+    equal-fine-tuning arm of ``benchmark``, chosen by :func:`gansurvey.claims.selection.select_best` (on the
+    records' validation samples, so the reported numbers do not pick it); ``default`` when that arm has no
+    distilled records.
 
     The equal-total arm trains only this variant beside ``scratch``: it is distillation's best measured recipe on
     the benchmark, so the longer budget gives distillation its best chance, at a quarter of the cost of all four.
@@ -89,9 +77,7 @@ def best_distillation_variant(records: Any, benchmark: str, default: str = TOTAL
     rows = rows[rows["variant"].isin(DISTILL_VARIANTS) & rows["primary_value"].notna()]
     if rows.empty:
         return default
-    means = rows.groupby("variant")["primary_value"].mean()
-    higher = str(rows["higher_is_better"].iloc[0]).strip().lower() in ("true", "1", "1.0")
-    return str(means.idxmax() if higher else means.idxmin())
+    return select_best(rows, "variant", as_bool(rows["higher_is_better"].iloc[0])).choice
 
 
 def student_widths(profile: ProfileSettings, widths: list[float] | None = None) -> list[float]:

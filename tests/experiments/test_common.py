@@ -133,6 +133,10 @@ def test_best_distillation_variant_follows_the_equal_finetune_arm():
 
     records = [rec("output", 5.0), rec("feature", 7.0), rec("feature+adv", 1.0, "equal-total")]
     assert distillation.best_distillation_variant(records, "b") == "output"  # equal-total rows do not vote
+    # with validation samples recorded, they choose, not the reported values
+    for r, validation in zip(records, (9.0, 2.0, 0.0), strict=True):
+        r.validation_value = validation
+    assert distillation.best_distillation_variant(records, "b") == "feature"
     assert distillation.best_distillation_variant(records, "other") == "feature"  # the documented fallback
 
 
