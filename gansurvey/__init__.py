@@ -17,6 +17,7 @@ _PUBLIC = {
     "get_benchmark": "gansurvey.benchmarks",
     "GanSurveyError": "gansurvey.checks",
     "PROFILES": "gansurvey.config",
+    "code_commit": "gansurvey.config",
     "ProfileSettings": "gansurvey.config",
     "profile_settings": "gansurvey.config",
     "resolve_device": "gansurvey.config",

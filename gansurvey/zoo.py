@@ -38,8 +38,18 @@ def cache_path(kind: str, key: dict, root: Path | None = None) -> Path:
     return (root or artifacts_dir()) / kind / f"{label}-{digest}.pt"
 
 
-def cached(kind: str, key: dict, build: Callable[[], T], root: Path | None = None) -> T:
-    """Load the entry for ``key`` if a sound one exists, otherwise ``build()`` it and store it atomically."""
+def cached(kind: str, key: dict, build: Callable[[], T], root: Path | None = None,
+           shipped: Path | None = None) -> T:
+    """Load the entry for ``key`` if a sound one exists, otherwise ``build()`` it and store it atomically.
+
+    ``shipped`` is a committed, read-only folder laid out like the cache (``<shipped>/<kind>/...``), looked in
+    first: entries trained once and committed with the project (a damaged one is reported and rebuilt in the
+    cache, never written over)."""
+    if shipped is not None and (committed := cache_path(kind, key, shipped)).exists():
+        try:
+            return load_checked(committed, meta=key)
+        except CorruptFileError as exc:
+            log.warning("not using the committed %s entry: %s", kind, exc)
     path = cache_path(kind, key, root)
     if path.exists():
         try:

@@ -33,6 +33,8 @@ from gansurvey.train.gan import ExtraLoss, TrainResult, train_gan
 #: al. 2021) train their compressed generators), or with the adversarial recipe alone (the named variant that
 #: shows what the teacher signal buys).
 GUIDES = ("teacher", "adversarial")
+#: Which recipe trains: the benchmark's fine-tuning recipe, or the teacher's (for models trained from scratch).
+RECIPES = ("finetune", "teacher")
 #: Output-distillation weight per benchmark: the L1 between student and teacher images is ~0.1-0.5 per pixel,
 #: so it is scaled to weigh like the benchmark's other terms (pix2pix uses 100 for its L1 to the target; the
 #: CycleGAN recipe weighs its L1 cycle terms 10).
@@ -63,16 +65,18 @@ def finetune(
     guide: str = "teacher",
     curve_every: int | None = None,
     profile: ProfileSettings | None = None,
+    recipe: str = "finetune",
 ) -> TrainResult:
     """Train a copy of ``generator`` for ``steps`` steps with the benchmark's recipe; return it with its log.
 
-    ``guide="teacher"`` (the default of every compressed arm) adds an output-distillation term toward
-    ``teacher`` (required then), weighted by :data:`OUTPUT_WEIGHTS`; ``guide="adversarial"`` is plain adversarial
-    fine-tuning. ``discriminator`` (copied, e.g. the teacher's) keeps the adversarial loss; ``None`` trains a
-    fresh one of the benchmark's default size. ``adversarial_weight`` overrides the recipe's (0 gives pure
-    supervised training). ``curve_every`` scores the model every that many steps (on the ``profile``
-    settings' evaluation samples; required then) without changing the run: its recovery curve, in the log. The
-    input generator, teacher and discriminator are never modified.
+    ``guide="teacher"`` (the default of every compressed arm) adds an output-distillation term toward ``teacher``
+    (required then), weighted by :data:`OUTPUT_WEIGHTS`; ``guide="adversarial"`` is plain adversarial fine-tuning.
+    ``discriminator`` (copied, e.g. the teacher's) keeps the adversarial loss; ``None`` trains a fresh one of the
+    benchmark's default size. ``adversarial_weight`` overrides the recipe's (0 gives pure supervised training).
+    ``recipe="teacher"`` trains with the teacher's own recipe (``Benchmark.teacher_config``: a model trained from
+    scratch learns as the teacher did) instead of the fine-tuning one. ``curve_every`` scores the model every that
+    many steps (on the ``profile`` settings' evaluation samples; required then) without changing the run: its
+    recovery curve, in the log. The input generator, teacher and discriminator are never modified.
     """
     bench = get_benchmark(benchmark)
     check_number("steps", steps, minimum=0, integer=True)
@@ -81,8 +85,14 @@ def finetune(
         raise GanSurveyError("fine-tuning with guide='teacher' needs the teacher generator (teacher=...); "
                              "guide='adversarial' fine-tunes without it")
     model = copy.deepcopy(generator)
-    disc = copy.deepcopy(discriminator) if discriminator is not None else bench.new_discriminator()
-    config = bench.train_config(steps, seed, progress)
+    if discriminator is not None:
+        disc = copy.deepcopy(discriminator)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # a fresh critic's weights follow the run's seed, not the global state
+            disc = bench.new_discriminator()
+    check_choice("training recipe", recipe, RECIPES)
+    config = (bench.teacher_config if recipe == "teacher" else bench.train_config)(steps, seed, progress)
     if adversarial_weight is not None:
         config = dataclasses.replace(config, adversarial_weight=adversarial_weight)
     extra, params = dict(extra_losses or {}), list(parameters or [])
@@ -129,6 +139,21 @@ def budget_steps(profile: ProfileSettings, purpose: str, steps: int | None = Non
     if steps is not None:
         return check_number(f"{purpose} steps", steps, minimum=0, integer=True)
     return getattr(profile, f"{purpose}_steps")
+
+
+def total_steps(profile: ProfileSettings, benchmark: str | Benchmark, finetune_steps: int | None = None) -> int:
+    """Steps an ``equal-total`` student trains for: the teacher's steps plus the fine-tuning budget
+    (``finetune_steps`` or the profile's), i.e. everything a pruned-and-fine-tuned model was trained for, capped
+    at the profile's ``total_steps_cap`` (quick) when it sets one.
+
+    Example:
+        >>> total_steps(profile_settings("full"), "mnist-dcgan", 500)  # doctest: +SKIP
+        6500
+    """
+    bench = get_benchmark(benchmark)
+    total = bench.teacher_steps(profile.name) + budget_steps(profile, "finetune", finetune_steps)
+    cap = profile.total_steps_cap
+    return total if cap is None else min(total, cap)
 
 
 def run_seeds(profile: ProfileSettings, seed: int = 0, seeds: list[int] | None = None) -> list[int]:

@@ -2,30 +2,34 @@
 
 - **Teacher + same steps**: the teacher fine-tuned for the arms' steps with the same losses. A compressed arm's
   "within X of the teacher" is measured against it, so more training is never mistaken for a compression gain.
-- **Dense from scratch**: a generator of the teacher's architecture, narrowed until it stores as many bytes (or
-  runs as many MACs) as a compressed operating point, trained from scratch with the same guidance for the steps
-  the compressed model saw in all (the teacher's plus its fine-tuning). Compression pays only where it beats
-  simply training that smaller model.
+- **Dense from scratch**: generators of the teacher's architecture at a few narrower widths, trained from scratch
+  with the same guidance for the steps a compressed model saw in all (the teacher's plus its fine-tuning). A
+  compressed model is compared with the narrowest one that stores at least as many bytes (or runs at least as
+  many MACs): compression pays only where it beats simply training a model that size.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from gansurvey import zoo
+from gansurvey.benchmarks import get_benchmark
 from gansurvey.benchmarks.base import Benchmark
-from gansurvey.checks import check_choice, check_number
+from gansurvey.checks import check_number
 from gansurvey.compress import make_student
-from gansurvey.experiments.common import finetune
+from gansurvey.config import ProfileSettings, data_dir
+from gansurvey.experiments.common import finetune, output_weight, total_steps
 from gansurvey.measuring import measure
-from gansurvey.metrics.cost import count_macs, stored_bytes
 from gansurvey.records import Measurement
 
 #: The technique label of the "teacher + same steps" control (claims.common.CONTROL reads it).
 TEACHER_CONTROL = "teacher fine-tuned"
-MATCHES = ("stored_bytes", "macs")
 
 
 def teacher_control(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, steps: int,
@@ -44,42 +48,85 @@ def teacher_control(bench: Benchmark, teacher: nn.Module, discriminator: nn.Modu
     return records
 
 
-def matched_width(teacher: nn.Module, target: float, match: str, example_input: torch.Tensor) -> float:
-    """The width fraction whose dense student of ``teacher`` has ``match`` (stored bytes or MACs) closest to
-    ``target`` (bisection over the width; both grow with it)."""
-    check_choice("control match", match, MATCHES)
-    check_number(f"target {match}", target, minimum=1)
-
-    def cost(width: float) -> float:
-        student = make_student(teacher, width)
-        return stored_bytes(student) if match == "stored_bytes" else count_macs(student, example_input)
-
-    low, high = 0.02, 1.0
-    for _ in range(12):
-        middle = (low + high) / 2
-        low, high = (middle, high) if cost(middle) < target else (low, middle)
-    return round(min((low, high), key=lambda w: abs(cost(w) - target)), 4)
+#: Widths of the dense-from-scratch controls, as fractions of the teacher's. Stored bytes and MACs fall about as
+#: the width squared, so these sit near 16x and 64x below the teacher: around the headline targets (60x bytes, 20x
+#: MACs) and the strongest single-family cuts. A compressed model is compared with the narrowest one that costs
+#: at least as much as it does (:func:`gansurvey.claims.dense.dense_of_its_size`), so a win is never bought by
+#: a smaller rival.
+DENSE_WIDTHS = (0.25, 0.125)
+DENSE_LABEL = "dense from scratch w{width:g}"
+DENSE_KIND = "dense-controls"  # the cache's (and data/'s) folder of trained dense controls
 
 
-def dense_control(bench: Benchmark, teacher: nn.Module, target: float, match: str, steps: int,
-                  seeds: list[int], *, label: str = "", device: str = "auto",
-                  **measure_kwargs: Any) -> list[Measurement]:
-    """A dense generator narrowed to ``target`` stored bytes or MACs (``match``), trained from scratch for
-    ``steps`` steps with the teacher as a guide (output L1 toward it beside the adversarial term against a fresh
-    discriminator: a fresh generator would not survive the trained teacher's), one record per seed: family
-    ``control``, technique ``dense from scratch @ <label or match>`` (a ``seed`` in ``measure_kwargs`` is ignored,
-    as for :func:`teacher_control`)."""
+def dense_controls(bench: Benchmark, teacher: nn.Module, seeds: list[int], *, profile: ProfileSettings,
+                   widths: tuple[float, ...] = DENSE_WIDTHS, finetune_steps: int | None = None,
+                   device: str = "auto", **measure_kwargs: Any) -> list[Measurement]:
+    """Dense generators of the teacher's architecture at ``widths``, trained from scratch with the teacher's recipe for
+    as many steps as a compressed model saw in all (the teacher's plus the fine-tuning budget, capped as the profile
+    caps the equal-total students: :func:`total_steps`) with the same guidance as the compressed arms (an output L1
+    toward the teacher beside the adversarial term; the discriminator starts fresh, as a fresh generator would not
+    survive the trained one's), one record per width and seed: family ``control``, technique :data:`DENSE_LABEL`,
+    ``settings["control"] == "dense"``.
+
+    Each trained control is cached in the artifacts folder under its benchmark, width, steps, seed, recipe and
+    teacher, so the notebooks that compare with the same control train it once (a ``seed`` in ``measure_kwargs`` is
+    ignored: each record takes its seed from ``seeds``)."""
     measure_kwargs.pop("seed", None)
-    x = bench.example_input(1)
-    width = matched_width(teacher, target, match, x)
+    steps = total_steps(profile, bench, finetune_steps)
     records = []
-    for seed in seeds:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            student = make_student(teacher, width)
-        trained = finetune(student, bench, steps, None, seed=seed, device=device, teacher=teacher).model
-        records.append(measure(trained, bench, technique=f"dense from scratch @ {label or match}", family="control",
-                               settings={"control": "dense", "match": match, "target": float(target),
-                                         "width": width, "steps": steps}, seed=seed, device=device,
-                               **measure_kwargs))
+    for width in widths:
+        check_number("dense control width", width, minimum=1e-3, maximum=1.0)
+        for seed in seeds:
+            model = trained_dense(bench, teacher, width, steps, seed, device)
+            records.append(measure(model, bench, technique=DENSE_LABEL.format(width=width), family="control",
+                                   settings={"control": "dense", "width": width, "steps": steps}, seed=seed,
+                                   device=device, profile=profile, **measure_kwargs))
     return records
+
+
+def dense_key(bench: Benchmark, teacher: nn.Module, width: float, steps: int, seed: int) -> dict:
+    """What decides a dense control's weights: benchmark, width, steps, seed, recipe, guidance and teacher."""
+    recipe = dataclasses.asdict(bench.teacher_config(steps, seed, progress=False))
+    return zoo.cache_key(benchmark=bench.name, width=width, steps=steps, seed=seed, guide="teacher",
+                         output_weight=output_weight(bench), recipe=recipe,
+                         teacher=zoo.state_sha256({"generator": teacher.state_dict()}))
+
+
+def trained_dense(bench: Benchmark, teacher: nn.Module, width: float, steps: int, seed: int,
+                  device: str = "auto") -> nn.Module:
+    """One dense control (see :func:`dense_controls`): loaded from the artifacts cache when a sound entry exists,
+    else trained and cached atomically."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # the control's own seed decides its initial weights, not the global state
+        student = make_student(teacher, width)
+    key = dense_key(bench, teacher, width, steps, seed)
+
+    def build() -> dict:
+        return finetune(student, bench, steps, None, seed=seed, device=device, teacher=teacher,
+                        recipe="teacher").model.state_dict()
+
+    student.load_state_dict(zoo.cached(DENSE_KIND, key, build, shipped=data_dir()))
+    return student.eval()
+
+
+def ship_dense_controls(benchmarks: list[str], profile: ProfileSettings, seeds: list[int],
+                        widths: tuple[float, ...] = DENSE_WIDTHS, device: str = "cpu") -> list[Path]:
+    """Train (or take from the cache) the dense controls of ``benchmarks`` for ``profile`` and ``seeds`` and copy
+    them into ``data/dense-controls/``, where every checkout finds them: the full profile's controls train for as
+    long as a teacher, so they are trained once and committed, like the teachers. Returns the files written."""
+    written = []
+    for name in benchmarks:
+        bench = get_benchmark(name)
+        teacher, _ = bench.teacher(profile.name)
+        steps = total_steps(profile, bench)
+        for width in widths:
+            for seed in seeds:
+                trained_dense(bench, teacher, width, steps, seed, device)
+                key = dense_key(bench, teacher, width, steps, seed)
+                source, target = zoo.cache_path(DENSE_KIND, key), zoo.cache_path(DENSE_KIND, key, data_dir())
+                if source.exists():  # absent when the entry was already committed
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    for suffix in ("", ".json"):
+                        shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
+                written.append(target)
+    return written
