@@ -393,20 +393,33 @@ def order_experiment(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mod
     return measure_pipelines(bench, teacher, discriminator, runnable, **kwargs), pd.DataFrame(refused)
 
 
-def stored_family_records(profile: str, benchmarks: Sequence[str]) -> pd.DataFrame:
-    """The records a regeneration of the family notebooks (01-05) wrote for ``profile``, trained arms only, for
-    the Pareto plots; empty when none were written (e.g. before the first ``make regenerate``)."""
+def stored_family_records(profile: str, benchmarks: Sequence[str],
+                          commit: str | None = None) -> tuple[pd.DataFrame, int]:
+    """The records a regeneration of the family notebooks (01-05) wrote for ``profile``, trained arms only, and
+    how many were left out for their commit; empty when none were written (e.g. before the first
+    ``make regenerate``).
+
+    With ``commit`` (the running code's, :func:`gansurvey.config.code_commit`), only records written by that
+    same commit of a clean checkout are kept: verdicts computed over them then describe one version of the code,
+    and a fresh checkout, whose committed records predate its own commit, computes from this notebook's runs
+    alone. A checkout with uncommitted changes (``+changes``) or outside git (``unknown``) keeps none."""
     from gansurvey.records import ResultsStore, with_settings
 
     frame = ResultsStore(profile).load_all()
     if frame.empty:
-        return frame
+        return frame, 0
     frame = frame[frame["notebook"].astype(str).str[:2].isin(["01", "02", "03", "04", "05"])
                   & frame["benchmark"].isin(list(benchmarks))]
     if frame.empty:
-        return frame
+        return frame, 0
     frame = with_settings(frame, [])
-    return frame[frame["stage"] == "trained"].drop(columns=["stage"])
+    frame = frame[frame["stage"] == "trained"].drop(columns=["stage"])
+    if commit is None:
+        return frame, 0
+    clean = "+" not in commit and commit != "unknown"
+    same = frame["commit"].astype(str).eq(commit) if clean and "commit" in frame.columns else \
+        pd.Series(False, index=frame.index)
+    return frame[same], int((~same).sum())
 
 
 def all_arms(profile: ProfileSettings) -> dict[str, list[Stage]]:

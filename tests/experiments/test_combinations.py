@@ -147,18 +147,40 @@ def test_f4_measured_needs_a_compressed_execution_engine():
     assert bytes_pay_where_memory_bound(_seeded(fewer_macs, engine="triton-lut")).verdict == Verdict.NOT_TESTABLE
 
 
+def _with_dense(frame, dense):
+    """``frame`` plus dense-from-scratch controls ``(technique, stored_bytes, macs, quality)`` on its seeds."""
+    rows = [_seeded([(t, "control", st, m, 1.0, q)], seeds=frame["seed"].nunique()) for t, st, m, q in dense]
+    out = pd.concat([frame.assign(settings="{}"), *rows], ignore_index=True)
+    out.loc[out["family"] == "control", "settings"] = json.dumps({"control": "dense"})
+    return out
+
+
 def test_headline_target_chooses_apart_from_what_it_reports():
     rows = _seeded([("teacher", "baseline", 100, 100, 1.0, 10.0), ("a", "pruning", 50, 50, 1.0, 9.0),
                     ("c", "pruning+precision", 10, 50, 1.0, 9.5), ("d", "encoding", 5, 100, 1.0, 40.0)], seeds=6)
-    on_reported = headline_target(rows, "b", "stored_bytes", target_x=10)
+    weak = _with_dense(rows, [("dense w0.25", 20, 20, 15.0), ("dense w0.125", 6, 6, 30.0)])
+    on_reported = headline_target(weak, "b", "stored_bytes", target_x=10)
     assert on_reported["best_technique"] == "c" and on_reported["best_x"] == pytest.approx(10)
+    assert on_reported["dense_control"] == "dense w0.25"  # the cheapest control that stores at least c's bytes
     assert on_reported["verdict"] == Verdict.INDICATIVE and "reported samples" in on_reported["selection"]
-    held_out = headline_target(rows, "b", "stored_bytes", target_x=10, selection_seeds=[0, 1, 2])
+    held_out = headline_target(weak, "b", "stored_bytes", target_x=10, selection_seeds=[0, 1, 2])
     assert held_out["verdict"] == Verdict.SUPPORTED and "chosen on seeds" in held_out["selection"]
+    # without any dense control nothing shows that compression beats a smaller model: indicative at most
+    assert headline_target(rows, "b", "stored_bytes", target_x=10, selection_seeds=[0, 1, 2])["verdict"] == \
+        Verdict.INDICATIVE
+    # a dense model of c's size that is better than c: c does not count, and no model meeting 10x does
+    strong = _with_dense(rows, [("dense w0.25", 20, 20, 8.0)])
+    beaten = headline_target(strong, "b", "stored_bytes", target_x=10, selection_seeds=[0, 1, 2])
+    assert beaten["best_technique"] == "a" and beaten["verdict"] == Verdict.CONTRADICTED
+    assert "costs more than every dense control" in beaten["versus_dense"]
     # 20x is reached only by a model far worse than the teacher: contradicted.
-    assert headline_target(rows, "b", "stored_bytes", target_x=20, selection_seeds=[0, 1, 2])["verdict"] == \
+    assert headline_target(weak, "b", "stored_bytes", target_x=20, selection_seeds=[0, 1, 2])["verdict"] == \
         Verdict.CONTRADICTED
-    assert headline_target(rows, "b", "stored_bytes", target_x=60)["verdict"] == Verdict.NOT_TESTABLE
+    assert headline_target(weak, "b", "stored_bytes", target_x=60)["verdict"] == Verdict.NOT_TESTABLE
+    # validation values choose when every record has one: c's validation numbers are poor, so a is chosen
+    validated = weak.assign(validation_value=weak["primary_value"].where(weak["technique"] != "c", 50.0))
+    chosen = headline_target(validated, "b", "stored_bytes", target_x=10)
+    assert chosen["best_technique"] == "a" and "validation" in chosen["selection"]
 
 
 def test_roofline_and_real_size_costs(toy):
@@ -170,3 +192,19 @@ def test_roofline_and_real_size_costs(toy):
                                latency_batches=(1,), latency_of=(), device="cpu")
     assert list(costs["name"]) == ["uncompressed", "channels 50%"]
     assert costs["params_x"].iloc[1] > 1.5 and "latency_ms_b1" in costs and pd.isna(costs["latency_ms_b1"].iloc[1])
+
+
+def test_06_joins_only_family_records_of_its_own_commit(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANSURVEY_RESULTS", str(tmp_path))
+    folder = tmp_path / "quick"
+    folder.mkdir()
+    base = _rows([("a", "pruning", 50, 50, 1.0, 9.0), ("c", "precision", 10, 50, 1.0, 9.5)])
+    for name, commit in (("01_pruning", "abc1234"), ("04_precision", "def5678")):
+        base.assign(notebook=name, commit=commit, settings="{}", primary_metric="m").to_csv(folder / f"{name}.csv", index=False)
+    mine, left_out = ex.stored_family_records("quick", ["b"], commit="abc1234")
+    assert set(mine["notebook"]) == {"01_pruning"} and left_out == 2
+    for dirty in ("abc1234+changes", "unknown"):  # the code is not a commit: nothing can be shown to match
+        kept, dropped = ex.stored_family_records("quick", ["b"], commit=dirty)
+        assert kept.empty and dropped == 4
+    everything, none_left_out = ex.stored_family_records("quick", ["b"])
+    assert len(everything) == 4 and none_left_out == 0
