@@ -29,7 +29,7 @@ from gansurvey.records import settings_of
 def _encoding_rows(records: pd.DataFrame) -> pd.DataFrame:
     rows = check_records(records)
     parsed = rows["settings"].map(settings_of)
-    for key in ("bits", "quantizer", "trained"):
+    for key in ("bits", "quantizer", "trained", "tuned"):
         rows[key] = parsed.map(lambda s, k=key: s.get(k))
     rows["stored_bytes"] = pd.to_numeric(rows.get("stored_bytes"), errors="coerce")
     return rows
@@ -127,16 +127,19 @@ def bits_needed(records: pd.DataFrame, reference_bits: int = 4, teacher: str = "
 
 def trained_beats_post_sharing(records: pd.DataFrame, profile: str | None = None,
                                control: pd.DataFrame | None = None) -> Check:
-    """ES: fine-tuning the shared centroids (trained sharing) beats post-training sharing at the same bits.
+    """ES: fine-tuning the shared centroids (trained sharing) beats sharing whose centroids stay as the
+    post-training k-means left them, at the same bits.
 
-    Records carry ``settings`` ``bits`` and ``trained`` (true/false). Per benchmark and bits, the rule
-    (:mod:`gansurvey.claims.rule`) asks whether the trained arm is *better* than the post-training one. Any
-    fine-tuning may improve a generator, sharing or not: without the float fine-tuned control (the teacher
-    fine-tuned for the same steps) in the records, the gain cannot be told from fine-tuning's, so the verdict
-    is held at indicative.
+    Records carry ``settings`` ``bits``, ``trained`` (true/false) and, from this version on, ``tuned``: the
+    reference of the trained arm is the same fine-tuning with the centroids frozen (``tuned == "rest"``: the same
+    biases and normalization parameters, steps and losses), so the gain measured is the centroids'; older
+    records without it compare with the untouched post-training arm, and then the gain may be fine-tuning's.
+    Per benchmark and bits, the rule (:mod:`gansurvey.claims.rule`) asks whether the trained arm is *better*.
+    Without the float fine-tuned control (the teacher fine-tuned for the same steps) in the records either,
+    the verdict is held at indicative.
 
     Args:
-        records: the paired records (settings ``bits`` and ``trained``).
+        records: the paired records (settings ``bits``, ``trained`` and ``tuned``).
         profile: the records' profile; ``None`` reads it.
         control: other records that hold the float fine-tuned control, when ``records`` do not.
 
@@ -154,26 +157,33 @@ def trained_beats_post_sharing(records: pd.DataFrame, profile: str | None = None
     for (bench, bits), group in rows.groupby(["benchmark", "bits"], sort=False):
         higher, metric = _quality(group, bench)
         flags = group["trained"].map(as_bool)
-        trained, post = arm_of("trained", group[flags == True]), arm_of("post-training", group[flags == False])  # noqa: E712
+        frozen = group[(flags == False) & (group["tuned"] == "rest")]  # noqa: E712
+        reference_rows = frozen if len(frozen) else group[(flags == False) & (group["tuned"] != "rest")]  # noqa: E712
+        reference = "centroids frozen" if len(frozen) else "post-training"
+        trained, post = arm_of("trained", group[flags == True]), arm_of(reference, reference_rows)  # noqa: E712
         if not trained.n or not post.n:
             continue
         decision = decide(trained, post, higher, "better")
         key = f"{bench} {int(bits)}-bit"
         word = decision.verdict
-        if control.empty and word in (Verdict.SUPPORTED, Verdict.CONTRADICTED):
+        if (control.empty or not len(frozen)) and word in (Verdict.SUPPORTED, Verdict.CONTRADICTED):
             word = Verdict.INDICATIVE
         verdicts[key] = word
         decided.append(({"benchmark": bench, "bits": int(bits)}, decision))
-        table.append(dict(benchmark=bench, bits=int(bits), metric=metric, trained=trained.mean,
-                          post_training=post.mean, seeds=min(trained.n, post.n), decision=decision.text(),
-                          verdict=word))
+        untouched = arm_of("post-training", group[(flags == False) & (group["tuned"] != "rest")])  # noqa: E712
+        table.append(dict(benchmark=bench, bits=int(bits), metric=metric, trained=trained.mean, reference=reference,
+                          reference_value=post.mean, post_training=untouched.mean, seeds=min(trained.n, post.n),
+                          decision=decision.text(), verdict=word))
+    if len(rows) and not (rows["tuned"] == "rest").any():
+        notes.append("no arm with the centroids frozen: the trained arm is compared with untouched post-training "
+                     "sharing, so its gain may be fine-tuning's, and the verdict is at most indicative")
     seeds = fewest_seeds(decided)
-    check = Check("ES", "Trained weight sharing (fine-tuned centroids) beats post-training sharing at the same "
-                  "bits (Han et al. 2016, on GAN generators).", combine(verdicts.values()), "",
+    check = Check("ES", "Trained weight sharing (fine-tuned centroids) beats sharing with the post-training "
+                  "centroids at the same bits (Han et al. 2016, on GAN generators).", combine(verdicts.values()), "",
                   pd.DataFrame(table), verdicts, notes + (seed_note(seeds, profile_of(rows, profile)) if seeds else []),
                   {}, source="measured", basis="this project's reading", seeds=seeds,
                   decisions=decisions_frame(decided), rule=RULE)
-    parts = [f"{r.benchmark} at {r.bits} bits: trained {r.trained:.4g}, post-training {r.post_training:.4g} "
+    parts = [f"{r.benchmark} at {r.bits} bits: trained {r.trained:.4g}, {r.reference} {r.reference_value:.4g} "
              f"({r.metric}): {r.decision}." for r in check.evidence.itertuples()] if len(check.evidence) \
         else ["No paired arms to compare."]
     parts += [f"Note: {n}." for n in check.notes]

@@ -371,6 +371,24 @@ def test_trained_sharing_keeps_the_sharing_and_moves_the_centroids():
     assert times["encode_ms"] > 0 and times["decode_ms"] > 0
 
 
+def test_trained_sharing_meets_the_same_tuning_with_frozen_centroids(quick_profile):
+    from gansurvey.benchmarks import get_benchmark
+    from gansurvey.experiments.encoding import trained_vs_post
+
+    profile = quick_profile(eval_samples=100, latency_repeats=1, latency_warmup=0)
+    bench = get_benchmark("gaussians-mlp")
+    teacher, disc = bench.teacher()
+    records = trained_vs_post(bench, teacher, disc, [2], [0], 3, device="cpu", profile=profile)
+    by = {r.settings["tuned"]: r for r in records}
+    assert [r.technique for r in records] == ["post-training 2-bit", "post-training 2-bit, rest tuned",
+                                              "trained 2-bit"]
+    assert by["none"].settings["finetune_steps"] == 0 and by["rest"].settings["finetune_steps"] == 3
+    assert by["centroids+rest"].settings["trained"] and not by["rest"].settings["trained"]
+    # the control trains for the same steps (its quality moves) with the same stored codebooks' size
+    assert by["rest"].domain_fid != by["none"].domain_fid
+    assert by["rest"].stored_bytes == by["none"].stored_bytes
+
+
 def test_encoding_claims_follow_the_numbers():
     import json
 
@@ -392,8 +410,9 @@ def test_encoding_claims_follow_the_numbers():
             add(f"k-means {bits}-bit", seed, value + 0.1 * seed, 4e6 * bits / 32, bits=bits, quantizer="k-means",
                 trained=False)
         add("uniform 2-bit", seed, 500.0, 1e5, bits=2, quantizer="uniform", trained=False)  # another quantizer
-        add("post-training 2-bit", seed, 80.0 + seed, 1e5, bits=2, trained=False)
-        add("trained 2-bit", seed, 49.0 + 0.1 * seed, 9e4, bits=2, trained=True)
+        add("post-training 2-bit", seed, 80.0 + seed, 1e5, bits=2, trained=False, tuned="none")
+        add("post-training 2-bit, rest tuned", seed, 70.0 + seed, 1e5, bits=2, trained=False, tuned="rest")
+        add("trained 2-bit", seed, 49.0 + 0.1 * seed, 9e4, bits=2, trained=True, tuned="centroids+rest")
     frame = pd.DataFrame(rows)
     eb = bits_needed(frame)
     assert str(eb.verdict) == "supported" and eb.evidence["bits_needed"].iloc[0] == 3
@@ -401,11 +420,17 @@ def test_encoding_claims_follow_the_numbers():
     assert str(bits_needed(frame[frame["seed"] < 2]).verdict) == "indicative"  # two seeds never decide
     es = trained_beats_post_sharing(frame)
     assert str(es.verdict) == "supported" and es.seeds == 3
+    # trained sharing meets the same fine-tuning with frozen centroids, not the untouched codebooks
+    assert es.evidence["reference"].iloc[0] == "centroids frozen"
+    assert es.evidence["reference_value"].iloc[0] == pytest.approx(71.0)
     # the k-means rows, not the uniform one
     assert es.evidence["post_training"].iloc[0] == pytest.approx((80 + 81 + 82 + 80.0 + 80.1 + 80.2) / 6)
     no_control = frame[frame["technique"] != "teacher fine-tuned"]
     assert str(trained_beats_post_sharing(no_control).verdict) == "indicative"
-    paired = frame[frame["technique"].isin(["post-training 2-bit", "trained 2-bit"])]
+    no_frozen = trained_beats_post_sharing(frame[frame["technique"] != "post-training 2-bit, rest tuned"])
+    assert str(no_frozen.verdict) == "indicative" and "no arm with the centroids frozen" in no_frozen.summary
+    paired = frame[frame["technique"].isin(["post-training 2-bit", "post-training 2-bit, rest tuned",
+                                            "trained 2-bit"])]
     assert str(trained_beats_post_sharing(paired).verdict) == "indicative"  # the control is elsewhere...
     assert str(trained_beats_post_sharing(paired, control=frame).verdict) == "supported"  # ...and found
     only = frame[frame["technique"].isin(["teacher", "teacher fine-tuned", "trained 2-bit"])]
