@@ -1,9 +1,11 @@
-"""The sweep of notebook 01 (pruning): every pruning configuration, fine-tuned and measured."""
+"""Notebook 01's runs (pruning): every pruning configuration fine-tuned and measured, and the lottery-ticket arms
+over seeds."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -11,10 +13,12 @@ from gansurvey.benchmarks.base import Benchmark
 from gansurvey.compress import (
     MagnitudePruneConfig,
     PruneConfig,
+    lottery_ticket,
     prune,
+    random_reinit,
     to_sparse_storage,
 )
-from gansurvey.experiments.common import SAMPLE_GRID, pruned_and_finetuned
+from gansurvey.experiments.common import SAMPLE_GRID, finetune, pruned_and_finetuned
 from gansurvey.measuring import measure
 from gansurvey.records import Measurement
 
@@ -43,3 +47,37 @@ def pruning_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
                                **measure_kwargs))
         samples[label] = bench.generate(tuned, grid, seed)
     return records, samples
+
+
+LOTTERY_ARMS = ("dense", "lottery ticket", "random re-init")
+
+
+def lottery_arms(bench: Benchmark, rounds: int, sparsity: float, steps: int, seeds: list[int], *,
+                 device: str = "auto", **measure_kwargs: Any) -> tuple[list[Measurement], pd.DataFrame]:
+    """The lottery-ticket experiment (Frankle & Carbin 2019; Chen et al. 2021 for GANs), once per seed: a fresh
+    generator trained ``steps`` steps (plain adversarial training: no teacher to follow from initial weights),
+    the ticket found by ``rounds`` rounds of magnitude pruning to ``sparsity`` with the survivors rewound to the
+    fresh weights and retrained, and the same masks from a random re-initialisation trained the same way. Each is
+    measured: techniques :data:`LOTTERY_ARMS`. Returns the records and every seed's pruning history."""
+    measure_kwargs.pop("seed", None)  # each record takes its seed from ``seeds``
+    records, histories = [], []
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # the seed decides the initial weights, not the global state
+            fresh = bench.new_generator()
+
+        def train(g: nn.Module, seed: int = seed) -> nn.Module:
+            return finetune(g, bench, steps, None, seed=seed, device=device, guide="adversarial").model
+
+        dense = train(fresh)
+        ticket = lottery_ticket(dense, train, rounds=rounds, final_sparsity=sparsity,
+                                rewind_state=fresh.state_dict(), train_first=False)
+        control = train(random_reinit(ticket.initial, seed=seed + 1))
+        models = dict(zip(LOTTERY_ARMS, (dense, to_sparse_storage(ticket.ticket), to_sparse_storage(control)),
+                          strict=True))
+        for arm, model in models.items():
+            records.append(measure(model, bench, technique=arm, family="baseline" if arm == "dense" else "pruning",
+                                   settings={"sparsity": 0.0 if arm == "dense" else sparsity, "rounds": rounds,
+                                             "steps": steps}, seed=seed, device=device, **measure_kwargs))
+        histories.append(pd.DataFrame(ticket.history).assign(seed=seed))
+    return records, pd.concat(histories, ignore_index=True)
