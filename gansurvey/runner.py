@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import time
@@ -22,7 +23,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from gansurvey.checks import GanSurveyError, check_choice, check_number, check_writable
-from gansurvey.config import DEVICES, artifacts_dir, check_profile, display_path, project_root, results_dir
+from gansurvey.config import (
+    DEVICES,
+    PROGRESS_ENV,
+    artifacts_dir,
+    check_profile,
+    display_path,
+    project_root,
+    results_dir,
+)
 from gansurvey.dependencies import PackageGraph, dependency_digests, file_digest
 from gansurvey.io import atomic_write_text
 
@@ -331,6 +340,10 @@ def _execute(pm, source: Path, target: Path, params: dict, cwd: Path, kernel_nam
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp.ipynb")
     bar: bool | dict = {"desc": f"  {name} cells", "unit": "cell", "leave": False} if progress else False
+    # The kernel inherits the environment: no progress bar inside the notebook, whose outputs are committed
+    # (the terminal keeps papermill's own cell bar).
+    before = os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = "0"
     try:
         pm.execute_notebook(str(source), str(tmp), parameters=params, cwd=str(cwd), kernel_name=kernel_name,
                             progress_bar=bar, extra_arguments=list(KERNEL_ARGUMENTS),
@@ -340,6 +353,10 @@ def _execute(pm, source: Path, target: Path, params: dict, cwd: Path, kernel_nam
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
+        if before is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = before
 
 
 def strip_injected(path: Path) -> bool:

@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import subprocess
 import sys
@@ -341,3 +342,19 @@ def test_no_error_path_prints_a_machine_path(tmp_path, monkeypatch, capsys):
     messages.append(str(info.value))
     for message in messages:
         assert str(tmp_path) not in message and "/tmp/" not in message, message
+
+
+def test_regenerated_notebooks_hold_no_progress_bars(tmp_path, monkeypatch):
+    _only_the_notebook(monkeypatch)
+    monkeypatch.setenv("GANSURVEY_PROGRESS", "1")
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "00_bars.ipynb", "import os\nfrom gansurvey.notebook import progress\n"
+                                        "print('inside:', os.environ.get('GANSURVEY_PROGRESS'))\n"
+                                        "total = sum(progress(range(50), 'counting'))")
+    out = tmp_path / "results"
+    runner.regenerate("quick", folder=folder, out=out)
+    executed = nbformat.read(out / "notebooks" / "00_bars.ipynb", as_version=4)
+    texts = [o.get("text", "") for c in executed.cells for o in c.get("outputs", [])]
+    assert "inside: 0\n" in texts and not any("%|" in t for t in texts)  # no bar in the committed outputs
+    assert os.environ["GANSURVEY_PROGRESS"] == "1"  # the caller's setting is back
