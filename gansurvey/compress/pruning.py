@@ -49,9 +49,14 @@ _ORIGINAL_SUFFIX = ".parametrizations.weight.original"
 class MagnitudePruneConfig(CompressConfig):
     """Zero the ``sparsity`` fraction of smallest-magnitude weights (unstructured pruning).
 
-    - ``sparsity`` in [0, 1): exactly ``round(sparsity * n)`` weights are zeroed, over each layer's n weights
-      (``scope="layer"``) or over all n selected weights ranked together (``scope="global"``). Ties in
-      magnitude fall to the earlier weight (layer order, then flat position), so the result is deterministic.
+    - ``sparsity`` in [0, 1): exactly ``round(sparsity * n)`` weights are zeroed, over all n selected weights
+      ranked together (``scope="global"``, the default) or over each layer's n weights (``scope="layer"``). Ties
+      in magnitude fall to the earlier weight (layer order, then flat position), so the result is deterministic.
+      Global is the default because a uniform per-layer share destroys a generator's small layers: at 90 % a
+      DCGAN's output layer keeps a tenth of its 1024 weights, and 2000 steps of guided fine-tuning left it at a
+      domain FID above 1000 where the global threshold, which keeps most of that layer, recovered to 67 in 100
+      (Han et al. 2015 set each layer's threshold by its sensitivity; one global threshold is the usual stand-in,
+      Blalock et al. 2020). ``None`` resolves to ``"layer"`` for the 2:4 pattern, which is per layer.
     - ``layers``: module names to prune; ``None`` = every Linear, Conv2d and ConvTranspose2d weight.
     - ``pattern``: ``"unstructured"`` (any weights), or ``"2:4"`` semi-structured sparsity (Mishra et al. 2021,
       NVIDIA Ampere's sparse tensor cores): of every four consecutive weights along a layer's reduction
@@ -67,12 +72,14 @@ class MagnitudePruneConfig(CompressConfig):
     stage_rule: ClassVar[str] = "magnitude pruning works on float weights, so it comes before quantization and encoding"
 
     sparsity: float
-    scope: str = "layer"
+    scope: str | None = None
     layers: tuple[str, ...] | None = None
     pattern: str = "unstructured"
 
     def __post_init__(self) -> None:
         check_number("sparsity", self.sparsity, minimum=0, below=1)
+        if self.scope is None:
+            object.__setattr__(self, "scope", "layer" if self.pattern == "2:4" else "global")
         check_choice("pruning scope", self.scope, SCOPES)
         check_choice("sparsity pattern", self.pattern, PATTERNS)
         if self.pattern == "2:4" and (self.sparsity != 0.5 or self.scope != "layer"):

@@ -60,7 +60,7 @@ def zero_fraction(module: nn.Module) -> float:
 def test_layer_scope_reaches_the_sparsity_exactly_in_every_layer(kind, target):
     g = tiny_generator(kind)
     before = snapshot(g)
-    pruned = prune(g, MagnitudePruneConfig(target))
+    pruned = prune(g, MagnitudePruneConfig(target, scope="layer"))
     assert_unchanged(g, before)
     for name, layer in prunable_layers(pruned).items():
         n = layer.weight.numel()
@@ -513,3 +513,14 @@ def test_sparse_storage_decodes_once_for_inference():
         assert torch.allclose(sparse(x) - sparse.bias, 2 * (out - sparse.bias), atol=1e-5)
     assert "_dense_cache" not in sparse.state_dict()
     assert sparse.weight.requires_grad  # training still rebuilds differentiably
+
+
+def test_the_default_scope_is_global_except_for_the_2_4_pattern():
+    assert MagnitudePruneConfig(0.9).scope == "global"
+    assert MagnitudePruneConfig(0.5, pattern="2:4").scope == "layer"
+    g = tiny_generator("dcgan")
+    pruned = prune(g, MagnitudePruneConfig(0.9))
+    shares = [float((layer.weight == 0).float().mean()) for layer in prunable_layers(pruned).values()]
+    total = sum(int((layer.weight == 0).sum()) for layer in prunable_layers(pruned).values())
+    assert total == round(0.9 * sum(layer.weight.numel() for layer in prunable_layers(g).values()))
+    assert max(shares) - min(shares) > 0.05  # one threshold: the layers end at different shares
