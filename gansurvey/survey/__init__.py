@@ -3,7 +3,8 @@ tables could not be consulted): load and validate the literature, render tables,
 findings against the numbers (F1-F5 from the survey's abstracts, F6-F8 this project's reading).
 
 Submodules: ``literature`` (load, validate, derive), ``tables`` (Markdown/LaTeX/CSV and the technique matrix),
-``findings`` (F1-F8), ``figures`` (trade-off plots and the coverage heat map), ``output`` (``write_tables``).
+``findings`` (F1-F8), ``figures`` (trade-off plots and the coverage heat map), ``output`` (``write_tables``),
+``measured`` (the claims of notebooks 00-06 recomputed from stored records: quick verdicts beside full ones).
 """
 
 from gansurvey.survey.findings import VERDICTS, Check, check_all, findings_frame
