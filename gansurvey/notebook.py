@@ -176,7 +176,8 @@ _RANK_GRID = dict(item="float", above=0, optional=True, nonempty=False)
 
 #: ``05_encoding``'s own parameters (beside those of :data:`COMMON`).
 _ENCODING: dict[str, Param] = {
-    "seeds": Param("list", "seeds of the trained-sharing comparison; None: the profile's", item="int", minimum=0,
+    "seeds": Param("list", "seeds of the controls and the trained-sharing comparison; None: the profile's",
+                   item="int", minimum=0,
                    optional=True),
     "bits": Param("list", "bits per shared weight in the sweep, each 1 to 8", item="int", minimum=1, maximum=8),
     "pipeline_sparsity": Param("float", "magnitude-pruning sparsity of the pipeline, in [0, 1)", minimum=0.0,
@@ -197,7 +198,10 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "records_to": COMMON["records_to"],
     },
     "01_pruning": with_folder_parameters({
-        **{k: COMMON[k] for k in ("profile", "device", "seed", "benchmarks")},
+        **{k: COMMON[k] for k in ("profile", "device", "seed")},
+        "seeds": Param("list", "seeds of the controls and the lottery ticket; None: the profile's", item="int",
+                       minimum=0, optional=True),
+        "benchmarks": COMMON["benchmarks"],
         "sparsities": Param("list", "unstructured sparsities in [0, 1)", item="float", **_FRACTION),
         "channel_ratios": Param("list", "channel ratios in [0, 1)", item="float", **_FRACTION),
         "criterion": Param("str", "channel importance", choices=_criteria),
@@ -274,7 +278,9 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "latency_batch": COMMON["latency_batch"], "records_to": COMMON["records_to"],
     }),
     "06_combinations": {
-        **{k: COMMON[k] for k in ("profile", "device", "seed", "benchmarks")},
+        **{k: COMMON[k] for k in ("profile", "device", "seed")},
+        "seeds": Param("list", "seeds of the controls; None: the profile's", item="int", minimum=0, optional=True),
+        "benchmarks": COMMON["benchmarks"],
         "batch_sizes": Param("list", "roofline batch sizes (>= 1); None: the profile's", item="int", minimum=1,
                              optional=True),
         "real_size": Param("bool", "also cost CycleGAN ResNet-9 and pix2pix U-Net-256 at 256x256"),
