@@ -1,4 +1,5 @@
-"""``python -m gansurvey regenerate [--status] | tables | latency | teachers | strip-injected``.
+"""``python -m gansurvey regenerate [--status] | tables | latency | teachers | strip-injected``
+``| readme-table [--check]``.
 
 Every expected failure (a bad argument, a failing notebook, a folder that cannot be written, a papermill error,
 a damaged records file) ends as one line on stderr, ``error: ...``, and exit status 2. Arguments are parsed before
@@ -56,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
                                                   "(run it on executed notebooks before committing them)")
     strip.add_argument("paths", nargs="*", type=Path, metavar="NOTEBOOK",
                        help="notebook files (default: every notebook in notebooks/)")
+    readme = sub.add_parser("readme-table", help="rewrite README.md's table of notebooks from the executed notebooks "
+                                                 "(quick times) and results/full/manifest.json (full times, records)")
+    readme.add_argument("--check", action="store_true",
+                        help="write nothing; exit with status 1 when README.md's table differs from what they give")
     return parser
 
 
@@ -117,6 +122,34 @@ def _missing_records(profile: str) -> list[str]:
     return missing
 
 
+def _readme_table(check: bool) -> int:
+    """Rewrite README.md's table of notebooks, or with ``check`` say whether it differs (status 1) from what the
+    executed notebooks and the full manifest give."""
+    import difflib
+
+    from gansurvey.config import display_path, project_root, results_dir
+    from gansurvey.survey import readme_table as rt
+
+    readme = project_root() / "README.md"
+    written = rt.readme_block(readme.read_text(encoding="utf-8"), readme.name)  # no markers: refused before any work
+    table = rt.expected_table(readme=readme)
+    for note in rt.quick_manifest_notes(rt.quick_runs(), rt.read_manifest(results_dir("quick") / "manifest.json")):
+        print(f"warning: {note}", file=sys.stderr)
+    if not check:
+        changed = rt.write_readme(table, readme)
+        print(f"{display_path(readme)}: notebook table {'rewritten' if changed else 'already as the runs give it'}")
+        return 0
+    if written == table:
+        print(f"{display_path(readme)}: notebook table is as the runs give it")
+        return 0
+    diff = difflib.unified_diff(written.splitlines(), table.splitlines(), "README.md (as written)",
+                                "as the runs give it", lineterm="", n=0)
+    print("\n".join(diff), file=sys.stderr)
+    print(f"{display_path(readme)}: notebook table differs from the runs; `python -m gansurvey readme-table` "
+          "rewrites it", file=sys.stderr)
+    return 1
+
+
 class _Strict(GanSurveyError):
     pass
 
@@ -137,6 +170,7 @@ KEPT = {
     "latency": "nothing was written",
     "teachers": "files already written are complete (each write is atomic); the network being trained was lost",
     "strip-injected": "each notebook is rewritten whole or not at all",
+    "readme-table": "README.md is rewritten whole or not at all",
 }
 
 
@@ -216,6 +250,8 @@ def _run(args: argparse.Namespace) -> int:
             for path in paths:
                 if strip_injected(path):
                     print(f"stripped papermill's injected parameters and run paths from {display_path(path)}")
+        elif args.command == "readme-table":
+            return _readme_table(args.check)
     except Exception as exc:
         if not _expected(exc):
             raise
