@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     readme = sub.add_parser("readme-table", help="rewrite README.md's table of notebooks from the executed notebooks "
                                                  "(quick times) and results/full/manifest.json (full times, records)")
     readme.add_argument("--check", action="store_true",
-                        help="write nothing; exit with status 1 when README.md's table differs from what they give")
+                        help="write nothing; exit with status 1 when README.md's table differs from what the executed "
+                             "notebooks and results/full/manifest.json give")
     return parser
 
 
