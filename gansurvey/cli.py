@@ -1,4 +1,4 @@
-"""``python -m gansurvey regenerate [--status] | tables | latency | teachers | strip-injected``
+"""``python -m gansurvey regenerate [--status] | tables | latency | teachers | controls | strip-injected``
 ``| readme-table [--check]``.
 
 Every expected failure (a bad argument, a failing notebook, a folder that cannot be written, a papermill error,
@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
                                                "their cards and check their files, or retrain them")
     teachers.add_argument("--train", nargs="*", metavar="NAME",
                           help="retrain these (default: all) with their recipes and rewrite their files and cards")
+    controls = sub.add_parser("controls", help="the dense-from-scratch controls of a profile (the full profile's "
+                                               "are committed under data/dense-controls/): list them, or train them")
+    controls.add_argument("--profile", choices=PROFILES, default="full", help=PROFILE_HELP)
+    controls.add_argument("--train", action="store_true",
+                          help="train the missing ones (each as long as a teacher) and copy them into "
+                               "data/dense-controls/")
     strip = sub.add_parser("strip-injected", help="remove papermill's injected-parameters cells from notebooks "
                                                   "(run it on executed notebooks before committing them)")
     strip.add_argument("paths", nargs="*", type=Path, metavar="NOTEBOOK",
@@ -123,6 +129,22 @@ def _missing_records(profile: str) -> list[str]:
     return missing
 
 
+def _controls(profile: str, train: bool) -> None:
+    """List the dense controls of ``profile`` (committed, cached), training and committing the missing first."""
+    import pandas as pd
+
+    from gansurvey.config import display_path, profile_settings
+    from gansurvey.experiments.common import run_seeds
+    from gansurvey.experiments.controls import SHIPPED_BENCHMARKS, dense_control_files, ship_dense_controls
+
+    settings = profile_settings(profile)
+    seeds = run_seeds(settings)
+    if train:
+        for path in ship_dense_controls(list(SHIPPED_BENCHMARKS), settings, seeds):
+            print(f"committed {display_path(path)}")
+    print(pd.DataFrame(dense_control_files(list(SHIPPED_BENCHMARKS), settings, seeds)).to_string(index=False))
+
+
 def _readme_table(check: bool) -> int:
     """Rewrite README.md's table of notebooks, or with ``check`` say whether it differs (status 1) from what the
     executed notebooks and the full manifest give."""
@@ -170,6 +192,7 @@ KEPT = {
     "tables": "tables already written are complete files; re-run to write the rest",
     "latency": "nothing was written",
     "teachers": "files already written are complete (each write is atomic); the network being trained was lost",
+    "controls": "controls already written are complete (each write is atomic); the one being trained was lost",
     "strip-injected": "each notebook is rewritten whole or not at all",
     "readme-table": "README.md is rewritten whole or not at all",
 }
@@ -244,6 +267,8 @@ def _run(args: argparse.Namespace) -> int:
                                 args.device).to_string(index=False))
         elif args.command == "teachers":
             _teachers(args.train)
+        elif args.command == "controls":
+            _controls(args.profile, args.train)
         elif args.command == "strip-injected":
             from gansurvey.runner import notebooks_dir, strip_injected
 

@@ -109,6 +109,29 @@ def trained_dense(bench: Benchmark, teacher: nn.Module, width: float, steps: int
     return student.eval()
 
 
+#: The benchmarks whose dense controls the full profile commits: the family notebooks' default ones.
+SHIPPED_BENCHMARKS = ("mnist-dcgan", "edges2digits-resnet")
+
+
+def dense_control_files(benchmarks: list[str], profile: ProfileSettings, seeds: list[int],
+                        widths: tuple[float, ...] = DENSE_WIDTHS) -> list[dict]:
+    """One row per dense control of ``benchmarks`` x ``widths`` x ``seeds`` for ``profile``: its steps, the
+    committed file (``data/dense-controls/``) and whether it is there, and whether the artifacts cache holds it."""
+    rows = []
+    for name in benchmarks:
+        bench = get_benchmark(name)
+        teacher, _ = bench.teacher(profile.name)
+        steps = total_steps(profile, bench)
+        for width in widths:
+            for seed in seeds:
+                key = dense_key(bench, teacher, width, steps, seed)
+                committed = zoo.cache_path(DENSE_KIND, key, data_dir())
+                rows.append({"benchmark": name, "width": width, "seed": seed, "steps": steps,
+                             "file": committed.name, "committed": committed.exists(),
+                             "cached": zoo.cache_path(DENSE_KIND, key).exists()})
+    return rows
+
+
 def ship_dense_controls(benchmarks: list[str], profile: ProfileSettings, seeds: list[int],
                         widths: tuple[float, ...] = DENSE_WIDTHS, device: str = "cpu") -> list[Path]:
     """Train (or take from the cache) the dense controls of ``benchmarks`` for ``profile`` and ``seeds`` and copy

@@ -44,5 +44,8 @@ def test_dense_controls_train_smaller_models_from_scratch_once(toy, quick_profil
     again = controls.dense_controls(bench, teacher, [1], profile=profile, widths=(0.25,), device="cpu")
     assert again[0].primary_value == records[3].primary_value
     assert sorted((tmp_path / "dense-controls").glob("*.pt")) == cached  # loaded, not trained again
+    files = controls.dense_control_files(["gaussians-mlp"], profile, [0, 1, 2], widths=(0.25,))
+    assert [(f["seed"], f["cached"], f["committed"]) for f in files] == [(0, True, False), (1, True, False),
+                                                                          (2, False, False)]
     with pytest.raises(GanSurveyError, match="dense control width"):
         controls.dense_controls(bench, teacher, [0], profile=profile, widths=(1.5,), device="cpu")
