@@ -200,7 +200,8 @@ def test_06_joins_only_family_records_of_its_own_commit(tmp_path, monkeypatch):
     folder.mkdir()
     base = _rows([("a", "pruning", 50, 50, 1.0, 9.0), ("c", "precision", 10, 50, 1.0, 9.5)])
     for name, commit in (("01_pruning", "abc1234"), ("04_precision", "def5678")):
-        base.assign(notebook=name, commit=commit, settings="{}", primary_metric="m").to_csv(folder / f"{name}.csv", index=False)
+        frame = base.assign(notebook=name, commit=commit, settings="{}", primary_metric="m")
+        frame.to_csv(folder / f"{name}.csv", index=False)
     mine, left_out = ex.stored_family_records("quick", ["b"], commit="abc1234")
     assert set(mine["notebook"]) == {"01_pruning"} and left_out == 2
     for dirty in ("abc1234+changes", "unknown"):  # the code is not a commit: nothing can be shown to match
