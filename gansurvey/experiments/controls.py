@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,22 +114,28 @@ def trained_dense(bench: Benchmark, teacher: nn.Module, width: float, steps: int
 SHIPPED_BENCHMARKS = ("mnist-dcgan", "edges2digits-resnet")
 
 
-def dense_control_files(benchmarks: list[str], profile: ProfileSettings, seeds: list[int],
-                        widths: tuple[float, ...] = DENSE_WIDTHS) -> list[dict]:
-    """One row per dense control of ``benchmarks`` x ``widths`` x ``seeds`` for ``profile``: its steps, the
-    committed file (``data/dense-controls/``) and whether it is there, and whether the artifacts cache holds it."""
-    rows = []
+def _entries(benchmarks: list[str], profile: ProfileSettings, seeds: list[int],
+             widths: tuple[float, ...]) -> Iterator[tuple[Benchmark, nn.Module, float, int, int, dict]]:
+    """Each dense control of ``benchmarks`` x ``widths`` x ``seeds`` for ``profile``: benchmark, teacher, width,
+    steps, seed and cache key."""
     for name in benchmarks:
         bench = get_benchmark(name)
         teacher, _ = bench.teacher(profile.name)
         steps = total_steps(profile, bench)
         for width in widths:
             for seed in seeds:
-                key = dense_key(bench, teacher, width, steps, seed)
-                committed = zoo.cache_path(DENSE_KIND, key, data_dir())
-                rows.append({"benchmark": name, "width": width, "seed": seed, "steps": steps,
-                             "file": committed.name, "committed": committed.exists(),
-                             "cached": zoo.cache_path(DENSE_KIND, key).exists()})
+                yield bench, teacher, width, steps, seed, dense_key(bench, teacher, width, steps, seed)
+
+
+def dense_control_files(benchmarks: list[str], profile: ProfileSettings, seeds: list[int],
+                        widths: tuple[float, ...] = DENSE_WIDTHS) -> list[dict]:
+    """One row per dense control of ``benchmarks`` x ``widths`` x ``seeds`` for ``profile``: its steps, the
+    committed file (``data/dense-controls/``) and whether it is there, and whether the artifacts cache holds it."""
+    rows = []
+    for bench, _, width, steps, seed, key in _entries(benchmarks, profile, seeds, widths):
+        committed = zoo.cache_path(DENSE_KIND, key, data_dir())
+        rows.append({"benchmark": bench.name, "width": width, "seed": seed, "steps": steps, "file": committed.name,
+                     "committed": committed.exists(), "cached": zoo.cache_path(DENSE_KIND, key).exists()})
     return rows
 
 
@@ -138,18 +145,12 @@ def ship_dense_controls(benchmarks: list[str], profile: ProfileSettings, seeds: 
     them into ``data/dense-controls/``, where every checkout finds them: the full profile's controls train for as
     long as a teacher, so they are trained once and committed, like the teachers. Returns the files written."""
     written = []
-    for name in benchmarks:
-        bench = get_benchmark(name)
-        teacher, _ = bench.teacher(profile.name)
-        steps = total_steps(profile, bench)
-        for width in widths:
-            for seed in seeds:
-                trained_dense(bench, teacher, width, steps, seed, device)
-                key = dense_key(bench, teacher, width, steps, seed)
-                source, target = zoo.cache_path(DENSE_KIND, key), zoo.cache_path(DENSE_KIND, key, data_dir())
-                if source.exists():  # absent when the entry was already committed
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    for suffix in ("", ".json"):
-                        shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
-                written.append(target)
+    for bench, teacher, width, steps, seed, key in _entries(benchmarks, profile, seeds, widths):
+        trained_dense(bench, teacher, width, steps, seed, device)
+        source, target = zoo.cache_path(DENSE_KIND, key), zoo.cache_path(DENSE_KIND, key, data_dir())
+        if source.exists():  # absent when the entry was already committed
+            target.parent.mkdir(parents=True, exist_ok=True)
+            for suffix in ("", ".json"):
+                shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
+        written.append(target)
     return written
