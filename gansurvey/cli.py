@@ -150,8 +150,8 @@ def _readme_table(check: bool) -> int:
     executed notebooks and the full manifest give."""
     import difflib
 
+    from gansurvey import readme_table as rt
     from gansurvey.config import display_path, project_root, results_dir
-    from gansurvey.survey import readme_table as rt
 
     readme = project_root() / "README.md"
     written = rt.readme_block(readme.read_text(encoding="utf-8"), readme.name)  # no markers: refused before any work

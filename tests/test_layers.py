@@ -27,7 +27,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("records", ("gansurvey.records",)),
     ("study", ("gansurvey.measuring", "gansurvey.experiments", "gansurvey.claims")),
     ("survey", ("gansurvey.survey", "gansurvey.plots")),
-    ("face", ("gansurvey.notebook", "gansurvey.runner", "gansurvey.cli", "gansurvey.__main__", "gansurvey")),
+    ("face", ("gansurvey.notebook", "gansurvey.runner", "gansurvey.readme_table", "gansurvey.cli", "gansurvey.__main__",
+              "gansurvey")),
 )
 MODULE_STRING = re.compile(r"^gansurvey(\.\w+)+$")
 

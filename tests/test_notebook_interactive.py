@@ -53,8 +53,13 @@ def test_a_refusal_renders_as_one_line_in_ipython(results, capsys):
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
-    shell.run_cell("from gansurvey.notebook import check_parameters, ParameterRefused\n"
-                   "raise ParameterRefused('parameter profile: unknown value')")
+    try:
+        shell.run_cell("from gansurvey.notebook import check_parameters, ParameterRefused\n"
+                       "raise ParameterRefused('parameter profile: unknown value')")
+    finally:
+        # the shell is a process-wide singleton: left alive, tqdm.auto would draw every later test's bars
+        # (papermill's among them) as notebook widgets instead of text
+        InteractiveShell.clear_instance()
     out = capsys.readouterr()
     shown = (out.out + out.err).strip().splitlines()
     assert shown == ["ParameterRefused: parameter profile: unknown value"]

@@ -3,9 +3,9 @@ executed notebooks (quick) and results/full/manifest.json (full)."""
 
 from __future__ import annotations
 
+from gansurvey import readme_table as rt
 from gansurvey.checks import project_root
 from gansurvey.runner import STATES, available_notebooks
-from gansurvey.survey import readme_table as rt
 
 
 def test_the_committed_readme_table_is_the_rendering_of_the_committed_runs(monkeypatch):

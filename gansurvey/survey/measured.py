@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from gansurvey.checks import GanSurveyError
+from gansurvey.checks import GanSurveyError, project_root
 from gansurvey.claims.verdict import Check, Verdict
 from gansurvey.records import MEASURING_NOTEBOOKS, ResultsStore
 
@@ -66,9 +66,7 @@ class ClaimSettings:
     def from_notebooks(cls, folder: Path | None = None) -> ClaimSettings:
         """The values the notebooks in ``folder`` (default: the project's ``notebooks/``) assign: read from their
         source, so a changed default follows here without a copy to keep in step."""
-        from gansurvey.runner import notebooks_dir
-
-        folder = folder or notebooks_dir()
+        folder = folder or project_root() / "notebooks"
         targets = notebook_literal(folder / "06_combinations.ipynb", "targets")
         if not isinstance(targets, dict) or not all(isinstance(v, tuple | list) and len(v) == 2
                                                     for v in targets.values()):

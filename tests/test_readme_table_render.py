@@ -10,9 +10,9 @@ import nbformat
 import pytest
 
 from gansurvey import cli, runner
+from gansurvey import readme_table as rt
 from gansurvey.checks import GanSurveyError
 from gansurvey.dependencies import file_digest
-from gansurvey.survey import readme_table as rt
 
 
 def test_format_seconds_picks_the_unit_and_refuses_what_is_not_a_time():
