@@ -144,9 +144,12 @@ class ProfileSettings:
     student_widths: tuple[float, ...]  # distillation students, as fractions of the teacher's width
     lottery_steps: int  # training steps per lottery-ticket round on the toy
     total_budget_widths: tuple[float, ...] | None = None  # widths of 02's equal-total-budget arm (None: all)
-    #: Most steps an equal-total-budget student trains for (None: the teacher's steps plus the fine-tuning, in
-    #: full); quick caps it to stay a minutes-long profile, so its equal-total arm is labelled as capped
+    #: Most steps an equal-total-budget student trains for (None: the teacher's steps plus the fine-tuning); the
+    #: quick and full profiles cap it to fit their time, and 02 says the arm is capped
     total_steps_cap: int | None = None
+    #: Most steps a dense-from-scratch control trains for (None: the teacher's steps plus the fine-tuning, as in
+    #: full, whose controls are shipped under data/dense-controls/ and keyed by these steps)
+    dense_steps_cap: int | None = None
     #: 03's rank grid per method (fractions of each layer's full rank). CP's full rank is kh*kw*min(in, out), the
     #: size of an exact CP, so its useful fractions are smaller: at 0.03 a DCGAN layer keeps about as many weights
     #: as Tucker-2 at 0.25. Not hashed (a dict), like every field that is not a plain value.
@@ -171,7 +174,7 @@ PROFILE_SETTINGS = {
     "quick": ProfileSettings(
         name="quick", finetune_steps=40, eval_samples=500, inception_samples=32,
         latency_warmup=2, latency_repeats=5, seeds=1, student_widths=(0.5,), lottery_steps=500,
-        total_budget_widths=(0.5,), total_steps_cap=300,
+        total_budget_widths=(0.5,), total_steps_cap=300, dense_steps_cap=300,
         rank_grids={"svd": (0.25,), "tucker2": (0.25,), "cp": (0.03,)},
         roofline_batches=(1, 8, 64), real_size_latency_of=("uncompressed", "channels 50%"),
     ),

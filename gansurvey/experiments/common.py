@@ -141,18 +141,26 @@ def budget_steps(profile: ProfileSettings, purpose: str, steps: int | None = Non
     return getattr(profile, f"{purpose}_steps")
 
 
-def total_steps(profile: ProfileSettings, benchmark: str | Benchmark, finetune_steps: int | None = None) -> int:
-    """Steps an ``equal-total`` student trains for: the teacher's steps plus the fine-tuning budget
-    (``finetune_steps`` or the profile's), i.e. everything a pruned-and-fine-tuned model was trained for, capped
-    at the profile's ``total_steps_cap`` (quick) when it sets one.
+#: What a "teacher's steps plus the fine-tuning" budget trains: 02's equal-total students, or the dense controls.
+TOTAL_BUDGETS = ("equal-total", "dense")
+
+
+def total_steps(profile: ProfileSettings, benchmark: str | Benchmark, finetune_steps: int | None = None,
+                purpose: str = "equal-total") -> int:
+    """Steps a model trained from scratch for the whole budget trains for: the teacher's steps plus the fine-tuning
+    budget (``finetune_steps`` or the profile's), i.e. everything a pruned-and-fine-tuned model was trained for,
+    capped by the profile for that ``purpose`` (:data:`TOTAL_BUDGETS`): ``equal-total`` students at
+    ``total_steps_cap``, dense controls at ``dense_steps_cap``. The two caps are apart because dense controls are
+    shipped, keyed by their steps, while the equal-total arm is sized to the profile's time.
 
     Example:
-        >>> total_steps(profile_settings("full"), "mnist-dcgan", 500)  # doctest: +SKIP
-        6500
+        >>> total_steps(profile_settings("full"), "mnist-dcgan", 500, purpose="dense")  # doctest: +SKIP
+        10500
     """
+    check_choice("total budget", purpose, TOTAL_BUDGETS)
     bench = get_benchmark(benchmark)
     total = bench.teacher_steps(profile.name) + budget_steps(profile, "finetune", finetune_steps)
-    cap = profile.total_steps_cap
+    cap = profile.total_steps_cap if purpose == "equal-total" else profile.dense_steps_cap
     return total if cap is None else min(total, cap)
 
 

@@ -63,17 +63,17 @@ def dense_controls(bench: Benchmark, teacher: nn.Module, seeds: list[int], *, pr
                    widths: tuple[float, ...] = DENSE_WIDTHS, finetune_steps: int | None = None,
                    device: str = "auto", **measure_kwargs: Any) -> list[Measurement]:
     """Dense generators of the teacher's architecture at ``widths``, trained from scratch with the teacher's recipe for
-    as many steps as a compressed model saw in all (the teacher's plus the fine-tuning budget, capped as the profile
-    caps the equal-total students: :func:`total_steps`) with the same guidance as the compressed arms (an output L1
-    toward the teacher beside the adversarial term; the discriminator starts fresh, as a fresh generator would not
-    survive the trained one's), one record per width and seed: family ``control``, technique :data:`DENSE_LABEL`,
-    ``settings["control"] == "dense"``.
+    as many steps as a compressed model saw in all (the teacher's plus the fine-tuning budget, capped at the profile's
+    ``dense_steps_cap``: :func:`total_steps` with ``purpose="dense"``) with the same guidance as the compressed
+    arms (an output L1 toward the teacher beside the adversarial term; the discriminator starts fresh, as a fresh
+    generator would not survive the trained one's), one record per width and seed: family ``control``, technique
+    :data:`DENSE_LABEL`, ``settings["control"] == "dense"``.
 
     Each trained control is cached in the artifacts folder under its benchmark, width, steps, seed, recipe and
     teacher, so the notebooks that compare with the same control train it once (a ``seed`` in ``measure_kwargs`` is
     ignored: each record takes its seed from ``seeds``)."""
     measure_kwargs.pop("seed", None)
-    steps = total_steps(profile, bench, finetune_steps)
+    steps = total_steps(profile, bench, finetune_steps, purpose="dense")
     records = []
     for width in widths:
         check_number("dense control width", width, minimum=1e-3, maximum=1.0)
@@ -121,7 +121,7 @@ def _entries(benchmarks: list[str], profile: ProfileSettings, seeds: list[int],
     for name in benchmarks:
         bench = get_benchmark(name)
         teacher, _ = bench.teacher(profile.name)
-        steps = total_steps(profile, bench)
+        steps = total_steps(profile, bench, purpose="dense")
         for width in widths:
             for seed in seeds:
                 yield bench, teacher, width, steps, seed, dense_key(bench, teacher, width, steps, seed)

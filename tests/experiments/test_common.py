@@ -119,8 +119,19 @@ def test_equal_total_arm_trains_students_only_and_records_its_budget():
     assert set(samples) == {"scratch w0.5 (equal total)", "feature w0.5 (equal total)"}
     quick = profile_settings("quick")
     teacher_steps = gs.get_benchmark("mnist-dcgan").teacher_steps("full")
-    assert distillation.total_steps(FULL, "mnist-dcgan", 7) == teacher_steps + 7
-    assert distillation.total_steps(QUICK, "mnist-dcgan", 7) == min(teacher_steps + 7, quick.total_steps_cap)
+    full = profile_settings("full")
+    # full's dense controls train the whole budget (they are shipped, keyed by it); the equal-total arm is capped
+    assert full.dense_steps_cap is None
+    assert distillation.total_steps(FULL, "mnist-dcgan", 7, purpose="dense") == teacher_steps + 7
+    for settings in (quick, full):
+        for purpose, cap in (("equal-total", settings.total_steps_cap), ("dense", settings.dense_steps_cap)):
+            total = gs.get_benchmark("mnist-dcgan").teacher_steps(settings.name) + 7
+            expected = total if cap is None else min(total, cap)
+            assert distillation.total_steps(settings, "mnist-dcgan", 7, purpose=purpose) == expected
+    assert distillation.total_steps(quick, "mnist-dcgan", 7) == min(
+        gs.get_benchmark("mnist-dcgan").teacher_steps("quick") + 7, quick.total_steps_cap)  # equal-total by default
+    with pytest.raises(GanSurveyError, match="total budget.*'dense'"):
+        distillation.total_steps(QUICK, "mnist-dcgan", purpose="controls")
     with pytest.raises(GanSurveyError, match="unknown benchmark 'celeba'"):
         distillation.total_steps(QUICK, "celeba")
 

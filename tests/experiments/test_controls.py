@@ -31,7 +31,7 @@ def test_the_teacher_control_is_the_teacher_trained_further(toy):
 def test_dense_controls_train_smaller_models_from_scratch_once(toy, quick_profile, tmp_path, monkeypatch):
     monkeypatch.setenv("GANSURVEY_ARTIFACTS", str(tmp_path))
     bench, teacher, _ = toy
-    profile = quick_profile(eval_samples=200, latency_repeats=2, latency_warmup=1, total_steps_cap=6)
+    profile = quick_profile(eval_samples=200, latency_repeats=2, latency_warmup=1, dense_steps_cap=6)
     records = controls.dense_controls(bench, teacher, [0, 1], profile=profile, widths=(0.5, 0.25), device="cpu")
     assert [(r.technique, r.seed) for r in records] == [("dense from scratch w0.5", 0), ("dense from scratch w0.5", 1),
                                                        ("dense from scratch w0.25", 0), ("dense from scratch w0.25", 1)]
