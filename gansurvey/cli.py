@@ -17,9 +17,10 @@ from pathlib import Path
 from gansurvey.checks import GanSurveyError, check_number
 
 # gansurvey.config imports torch: these copies keep argument parsing fast (a test keeps them equal to config's)
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "full", "paper")
 DEVICES = ("auto", "cpu", "cuda")
-PROFILE_HELP = "quick: minutes per notebook, verdicts marked indicative; full: the reproduction proper (default: quick)"
+PROFILE_HELP = ("quick: minutes per notebook, verdicts marked indicative; full: the reproduction proper, about an hour "
+                "per notebook on a 2-core CPU; paper: full without its trims, for a GPU (default: quick)")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -16,7 +16,10 @@ import torch
 from gansurvey.checks import GanSurveyError, check_choice, check_number, project_root
 from gansurvey.checks import display_path as display_path  # re-exported: paths in messages
 
-PROFILES = ("quick", "full")
+#: quick: minutes per notebook on a CPU (CI runs it); full: the reproduction proper, sized to about an hour per
+#: notebook on a 2-core CPU; paper: the full design where full had to be trimmed to fit (more widths, the uncapped
+#: equal-total budget, the extended combinations), for a GPU or a cluster
+PROFILES = ("quick", "full", "paper")
 DEVICES = ("auto", "cpu", "cuda")
 
 #: Bump when a change alters what a cached teacher, classifier or statistic would contain.
@@ -178,9 +181,22 @@ PROFILE_SETTINGS = {
         rank_grids={"svd": (0.25,), "tucker2": (0.25,), "cp": (0.03,)},
         roofline_batches=(1, 8, 64), real_size_latency_of=("uncompressed", "channels 50%"),
     ),
+    # Sized on this machine class (2 cores): every notebook about an hour or less, every arm a verdict uses over 3
+    # seeds, 2000 evaluation samples; what did not fit moved to "paper" (below).
     "full": ProfileSettings(
         name="full", finetune_steps=500, eval_samples=2000, inception_samples=1000,
-        latency_warmup=5, latency_repeats=30, seeds=3, student_widths=(0.25, 0.5), lottery_steps=1000,
+        latency_warmup=10, latency_repeats=50, seeds=3, student_widths=(0.5,), lottery_steps=1000,
+        total_budget_widths=(0.5,), total_steps_cap=1500,
+        rank_grids={"svd": (0.5, 0.25, 0.1), "tucker2": (0.5, 0.25, 0.1), "cp": (0.1, 0.03, 0.01)},
+        roofline_batches=(1, 4, 16, 64, 256), real_size_sharing="k-means+ans",
+        real_size_latency_batches=(1, 8), recovery_steps=1000, recovery_every=100,
+    ),
+    # full plus what a 2-core CPU cannot afford in an hour per notebook: 02's narrower students and equal-total
+    # students trained for the whole budget (the teacher's steps plus fine-tuning: 10500 steps on mnist-dcgan),
+    # and 06's second setting per family and longer pipelines. Its dense controls are full's (same keys).
+    "paper": ProfileSettings(
+        name="paper", finetune_steps=500, eval_samples=2000, inception_samples=1000,
+        latency_warmup=10, latency_repeats=50, seeds=3, student_widths=(0.25, 0.5), lottery_steps=1000,
         total_budget_widths=(0.25, 0.5),
         rank_grids={"svd": (0.5, 0.25, 0.1), "tucker2": (0.5, 0.25, 0.1), "cp": (0.1, 0.03, 0.01)},
         roofline_batches=(1, 4, 16, 64, 256), extended_arms=True, real_size_sharing="k-means+ans",

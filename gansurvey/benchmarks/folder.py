@@ -172,7 +172,8 @@ class FolderBenchmark(Benchmark):
 
     def _key(self, profile: str, seed: int) -> dict:
         config = self.folder_config(self.teacher_steps(profile), seed)
-        return zoo.cache_key(kind="teacher", benchmark=self.name, profile=profile, seed=seed, size=self.size,
+        trained_as = "quick" if profile == "quick" else "full"  # paper trains full's teacher: one file for both
+        return zoo.cache_key(kind="teacher", benchmark=self.name, profile=trained_as, seed=seed, size=self.size,
                              layout=self.data.layout, data_digest=self.data.digest, recipe=config.recipe(),
                              width=self.width,
                              generator=self.generator_hparams, discriminator=self.discriminator_hparams,

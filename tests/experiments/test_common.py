@@ -181,11 +181,27 @@ def test_profile_budgets_defaults_and_overrides():
         common.run_seeds(QUICK, 0, [])
     with pytest.raises(GanSurveyError, match="seed must be an integer >= 0, got -1"):
         common.run_seeds(QUICK, 0, [1, -1])
-    assert distillation.student_widths(FULL) == [0.25, 0.5] and distillation.student_widths(QUICK, [0.3]) == [0.3]
+    assert distillation.student_widths(FULL) == list(full.student_widths)
+    assert distillation.student_widths(QUICK, [0.3]) == [0.3]
     with pytest.raises(GanSurveyError, match="student width.*got 1.5"):
         distillation.student_widths(QUICK, [0.5, 1.5])
     with pytest.raises(GanSurveyError, match="'fast'"):
         profile_settings("fast")  # the one place a profile's name is read
+
+
+def test_paper_is_full_without_its_trims():
+    """paper keeps what full trimmed to fit a 2-core CPU; everything else, the dense controls' keys included, is
+    full's, so paper reuses full's shipped controls and teachers."""
+    full, paper = profile_settings("full"), profile_settings("paper")
+    assert set(full.student_widths) < set(paper.student_widths)
+    assert full.total_steps_cap is not None and paper.total_steps_cap is None
+    assert paper.extended_arms and not full.extended_arms
+    for name in ("finetune_steps", "eval_samples", "seeds", "dense_steps_cap", "latency_repeats", "rank_grids"):
+        assert getattr(full, name) == getattr(paper, name), name
+    teacher_steps = gs.get_benchmark("mnist-dcgan").teacher_steps("paper")
+    assert distillation.total_steps(paper, "mnist-dcgan") == teacher_steps + paper.finetune_steps
+    assert distillation.total_steps(full, "mnist-dcgan", purpose="dense") == distillation.total_steps(
+        paper, "mnist-dcgan", purpose="dense")
 
 
 def _row(technique, params, macs, latency, value):
