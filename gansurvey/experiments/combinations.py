@@ -66,17 +66,24 @@ def run_arm(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, stag
 
 def measure_pipelines(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
                       pipelines: dict[str, Sequence[Stage]], *, profile: ProfileSettings, seed: int = 0,
-                      device: str = "auto", **measure_kwargs: Any) -> list[Measurement]:
-    """Each labelled pipeline run on the teacher and measured; every order is checked before any training."""
+                      seeds: Sequence[int] | None = None, device: str = "auto",
+                      **measure_kwargs: Any) -> list[Measurement]:
+    """Each labelled pipeline run on the teacher and measured, once per seed of ``seeds`` (default: ``seed``
+    alone; a verdict needs 3); every order is checked before any training."""
     for stages in pipelines.values():
         check_pipeline(stages, teacher)
+    seeds = [seed] if seeds is None else list(seeds)
+    if not seeds:
+        raise GanSurveyError("measure_pipelines needs at least one seed, got an empty list")
     records = []
     for label, stages in pipelines.items():
-        model = run_arm(bench, teacher, discriminator, stages, profile=profile, seed=seed, device=device)
-        if masks(model):  # masked layers are kept for training; what is stored is the sparse format
-            model = to_sparse_storage(model)
-        records.append(measure(model, bench, technique=label, profile=profile, seed=seed, device=device,
-                               settings={"pipeline": describe(stages), "stages": len(stages)}, **measure_kwargs))
+        for run_seed in seeds:
+            model = run_arm(bench, teacher, discriminator, stages, profile=profile, seed=run_seed, device=device)
+            if masks(model):  # masked layers are kept for training; what is stored is the sparse format
+                model = to_sparse_storage(model)
+            records.append(measure(model, bench, technique=label, profile=profile, seed=run_seed, device=device,
+                                   settings={"pipeline": describe(stages), "stages": len(stages)},
+                                   **measure_kwargs))
     return records
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -95,33 +96,41 @@ def _grid(bench: Benchmark, model: nn.Module, seed: int) -> torch.Tensor:
 
 
 def deep_compression_stages(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, sparsity: float,
-                            bits: int, steps: int, *, coders: tuple[str, ...] = ("huffman", "ans"), seed: int = 0,
-                            device: str = "auto", **measure_kwargs: Any,
+                            bits: int, steps: int, *, coders: tuple[str, ...] = ("huffman", "ans"),
+                            seeds: Sequence[int] = (0,), device: str = "auto", **measure_kwargs: Any,
                             ) -> tuple[list[Measurement], dict[str, torch.Tensor], dict[str, nn.Module]]:
-    """Deep Compression's pipeline on a generator, measured after each stage (Han et al. 2016, figure 1):
+    """Deep Compression's pipeline on a generator, measured after each stage (Han et al. 2016, figure 1), once per
+    seed of ``seeds`` (both fine-tunings follow it):
 
     1. ``pruned``: magnitude pruning to ``sparsity``, fine-tuned ``steps`` steps, sparse storage;
     2. ``+ sharing``: ``bits``-bit k-means codebooks on the surviving weights, indices packed (post-training);
     3. ``+ trained sharing``: the centroids fine-tuned ``steps`` steps;
     4. ``+ <coder>``: the same indices and positions entropy-coded (lossless: quality as in stage 3).
 
-    Returns the records (technique = stage label; settings hold sparsity, bits, coder, steps), sample grids and
-    the models by stage.
+    Returns the records of every seed (technique = stage label; settings hold sparsity, bits, coder, steps), and
+    the sample grids and models by stage of the first seed.
     """
+    if not seeds:
+        raise GanSurveyError("deep_compression_stages needs at least one seed, got an empty list")
     settings = dict(sparsity=sparsity, bits=bits, finetune_steps=steps)
-    pruned = pruned_and_finetuned(bench, teacher, discriminator, MagnitudePruneConfig(sparsity=sparsity), steps,
-                                  seed, device)
-    shared = compress(pruned, EncodeConfig(bits=bits, coder=None))
-    trained = trained_sharing(shared, bench, steps, discriminator, seed=seed, device=device, teacher=teacher).model
-    stages = {"pruned": pruned, "+ sharing": shared, "+ trained sharing": trained}
-    stages |= {f"+ {coder}": recode(trained, coder) for coder in coders}
-    records, samples = [], {}
-    for label, model in stages.items():
-        coder = label.removeprefix("+ ") if label.removeprefix("+ ") in coders else None
-        records.append(measure(model, bench, technique=label, family=None, settings={
-            **settings, "stage": label, "coder": coder or "packed"}, seed=seed, device=device, **measure_kwargs))
-        samples[label] = _grid(bench, model, seed)
-    return records, samples, stages
+    records, samples, first = [], {}, {}
+    for seed in seeds:
+        pruned = pruned_and_finetuned(bench, teacher, discriminator, MagnitudePruneConfig(sparsity=sparsity),
+                                      steps, seed, device)
+        shared = compress(pruned, EncodeConfig(bits=bits, coder=None))  # linear init: the seed is in the pruning
+        trained = trained_sharing(shared, bench, steps, discriminator, seed=seed, device=device,
+                                  teacher=teacher).model
+        stages = {"pruned": pruned, "+ sharing": shared, "+ trained sharing": trained}
+        stages |= {f"+ {coder}": recode(trained, coder) for coder in coders}
+        for label, model in stages.items():
+            coder = label.removeprefix("+ ") if label.removeprefix("+ ") in coders else None
+            records.append(measure(model, bench, technique=label, family=None, settings={
+                **settings, "stage": label, "coder": coder or "packed"}, seed=seed, device=device,
+                **measure_kwargs))
+            if seed == seeds[0]:
+                samples[label] = _grid(bench, model, seed)
+        first = first or stages
+    return records, samples, first
 
 
 def bits_sweep(bench: Benchmark, teacher: nn.Module, bits: list[int], *, coder: str = "ans", seed: int = 0,

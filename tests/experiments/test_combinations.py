@@ -44,6 +44,24 @@ def test_distillation_steps_in_a_pipeline(toy):
     assert gs.measure(out, bench, profile=QUICK).family == "distillation+pruning"
 
 
+def test_pipelines_and_deep_compression_run_once_per_seed(toy, quick_profile):
+    from gansurvey.experiments.encoding import deep_compression_stages
+
+    bench, g, d = toy
+    profile = quick_profile(eval_samples=64, latency_repeats=1, latency_warmup=0)
+    arms = {"channels": [ChannelPruneConfig(0.5), Finetune(steps=2)]}
+    records = ex.measure_pipelines(bench, g, d, arms, profile=profile, seeds=[3, 4], device="cpu")
+    assert [(r.technique, r.seed) for r in records] == [("channels", 3), ("channels", 4)]
+    assert [r.seed for r in ex.measure_pipelines(bench, g, d, arms, profile=profile, seed=5, device="cpu")] == [5]
+    with pytest.raises(GanSurveyError, match="at least one seed"):
+        ex.measure_pipelines(bench, g, d, arms, profile=profile, seeds=[], device="cpu")
+    staged, grids, models = deep_compression_stages(bench, g, d, 0.5, 2, 2, coders=("ans",), seeds=[0, 1],
+                                                    device="cpu", profile=profile)
+    assert [(r.technique, r.seed) for r in staged] == [(label, seed) for seed in (0, 1) for label in (
+        "pruned", "+ sharing", "+ trained sharing", "+ ans")]
+    assert set(grids) == set(models) == {"pruned", "+ sharing", "+ trained sharing", "+ ans"}
+
+
 def test_incompatible_orders_are_refused_before_any_work(toy):
     bench, g, d = toy
     calls = []
