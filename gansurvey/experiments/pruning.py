@@ -3,6 +3,7 @@ over seeds."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from gansurvey.benchmarks.base import Benchmark
+from gansurvey.checks import GanSurveyError
 from gansurvey.compress import (
     MagnitudePruneConfig,
     PruneConfig,
@@ -24,14 +26,18 @@ from gansurvey.records import Measurement
 
 
 def pruning_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, configs: dict[str, PruneConfig],
-                  steps: int, *, seed: int = 0, device: str = "auto", **measure_kwargs: Any,
-                  ) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
-    """Each labelled config applied to the teacher and measured twice: as pruned (technique ``"<label> (no
-    fine-tuning)"``) and after :func:`pruned_and_finetuned` with the same ``steps`` for every config.
+                  steps: int, *, seed: int = 0, seeds: Sequence[int] | None = None, device: str = "auto",
+                  **measure_kwargs: Any) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
+    """Each labelled config applied to the teacher and measured as pruned (technique ``"<label> (no
+    fine-tuning)"``, once: pruning the teacher involves no chance) and after :func:`pruned_and_finetuned` with the
+    same ``steps`` for every config, once per seed of ``seeds`` (default: ``seed`` alone).
 
     ``measure_kwargs`` go to :func:`gansurvey.measure` (notebook, profile, latency_batch...). Returns the records
-    and, per label, a grid of samples from the fine-tuned model.
+    and, per label, a grid of samples from the fine-tuned model of the first seed.
     """
+    seeds = [seed] if seeds is None else list(seeds)
+    if not seeds:
+        raise GanSurveyError("pruning_sweep needs at least one seed, got an empty list")
     records, samples = [], {}
     grid = bench.eval_sample_count(SAMPLE_GRID)
     for label, config in configs.items():
@@ -39,13 +45,15 @@ def pruning_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
         raw = prune(teacher, config, bench.example_input(2))
         raw = to_sparse_storage(raw) if isinstance(config, MagnitudePruneConfig) else raw
         records.append(measure(raw, bench, technique=f"{label} (no fine-tuning)", family="pruning",
-                               settings={**settings, "finetuned": False}, seed=seed, device=device,
+                               settings={**settings, "finetuned": False}, seed=seeds[0], device=device,
                                **measure_kwargs))
-        tuned = pruned_and_finetuned(bench, teacher, discriminator, config, steps, seed, device)
-        records.append(measure(tuned, bench, technique=label, family="pruning",
-                               settings={**settings, "finetuned": True}, seed=seed, device=device,
-                               **measure_kwargs))
-        samples[label] = bench.generate(tuned, grid, seed)
+        for run_seed in seeds:
+            tuned = pruned_and_finetuned(bench, teacher, discriminator, config, steps, run_seed, device)
+            records.append(measure(tuned, bench, technique=label, family="pruning",
+                                   settings={**settings, "finetuned": True}, seed=run_seed, device=device,
+                                   **measure_kwargs))
+            if run_seed == seeds[0]:
+                samples[label] = bench.generate(tuned, grid, run_seed)
     return records, samples
 
 

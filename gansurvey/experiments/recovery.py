@@ -4,6 +4,9 @@ show what the teacher signal buys."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pandas as pd
 from torch import nn
 
@@ -17,11 +20,17 @@ from gansurvey.metrics.curves import curve_plateau
 
 def recovery_curves(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
                     configs: dict[str, CompressConfig], profile: ProfileSettings, *,
-                    guides: tuple[str, ...] = GUIDES, seed: int = 0, device: str = "auto") -> pd.DataFrame:
+                    guides: tuple[str, ...] = GUIDES, seed: int = 0, device: str = "auto",
+                    start: Callable[[nn.Module, CompressConfig, Any], nn.Module] = compress) -> pd.DataFrame:
     """Compress the teacher with each of ``configs`` and fine-tune it ``profile.recovery_steps`` steps with each
     of ``guides``, scoring it every ``profile.recovery_every`` steps on the profile's evaluation samples (and
     before the first step, at step 0). One row per check: ``arm`` (the config's label), ``guide``, ``step`` and
-    the quality metrics."""
+    the quality metrics.
+
+    ``start(teacher, config, example_input)`` makes the model that is fine-tuned: :func:`compress` by default
+    (pruned, factorized, distilled and encoded models train as stored: an encoded model's centroids are
+    parameters); quantization-aware training passes ``compress.prepare_qat``, whose fake-quantized float copy is
+    what it trains (the packed codes of the stored form cannot), so the curve follows the arm 04 trains."""
     steps, every = profile.recovery_steps, profile.recovery_every
     check_number("steps", steps, minimum=1, integer=True)
     check_number("every", every, minimum=1, maximum=steps, integer=True)
@@ -29,7 +38,7 @@ def recovery_curves(bench: Benchmark, teacher: nn.Module, discriminator: nn.Modu
         raise GanSurveyError("configs must name at least one compression to recover from, got none")
     frames = []
     for label, config in configs.items():
-        compressed = compress(teacher, config, bench.example_input(2))
+        compressed = start(teacher, config, bench.example_input(2))
         start = {"step": 0, **bench.quality(compressed, profile=profile, seed=seed, device="cpu",
                                             inception_samples=0)}
         for guide in guides:

@@ -83,6 +83,13 @@ def test_pruning_sweep_measures_each_config_before_and_after_finetuning():
     dense_bytes = gs.metrics.stored_bytes(teacher)
     assert records[0].stored_bytes < 0.8 * dense_bytes and records[1].stored_bytes < 0.8 * dense_bytes  # sparse
     assert set(samples) == set(configs) and samples["channels 50%"].shape[0] == common.SAMPLE_GRID
+    # over seeds: the pruned teacher once (no chance involved), the fine-tuned model once per seed
+    records, _ = pruning_sweep(bench, teacher, disc, {"channels 50%": configs["channels 50%"]}, 2, seeds=[1, 2],
+                               device="cpu", notebook="test", profile=QUICK)
+    assert [(r.technique, r.seed) for r in records] == [("channels 50% (no fine-tuning)", 1), ("channels 50%", 1),
+                                                       ("channels 50%", 2)]
+    with pytest.raises(GanSurveyError, match="at least one seed"):
+        pruning_sweep(bench, teacher, disc, configs, 2, seeds=[], device="cpu", profile=QUICK)
 
 
 def test_distillation_sweep_has_every_arm_at_matched_macs():

@@ -20,3 +20,35 @@ def test_recovery_curves_score_every_arm_and_guide_from_step_zero(quick_profile)
     assert last["teacher"] != last["adversarial"]
     table = recovery.recovery_table(curves, bench)
     assert list(table["guide"]) == ["teacher", "adversarial"] and table["flattened"].dtype == bool
+
+
+def test_recovery_curves_follow_the_form_a_family_trains(quick_profile):
+    """QAT fine-tunes a fake-quantized float copy: with ``start=prepare_qat`` the curve trains that copy, which
+    computes what the stored quantized model computes; an encoded model trains as stored (its centroids are
+    parameters)."""
+    import torch
+
+    from gansurvey.compress import EncodeConfig, QuantConfig, compress, prepare_qat
+    from gansurvey.compress.encoding import codebook_layers
+
+    settings = quick_profile(eval_samples=200, recovery_steps=20, recovery_every=10)
+    bench = gs.get_benchmark("gaussians-mlp")
+    teacher, disc = bench.teacher()
+    started = []
+
+    def spy(start):
+        def wrapped(model, config, example_input):
+            started.append(start(model, config, example_input))
+            return started[-1]
+        return wrapped
+
+    qat = {"int2 (QAT)": QuantConfig(weight_bits=2)}
+    curves = recovery.recovery_curves(bench, teacher, disc, qat, settings, guides=("teacher",), device="cpu",
+                                      start=spy(prepare_qat))
+    stored = compress(teacher, QuantConfig(weight_bits=2))
+    z = bench.example_input(64)
+    with torch.no_grad():  # the fake-quantized copy computes what the stored quantized model computes
+        assert torch.allclose(started[0](z), stored(z), atol=1e-5)
+    assert curves["step"].tolist() == [0, 10, 20]
+    shared = compress(teacher, EncodeConfig(bits=2, coder=None))
+    assert all(layer.codebook.requires_grad for layer in codebook_layers(shared).values())
