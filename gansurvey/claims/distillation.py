@@ -50,7 +50,8 @@ def distillation_vs_pruning(
     A distilled or from-scratch record's budget is ``settings["budget"]`` (:data:`BUDGETS`; none given means
     ``equal-finetune``). At ``equal-finetune`` every arm trains for the same steps after the teacher (the pruned
     model's fine-tuning, the students' training): that budget decides the overall verdict. At ``equal-total``
-    the students train for the teacher's steps and the fine-tuning; the pruned models of ``equal-finetune`` are
+    the students train for the teacher's steps and the fine-tuning (at most the profile's ``total_steps_cap``:
+    the records' ``steps`` say how many); the pruned models of ``equal-finetune`` are
     its reference; its verdict is reported beside, not combined.
 
     Per budget, benchmark and primary metric, configurations of the three families are grouped into MAC
@@ -210,7 +211,8 @@ def _duel(members: pd.DataFrame, higher: bool, kd_family: str, pr_family: str, s
 
 BUDGET_WORDS = {
     "equal-finetune": "equal fine-tuning budget (students trained for the pruned models' fine-tuning steps)",
-    "equal-total": "equal total budget (students trained for as many steps as the teacher plus fine-tuning)",
+    "equal-total": "equal total budget (students trained from scratch for the teacher's steps plus fine-tuning, "
+                   "at most the profile's cap; each record's settings hold its steps)",
 }
 
 
