@@ -12,8 +12,8 @@ from gansurvey.benchmarks import get_benchmark
 from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.compress.base import chain_family, chain_method, compression_chain
-from gansurvey.compress.precision import output_sqnr, to_integer_engine
-from gansurvey.compress.quantized_layers import IntegerEngineLayer, QuantizedLayer
+from gansurvey.compress.precision import output_sqnr, to_fused_engine, to_integer_engine
+from gansurvey.compress.quantized_layers import FusedEngineModel, IntegerEngineLayer, QuantizedLayer
 from gansurvey.config import PROFILE_SETTINGS, ProfileSettings, code_commit, resolve_device
 from gansurvey.layers import compressed_layers
 from gansurvey.metrics.cost import (
@@ -104,35 +104,48 @@ def measure(
     )
 
 
-#: The integer engine's output must stay this close to the stored model's own (output SQNR, dB) to be timed in
+#: An integer engine's output must stay this close to the stored model's own (output SQNR, dB) to be timed in
 #: its place: 8-bit activations cost about 6 dB per bit below the weights' own error, far above this floor.
 MIN_ENGINE_SQNR_DB = 25.0
+#: The integer CPU engine the quantized models are tried on (``qnnpack`` is for ARM; ``x86``/``onednn`` compute
+#: ConvTranspose2d wrongly here).
+CPU_ENGINE = "fbgemm"
+
+
+def engine_forms(model: nn.Module, bench: Benchmark, device: torch.device) -> dict[str, nn.Module]:
+    """The faithful forms ``model`` can be timed in on ``device``, by the engines they run on: the model itself,
+    and for a quantized model on a CPU its forms on PyTorch's integer engine (:data:`CPU_ENGINE`): layer by layer
+    (:func:`~gansurvey.compress.precision.to_integer_engine`) and as one static-quantized graph with batch norms
+    folded and int8 activations between layers (:func:`~gansurvey.compress.precision.to_fused_engine`), each
+    calibrated on 64 evaluation inputs and kept only when its output stays within :data:`MIN_ENGINE_SQNR_DB` of
+    the model's own. A form the engine cannot build is left out."""
+    forms = {execution_engines(model, device): model}
+    if device.type != "cpu" or not any(isinstance(m, QuantizedLayer) for m in model.modules()):
+        return forms
+    calibration = bench.eval_inputs(64, seed=1)
+    check = bench.example_input(8)
+    for build in (to_integer_engine, to_fused_engine):
+        try:
+            form = build(model, calibration, CPU_ENGINE)
+        except (GanSurveyError, RuntimeError):  # a layer or a graph the engine cannot take
+            continue
+        if output_sqnr(model, form, check) >= MIN_ENGINE_SQNR_DB:
+            forms.setdefault(execution_engines(form, device), form)
+    return forms
 
 
 def fastest_form(model: nn.Module, bench: Benchmark, profile: ProfileSettings, batch: int,
                  device: torch.device) -> tuple[nn.Module, str]:
-    """The form of ``model`` its latency is timed on, and the engines it runs on: on a CPU, a quantized model is
-    also tried on PyTorch's fbgemm integer engine (uint8 activations calibrated on evaluation inputs, int8
-    weights, int32 accumulation) and timed there when that is faster and its output stays within
-    :data:`MIN_ENGINE_SQNR_DB` of the model's own; otherwise the model itself (quality is always measured on
-    the stored model)."""
-    own = execution_engines(model, device)
-    if device.type != "cpu" or not any(isinstance(m, QuantizedLayer) for m in model.modules()):
-        return model, own
-    calibration = bench.eval_inputs(64, seed=1)
-    try:
-        engine_form = to_integer_engine(model, calibration, "fbgemm")
-    except (GanSurveyError, RuntimeError):  # a layer the engine cannot take: time the model itself
-        return model, own
-    if output_sqnr(model, engine_form, bench.example_input(8)) < MIN_ENGINE_SQNR_DB:
-        return model, own
-    x = bench.example_input(batch)
-    table = interleaved_latency({"own": model, "engine": engine_form}, x, batch=batch,
-                                warmup=profile.latency_warmup, repeats=max(profile.latency_repeats, 2),
-                                device=device)
-    if table.set_index("model").loc["engine", "median_ms"] < table.set_index("model").loc["own", "median_ms"]:
-        return engine_form, execution_engines(engine_form, device)
-    return model, own
+    """The form of ``model`` its latency is timed on, and the engines it runs on: the fastest of its faithful
+    forms (:func:`engine_forms`), timed interleaved in one run at ``batch`` with the profile's warm-ups and
+    repeats; the model itself when it has no other (quality is always measured on the stored model)."""
+    forms = engine_forms(model, bench, device)
+    if len(forms) == 1:
+        return model, next(iter(forms))
+    table = interleaved_latency(forms, bench.example_input(batch), batch=batch, warmup=profile.latency_warmup,
+                                repeats=max(profile.latency_repeats, 2), device=device)
+    fastest = str(table.loc[table["median_ms"].idxmin(), "model"])
+    return forms[fastest], fastest
 
 
 #: Bootstrap resamples of the primary metric stored with each record (its evaluation noise, for the claims' rule).
@@ -153,10 +166,11 @@ def evaluation_resamples(model: nn.Module, bench: Benchmark, profile: ProfileSet
 def execution_engines(model: nn.Module, device: torch.device | str) -> str:
     """The engines that run ``model``'s layers on ``device``, ``;``-separated: each compressed layer's own
     (:meth:`~gansurvey.layers.CompressedLayer.engine`), ``<engine>-int8`` for layers handed to PyTorch's integer
-    engines, and ``torch-dense`` when every layer is a plain one (a really smaller model: channel-pruned, a
-    student)."""
+    engines one by one, ``<engine>-int8-fused`` for a model run by one as a static-quantized graph, and
+    ``torch-dense`` when every layer is a plain one (a really smaller model: channel-pruned, a student)."""
     names = {layer.engine(device) for layer in compressed_layers(model).values()}
     names |= {f"{m.engine}-int8" for m in model.modules() if isinstance(m, IntegerEngineLayer)}
+    names |= {m.engine_name for m in model.modules() if isinstance(m, FusedEngineModel)}
     return ";".join(sorted(names)) or "torch-dense"
 
 

@@ -85,28 +85,36 @@ def test_a_record_names_its_engine_its_commit_and_its_evaluation_noise(quick_pro
                                                                                           abs=1e-6)
 
 
-def test_a_quantized_model_is_timed_on_the_integer_engine_only_when_faster_and_faithful(monkeypatch):
+def test_a_quantized_model_is_timed_on_the_fastest_faithful_engine(monkeypatch):
     import pandas as pd
 
     from gansurvey import measuring
     from gansurvey.compress import QuantConfig, quantize
+    from gansurvey.compress.quantized_layers import FusedEngineModel
     from gansurvey.config import PROFILE_SETTINGS
 
     bench = gs.get_benchmark("mnist-dcgan")
-    teacher, _ = bench.teacher()
+    teacher = bench.new_generator(width=0.25).eval()  # the teacher's architecture, small: the test stays fast
     model = quantize(teacher, QuantConfig(weight_bits=8))
-    cpu = torch.device("cpu")
+    cpu, quick = torch.device("cpu"), PROFILE_SETTINGS["quick"]
 
-    def timed(engine_ms):  # a stand-in for the timing: which form is faster is the test's choice, not the machine's
-        return lambda models, *a, **k: pd.DataFrame({"model": list(models), "median_ms": [1.0, engine_ms]})
+    def timed(**ms):  # a stand-in for the timing: which form is faster is the test's choice, not the machine's
+        return lambda models, *a, **k: pd.DataFrame({"model": list(models), "median_ms": [ms[m] for m in models]})
 
-    monkeypatch.setattr(measuring, "interleaved_latency", timed(0.5))
-    form, engine = measuring.fastest_form(model, bench, PROFILE_SETTINGS["quick"], 1, cpu)
-    assert engine == "fbgemm-int8" and form is not model
-    assert measuring.output_sqnr(model, form, bench.example_input(4)) >= measuring.MIN_ENGINE_SQNR_DB
-    monkeypatch.setattr(measuring, "interleaved_latency", timed(2.0))
-    assert measuring.fastest_form(model, bench, PROFILE_SETTINGS["quick"], 1, cpu) == (model, "reference-dense")
-    monkeypatch.setattr(measuring, "interleaved_latency", timed(0.5))
+    forms = measuring.engine_forms(model, bench, cpu)
+    assert list(forms) == ["reference-dense", "fbgemm-int8", "fbgemm-int8-fused"]
+    for name, form in forms.items():
+        assert measuring.output_sqnr(model, form, bench.example_input(4)) >= measuring.MIN_ENGINE_SQNR_DB, name
+    built = measuring.engine_forms
+    monkeypatch.setattr(measuring, "engine_forms", lambda m, *a: dict(forms) if m is model else built(m, *a))
+    medians = {"reference-dense": 1.0, "fbgemm-int8": 0.6, "fbgemm-int8-fused": 0.4}
+    monkeypatch.setattr(measuring, "interleaved_latency", timed(**medians))
+    assert measuring.fastest_form(model, bench, quick, 1, cpu) == (forms["fbgemm-int8-fused"], "fbgemm-int8-fused")
+    assert isinstance(forms["fbgemm-int8-fused"], FusedEngineModel)
+    monkeypatch.setattr(measuring, "interleaved_latency", timed(**{**medians, "fbgemm-int8-fused": 0.7}))
+    assert measuring.fastest_form(model, bench, quick, 1, cpu) == (forms["fbgemm-int8"], "fbgemm-int8")
+    monkeypatch.setattr(measuring, "interleaved_latency", timed(**{**medians, "reference-dense": 0.3}))
+    assert measuring.fastest_form(model, bench, quick, 1, cpu) == (model, "reference-dense")
+    assert measuring.fastest_form(teacher, bench, quick, 1, cpu) == (teacher, "torch-dense")
     monkeypatch.setattr(measuring, "MIN_ENGINE_SQNR_DB", 1000.0)  # an engine that is not faithful is never timed
-    assert measuring.fastest_form(model, bench, PROFILE_SETTINGS["quick"], 1, cpu)[1] == "reference-dense"
-    assert measuring.fastest_form(teacher, bench, PROFILE_SETTINGS["quick"], 1, cpu) == (teacher, "torch-dense")
+    assert built(model, bench, cpu) == {"reference-dense": model}

@@ -12,7 +12,9 @@ convolutions. Around it:
   training-aware quantization at very low bit widths, which the 04_precision notebook checks;
 - :func:`layer_sensitivity` and :func:`allocate_bits`: mixed precision, bits per layer chosen greedily under a
   stored-bytes budget (an exact knapsack) and recorded in the config (``per_layer_bits``);
-- :func:`to_integer_engine`: the quantized model run by PyTorch's integer CPU engines (``fbgemm``, ``qnnpack``);
+- :func:`to_integer_engine`: the quantized model run by PyTorch's integer CPU engines (``fbgemm``, ``qnnpack``),
+  layer by layer; :func:`to_fused_engine`: the same as one static-quantized graph (batch norms folded, int8
+  activations between layers), what PyTorch's own static quantization of a CNN gives;
 - :func:`sqnr_db`: signal-to-quantization-noise ratio of an output against the float one.
 
 Rounding methods: ``nearest`` (scales from the full range), ``mse`` (the clipping ratio with the least squared
@@ -42,16 +44,19 @@ from gansurvey.compress.base import CompressConfig, check_family_configs, compre
 from gansurvey.compress.quantized_layers import (
     QUANTIZABLE_TYPES,
     FakeQuantLayer,
+    FusedEngineModel,
     Geometry,
     QuantizedLayer,
     check_engine,
     engine_layer,
     fit_grid,
+    float_layer,
     geometry,
     grid_of,
     quantize_matrix,
     weight_matrix,
 )
+from gansurvey.layers import CompressedLayer
 
 #: Weight bit widths: 8, 6, 4, 3, 2 and 1 (binary; ternary is ``weight_bits=2, ternary=True``).
 WEIGHT_BITS = (8, 6, 4, 3, 2, 1)
@@ -585,3 +590,106 @@ def to_integer_engine(model: nn.Module, example_input: Any, engine: str = "fbgem
             return fast
         _set_module(out, name, fast)
     return out
+
+
+def to_fused_engine(model: nn.Module, example_input: Tensor, engine: str = "fbgemm") -> FusedEngineModel:
+    """A copy of a quantized model run by one of PyTorch's integer CPU engines as one static-quantized graph.
+
+    What PyTorch's FX static quantization does to a float CNN (Jacob et al. 2018), applied to the quantized
+    model's own weights: each :class:`QuantizedLayer` becomes its float layer (weights dequantized), every batch
+    norm is folded into the convolution before it and a reflection pad into the convolution after it, then
+    ``prepare_fx``/``convert_fx`` with the engine's default mapping (uint8 activations calibrated on
+    ``example_input`` by histogram observers, int8 weights per output channel, per tensor for ConvTranspose2d)
+    fuse the ReLUs and keep the activations in uint8 between layers, residual additions included. Unlike
+    :func:`to_integer_engine`, no layer pays a float round trip of its input and output. Layers the quantized
+    model kept in float stay float. The folded, re-rounded int8 weights are not the stored codes: compare the
+    outputs (:func:`output_sqnr`) before timing this form in the stored model's place.
+
+    Args:
+        model: a model made by :func:`quantize` (on the CPU) whose compressed layers are all quantized layers.
+        example_input: calibration inputs (a batch).
+        engine: ``fbgemm`` or ``qnnpack``.
+
+    Raises:
+        GanSurveyError: no quantized layer, another kind of compressed layer, no calibration data, or a model
+            the FX tracer or the engine cannot take (the reason named).
+    """
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    check_engine(engine)
+    if example_input is None:
+        raise GanSurveyError("to_fused_engine needs calibration data: pass example_input (a batch of inputs)")
+    out = copy.deepcopy(model).cpu().eval()
+    quantized = [name for name, m in out.named_modules() if isinstance(m, QuantizedLayer)]
+    if not quantized:
+        raise GanSurveyError("to_fused_engine needs a quantized model (made by quantize); this one has no "
+                             "quantized layers")
+    others = [f"{name or 'the model'} ({type(m).__name__})" for name, m in out.named_modules()
+              if isinstance(m, (CompressedLayer, FakeQuantLayer)) and not isinstance(m, QuantizedLayer)]
+    if others:
+        raise GanSurveyError(f"to_fused_engine takes a model whose compressed layers are all quantized layers; "
+                             f"{others[0]} is not one (the engine has no format for it)")
+    for name in quantized:
+        layer = float_layer(out.get_submodule(name))
+        layer._quantized = True  # read below (and kept by the folds): which layers the engine takes
+        if name:
+            _set_module(out, name, layer)
+        else:
+            out = layer
+    _fold_for_engine(out)
+    mapping = get_default_qconfig_mapping(engine)
+    for name, m in out.named_modules():
+        if isinstance(m, QUANTIZABLE_TYPES) and not getattr(m, "_quantized", False):
+            mapping.set_module_name(name, None)  # a layer the quantized model kept in float stays float
+    torch.backends.quantized.engine = engine
+    try:
+        with warnings.catch_warnings():
+            # torch announces that torch.ao.quantization and its quantized tensors will go; they are what these
+            # engines run on
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", module=r"torch\.ao")
+            prepared = prepare_fx(out, mapping, example_inputs=(example_input[:1],))
+            with torch.no_grad():
+                prepared(example_input)
+            graph = convert_fx(prepared)
+    except Exception as exc:  # noqa: BLE001 - FX and the engines raise many types; the reason is reported
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise GanSurveyError(f"the {engine} engine cannot run this model as one quantized graph: {reason}") from exc
+    return FusedEngineModel(graph, engine).eval()
+
+
+def _fold_for_engine(module: nn.Module) -> None:
+    """Fold, inside every ``nn.Sequential`` of ``module`` (in place; a folded module leaves its Sequential, the
+    other names stay), each eval-mode batch norm into the convolution before it and each symmetric
+    ``ReflectionPad2d`` into the unpadded ``Conv2d`` after it (``padding_mode='reflect'``): exact in float, and
+    what lets the engine fuse a convolution with its ReLU and keep the activations in int8 across them. A folded
+    layer keeps the ``_quantized`` mark of the layer it replaces."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for child in module.children():
+        _fold_for_engine(child)
+    if not isinstance(module, nn.Sequential):
+        return
+    keys, gone = list(module._modules), set()
+    for a, b in zip(keys, keys[1:], strict=False):
+        if a in gone:
+            continue
+        first, second = module._modules[a], module._modules[b]
+        if (isinstance(first, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(second, nn.BatchNorm2d)
+                and second.track_running_stats and second.running_mean is not None
+                and first.out_channels == second.num_features):
+            module._modules[a] = fuse_conv_bn_eval(first, second, transpose=isinstance(first, nn.ConvTranspose2d))
+            gone.add(b)
+        elif (isinstance(first, nn.ReflectionPad2d) and isinstance(second, nn.Conv2d)
+              and second.padding_mode == "zeros" and tuple(second.padding) == (0, 0)
+              and first.padding[0] == first.padding[1] and first.padding[2] == first.padding[3]):
+            conv = nn.Conv2d(second.in_channels, second.out_channels, second.kernel_size, second.stride,
+                             (first.padding[2], first.padding[0]), second.dilation, second.groups,
+                             second.bias is not None, "reflect")
+            conv.load_state_dict(second.state_dict())
+            conv._quantized = getattr(second, "_quantized", False)
+            module._modules[b] = conv.eval()
+            gone.add(a)
+    for key in gone:
+        del module._modules[key]

@@ -665,6 +665,47 @@ def engine_layer(layer: QuantizedLayer, in_range: tuple[float, float], out_range
     return IntegerEngineLayer(op, engine, in_q, pad, mode)
 
 
+def float_layer(layer: QuantizedLayer) -> nn.Module:
+    """The plain ``nn.Linear``/``nn.Conv2d``/``nn.ConvTranspose2d`` computing what ``layer`` computes (its weight
+    dequantized to float32, its bias and geometry): the form PyTorch's quantization tools take as input."""
+    w = layer.dense_weight().detach().float().cpu()
+    bias = None if layer.bias is None else layer.bias.detach().float().cpu()
+    if layer.kind == "linear":
+        out = nn.Linear(w.shape[1], w.shape[0], bias=bias is not None)
+    elif layer.kind == "conv2d":
+        out = nn.Conv2d(w.shape[1] * layer.groups, w.shape[0], layer.kernel_size, layer.stride, layer.padding,
+                        layer.dilation, layer.groups, bias is not None, layer.padding_mode)
+    else:
+        out = nn.ConvTranspose2d(w.shape[0], layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                                 layer.output_padding, layer.groups, bias is not None, layer.dilation)
+    with torch.no_grad():
+        out.weight.copy_(w)
+        if bias is not None:
+            out.bias.copy_(bias)
+    return out.eval()
+
+
+class FusedEngineModel(nn.Module):
+    """A whole generator run by one of PyTorch's integer CPU engines as one static-quantized graph: batch norms
+    folded into the convolution before them, ReLUs fused, residual additions in int8, and activations kept as
+    uint8 tensors from one quantized layer to the next (quantized once at the input, dequantized at the output
+    and only around the float operations the engine lacks). Built by
+    :func:`gansurvey.compress.precision.to_fused_engine`; ``engine_name`` is what records name it."""
+
+    def __init__(self, graph: nn.Module, engine: str) -> None:
+        super().__init__()
+        self.graph, self.engine = graph, engine
+
+    @property
+    def engine_name(self) -> str:
+        return f"{self.engine}-int8-fused"
+
+    def forward(self, *args: Any) -> Tensor:
+        if torch.backends.quantized.engine != self.engine:
+            torch.backends.quantized.engine = self.engine
+        return self.graph(*args)
+
+
 def check_engine(engine: str) -> str:
     """``engine`` if it is one of :data:`ENGINES` and this PyTorch build has it; else a clear error."""
     if engine in ("x86", "onednn"):
