@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -24,7 +25,7 @@ from gansurvey.metrics.cost import (
     stored_bytes,
     weight_traffic_bytes,
 )
-from gansurvey.metrics.latency import interleaved_latency, measure_latency
+from gansurvey.metrics.latency import interleaved_latency, measure_latency, speed_word
 from gansurvey.records import Measurement
 
 
@@ -146,6 +147,52 @@ def fastest_form(model: nn.Module, bench: Benchmark, profile: ProfileSettings, b
                                 repeats=max(profile.latency_repeats, 2), device=device)
     fastest = str(table.loc[table["median_ms"].idxmin(), "model"])
     return forms[fastest], fastest
+
+
+def speedups(reference: nn.Module, arms: dict[str, nn.Module], benchmark: str | Benchmark, *,
+             profile: ProfileSettings | None = None, batch: int = 1, device: str = "auto",
+             threads: int | None = None, reference_label: str = "teacher") -> pd.DataFrame:
+    """Each arm's speed-up over ``reference`` (the teacher), every model timed on its fastest faithful engine
+    (:func:`fastest_form`) and all of them interleaved in one run (teacher, arm 1, arm 2, ..., teacher, ...)
+    with the profile's warm-ups and repeats and a fixed thread count, so a change of load hits them alike.
+
+    One row per model, the reference first: ``model``, ``engine`` (what timed it), median and quartiles (ms),
+    ``speedup_x`` (the reference's median over this one's) with its bootstrap 95 % interval over the repeats
+    (``speedup_low``, ``speedup_high``), ``speed`` (:func:`~gansurvey.metrics.latency.speed_word`: *faster* or
+    *slower* only when the interval excludes 1), batch, repeats, threads and device.
+
+    Args:
+        reference: the model every arm is compared with (not modified).
+        arms: label -> model (compressed or not; not modified).
+        benchmark: a benchmark name or object (its inputs, and its evaluation inputs for calibrating engines).
+        profile: the profile's settings (``None``: quick's).
+        threads: torch threads for the run (``None``: the current count), fixed and recorded.
+
+    Example::
+
+        table = speedups(teacher, {"w8": quantize(teacher, QuantConfig(8))}, "mnist-dcgan", profile=settings)
+        table[["model", "engine", "speedup_x", "speedup_low", "speedup_high", "speed"]]
+    """
+    bench = get_benchmark(benchmark)
+    profile = PROFILE_SETTINGS["quick"] if profile is None else profile
+    check_number("batch", batch, minimum=1, integer=True)
+    if not arms:
+        raise GanSurveyError("speedups needs at least one arm to compare with the reference")
+    if reference_label in arms:
+        raise GanSurveyError(f"an arm is labelled {reference_label!r}, the reference's label; rename it or pass "
+                             "another reference_label")
+    dev = resolve_device(device)
+    models = {reference_label: reference, **arms}
+    forms, engines = {}, {}
+    for label, model in models.items():
+        forms[label], engines[label] = fastest_form(copy.deepcopy(model).eval().cpu(), bench, profile, batch, dev)
+    table = interleaved_latency(forms, bench.example_input(batch), batch=batch, warmup=profile.latency_warmup,
+                                repeats=max(profile.latency_repeats, 2),
+                                threads=threads if threads is not None else torch.get_num_threads(), device=dev)
+    table.insert(1, "engine", [engines[m] for m in table["model"]])
+    table["speed"] = [speed_word(lo, hi) for lo, hi in zip(table["speedup_low"], table["speedup_high"], strict=True)]
+    table.loc[table["model"] == reference_label, "speed"] = "reference"
+    return table
 
 
 #: Bootstrap resamples of the primary metric stored with each record (its evaluation noise, for the claims' rule).

@@ -118,3 +118,27 @@ def test_a_quantized_model_is_timed_on_the_fastest_faithful_engine(monkeypatch):
     assert measuring.fastest_form(teacher, bench, quick, 1, cpu) == (teacher, "torch-dense")
     monkeypatch.setattr(measuring, "MIN_ENGINE_SQNR_DB", 1000.0)  # an engine that is not faithful is never timed
     assert built(model, bench, cpu) == {"reference-dense": model}
+
+
+def test_speedups_time_every_arm_interleaved_with_the_reference_on_its_engine(quick_profile):
+    from gansurvey.compress import ChannelPruneConfig, QuantConfig, prune, quantize
+    from gansurvey.measuring import speedups
+
+    settings = quick_profile(latency_warmup=1, latency_repeats=4)
+    bench = gs.get_benchmark("gaussians-mlp")
+    teacher, _ = bench.teacher()
+    arms = {"channels 50%": prune(teacher, ChannelPruneConfig(ratio=0.5), bench.example_input(2)),
+            "w8": quantize(teacher, QuantConfig(weight_bits=8))}
+    table = speedups(teacher, arms, bench, profile=settings, threads=1, device="cpu")
+    assert list(table["model"]) == ["teacher", "channels 50%", "w8"]
+    engines = dict(zip(table["model"], table["engine"], strict=True))
+    assert engines["teacher"] == engines["channels 50%"] == "torch-dense"  # really smaller: a plain dense model
+    assert engines["w8"] in ("reference-dense", "fbgemm-int8", "fbgemm-int8-fused")
+    assert (table["threads"] == 1).all() and (table["repeats"] == 4).all()
+    assert table["speedup_x"].iloc[0] == 1.0 and table["speed"].iloc[0] == "reference"
+    assert (table["speedup_low"] <= table["speedup_high"]).all()
+    assert set(table["speed"].iloc[1:]) <= {"faster", "slower", "not told apart"}
+    with pytest.raises(GanSurveyError, match="reference's label"):
+        speedups(teacher, {"teacher": teacher}, bench, profile=settings)
+    with pytest.raises(GanSurveyError, match="at least one arm"):
+        speedups(teacher, {}, bench, profile=settings)

@@ -174,6 +174,17 @@ def interleaved_latency(models: dict[str, nn.Module], example_input: Any, batch:
     return pd.DataFrame(rows)
 
 
+def speed_word(low: float, high: float) -> str:
+    """What a speed-up interval (``speedup_low``, ``speedup_high`` of :func:`interleaved_latency`) allows one to
+    say: *faster* when it lies above 1, *slower* when below, else *not told apart* (a difference is real only when
+    the interval excludes no change)."""
+    if low > 1.0:
+        return "faster"
+    if high < 1.0:
+        return "slower"
+    return "not told apart"
+
+
 # ---------------------------------------------------------------- machine peaks and regimes
 
 

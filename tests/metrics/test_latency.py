@@ -38,3 +38,11 @@ def test_interleaved_latency_refuses_bad_arguments():
         interleaved_latency({}, torch.randn(1, 8))
     with pytest.raises(GanSurveyError, match="repeats"):
         interleaved_latency({"a": nn.Linear(8, 8)}, torch.randn(1, 8), repeats=1)
+
+
+def test_a_speed_difference_is_named_only_when_its_interval_excludes_one():
+    from gansurvey.metrics.latency import speed_word
+
+    assert speed_word(1.05, 1.4) == "faster"
+    assert speed_word(0.6, 0.95) == "slower"
+    assert speed_word(0.9, 1.3) == speed_word(1.0, 1.2) == "not told apart"
