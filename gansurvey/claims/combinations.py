@@ -214,21 +214,29 @@ def compressed_engine(value: object) -> bool:
 
 
 def bytes_pay_where_memory_bound(records: pd.DataFrame, baseline: str = "teacher", mac_tolerance: float = 0.10,
-                                 min_bytes_x: float = 2.0) -> Check:
+                                 min_bytes_x: float = 2.0, roofline: pd.DataFrame | None = None,
+                                 batches: tuple[int, ...] = (1, 8, 64)) -> Check:
     """F4 measured: models that cut stored bytes by ``min_bytes_x`` or more while keeping the teacher's MACs
-    (within ``mac_tolerance``), the pure memory-compression arms (precision, encoding), timed against the
-    teacher in the same run, by the rule: is their latency *better* (lower) than the teacher's?
+    (within ``mac_tolerance``), the pure memory-compression arms (precision, encoding), each record timed on its
+    fastest faithful engine (:func:`gansurvey.measuring.fastest_form`), by the rule: is their latency *better*
+    (lower) than the teacher's?
 
     Only arms whose ``engine`` column names an engine that executes the compressed format count
     (:func:`compressed_engine`); a record without an ``engine`` column has none. Without such an arm the claim is
     *not testable here*: a decode-to-float layer moves the float model's bytes, so its timing says nothing about
-    what fewer bytes buy. Per benchmark the arms' words are combined.
+    what fewer bytes buy; the note then says which regime the teacher is in at each batch size (the roofline:
+    from ``roofline``, 06's measured table, else its arithmetic intensity per batch from the records, to set
+    against the device's machine balance). Per benchmark the arms' words are combined. An integer engine
+    (``*-int8*``) also computes in int8, so what it gains is not the bytes' alone: the summary says so.
 
     Args:
         records: measured records with the teacher (``technique == baseline``).
         baseline: the teacher's technique label.
         mac_tolerance: how far MACs may differ from the teacher's for a model to count as bytes-only.
         min_bytes_x: the stored-bytes reduction a model needs to count.
+        roofline: :func:`gansurvey.experiments.combinations.roofline`'s table (columns benchmark, name, batch,
+            regime, intensity, machine_balance), whose ``baseline`` rows give the teacher's measured regimes.
+        batches: batch sizes of the intensity note when ``roofline`` has no rows for a benchmark.
     """
     check_number("min_bytes_x", min_bytes_x, minimum=1)
     table, verdicts, decided, notes = [], {}, [], [records_note(records)]
@@ -250,8 +258,12 @@ def bytes_pay_where_memory_bound(records: pd.DataFrame, baseline: str = "teacher
         if executed.empty:
             verdicts[bench] = Verdict.NOT_TESTABLE
             notes.append(f"{bench}: not testable here: no record names an engine that executes the compressed "
-                         f"format ({arms['technique'].nunique()} bytes-only model(s) ran decode-to-float)")
+                         f"format ({arms['technique'].nunique()} bytes-only model(s) ran decode-to-float); "
+                         + regime_note(bench, base_rows, baseline, roofline, batches))
             continue
+        if len(executed) < len(arms):
+            left = arms.drop(executed.index)["technique"].nunique()
+            notes.append(f"{bench}: {left} bytes-only model(s) that ran decode-to-float left out")
         base_arm = Arm.of(baseline, base_rows.groupby("seed")["latency_ms"].mean())
         words = []
         for technique, rows in executed.groupby("technique", sort=False):
@@ -267,6 +279,11 @@ def bytes_pay_where_memory_bound(records: pd.DataFrame, baseline: str = "teacher
         verdicts[bench] = combine(words)
     seeds = fewest_seeds(decided)
     evidence = pd.DataFrame(table)
+    integer = sorted({e for e in evidence.get("engine", pd.Series(dtype=str)) if "int8" in str(e)})
+    if integer:
+        notes.append(f"{', '.join(integer)} also compute{'s' if len(integer) == 1 else ''} in int8 (uint8 "
+                     "activations, int32 accumulation): the speed-up is fewer bytes and cheaper arithmetic "
+                     "together, not the bytes' alone")
     check = Check("F4 (measured)", "Cutting the bytes a generator stores (not its MACs) makes it faster: memory "
                   "traffic is what costs.", combine(verdicts.values()), "", evidence, verdicts,
                   notes + (seed_note(seeds, _profile(records)) if seeds else []),
@@ -279,6 +296,33 @@ def bytes_pay_where_memory_bound(records: pd.DataFrame, baseline: str = "teacher
         f"teacher's; timed at the records' batch on the device that measured them. "
         + " ".join(f"Note: {n}." for n in notes))
     return check
+
+
+def regime_note(benchmark: str, teacher_rows: pd.DataFrame, baseline: str = "teacher",
+                roofline: pd.DataFrame | None = None, batches: tuple[int, ...] = (1, 8, 64)) -> str:
+    """Which regime the teacher of ``benchmark`` is in at each batch size: from ``roofline`` (06's measured table:
+    its ``baseline`` rows for the benchmark) when it has them, else its arithmetic intensity per batch computed
+    from the records (FLOPs over weight bytes read once plus activation bytes per sample), to set against the
+    device's machine balance: below it a run is memory-bound, where fewer bytes could pay."""
+    if roofline is not None and len(roofline) and {"benchmark", "name", "batch", "regime"} <= set(roofline.columns):
+        rows = roofline[(roofline["benchmark"] == benchmark) & (roofline["name"] == baseline)].sort_values("batch")
+        if len(rows):
+            balance = (f" (machine balance {float(rows['machine_balance'].iloc[0]):.3g} FLOP/byte, intensity "
+                       + ", ".join(f"{float(v):.3g}" for v in rows["intensity"]) + ")"
+                       if {"machine_balance", "intensity"} <= set(rows.columns) else "")
+            where = str(rows["device"].iloc[0]) if "device" in rows.columns else "the device that measured it"
+            return (f"the teacher on {where} is " + ", ".join(f"{r} at batch {int(b)}" for b, r in
+                                                           zip(rows["batch"], rows["regime"], strict=True))
+                    + balance + " (06's roofline)")
+    need = ("macs", "weight_traffic_bytes", "activation_traffic_bytes")
+    if not set(need) <= set(teacher_rows.columns) or teacher_rows[list(need)].isna().any().any():
+        return "the teacher's regime per batch is unknown here (no roofline, and the records lack its traffic)"
+    macs, weights, acts = (float(teacher_rows[c].mean()) for c in need)
+    intensity = [2 * macs * b / (weights + acts * b) for b in batches]
+    return ("the teacher's arithmetic intensity is " + ", ".join(f"{i:.3g} FLOP/byte at batch {b}" for b, i in
+                                                               zip(batches, intensity, strict=True))
+            + ": memory-bound (where fewer bytes could pay) at the batches below the device's machine balance, "
+              "compute-bound above it (06's roofline measures the balance)")
 
 
 def headline_target(records: pd.DataFrame, benchmark: str, cost: str, target_x: float, baseline: str = "teacher",
