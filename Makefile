@@ -22,9 +22,10 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest tests
 
-# nbval re-executes every notebook (quick profile, as committed) and compares the cells marked NBVAL_CHECK_OUTPUT.
+# nbval re-executes every notebook (quick profile, as committed) and compares the cells marked NBVAL_CHECK_OUTPUT;
+# GANSURVEY_PROGRESS=0 (inherited by the kernels) keeps progress bars out of the cells, as in the committed outputs.
 notebooks: $(STAMP)
-	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+	GANSURVEY_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 
 regenerate: $(STAMP)
 	$(PY) -m gansurvey regenerate --profile $(PROFILE)

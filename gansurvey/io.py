@@ -73,6 +73,18 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def state_sha256(state: dict[str, dict[str, Any]]) -> str:
+    """A digest of the networks' tensors themselves (names, dtypes, shapes, values), independent of how the file
+    serialises them: what a loaded teacher is checked against."""
+    digest = hashlib.sha256()
+    for net in sorted(state):
+        for key, tensor in sorted(state[net].items()):
+            tensor = tensor.detach().cpu().contiguous()
+            digest.update(f"{net}/{key}/{tensor.dtype}/{tuple(tensor.shape)}".encode())
+            digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
 def save_checked(path: str | os.PathLike, obj: Any, meta: dict | None = None) -> Path:
     """``torch.save`` ``obj`` atomically, with a ``.json`` sidecar holding its SHA-256 and ``meta``.
 

@@ -7,6 +7,7 @@ reported and rebuilt; it is never silently used.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 import torch
 
 from gansurvey.config import CODE_VERSION, artifacts_dir
-from gansurvey.io import CorruptFileError, load_checked, remove_checked, save_checked, sha256_bytes
+from gansurvey.io import CorruptFileError, load_checked, remove_checked, save_checked, sha256_bytes, state_sha256
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,9 +31,13 @@ def cache_key(**fields: Any) -> dict:
     return json.loads(json.dumps({**fields, "code_version": CODE_VERSION}, sort_keys=True, default=str))
 
 
+def _digest(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def cache_path(kind: str, key: dict, root: Path | None = None) -> Path:
     """``artifacts/<kind>/<readable prefix>-<hash>.pt`` for ``key``."""
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    digest = _digest(key)
     label = "-".join(str(key[k]) for k in ("benchmark", "profile", "seed") if k in key)
     label = re.sub(r"[^A-Za-z0-9_.-]+", "_", label) or kind
     return (root or artifacts_dir()) / kind / f"{label}-{digest}.pt"
@@ -59,6 +64,34 @@ def cached(kind: str, key: dict, build: Callable[[], T], root: Path | None = Non
     value = build()
     save_checked(path, value, meta=key)
     return value
+
+
+def training_checkpoint(kind: str, **fields: Any) -> Path:
+    """Where a resumable training run of ``kind`` (``finetune``, ``distill``) keeps its checkpoint for
+    :func:`gansurvey.train.gan.train_gan`: ``artifacts/checkpoints/<kind>-<digest>.pt``, the digest taken over
+    ``fields`` and the code version. Pass everything that decides the trained weights (starting networks, recipe,
+    seed, data, device type): networks and tensors count by their values, dataclasses by their fields, so a run
+    that differs in any of them never resumes another's checkpoint. The artifacts folder is checked first."""
+    from gansurvey.checks import check_writable
+
+    folder = check_writable("artifacts folder", artifacts_dir() / "checkpoints",
+                            "set GANSURVEY_ARTIFACTS to a folder you can write")
+    key = cache_key(kind=kind, **{name: _by_value(value) for name, value in fields.items()})
+    return folder / f"{kind}-{_digest(key)}.pt"
+
+
+def _by_value(value: Any) -> Any:
+    if isinstance(value, torch.nn.Module):
+        return [type(value).__qualname__, state_sha256({"module": value.state_dict()})]
+    if isinstance(value, torch.Tensor):
+        return state_sha256({"tensor": {"value": value}})
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [type(value).__qualname__, _by_value(dataclasses.asdict(value))]
+    if isinstance(value, dict):
+        return {str(k): _by_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_by_value(v) for v in value]
+    return value  # anything else by its JSON form (cache_key writes an unknown object as its str)
 
 
 # --- Shipped networks ---------------------------------------------------------------------------------------------
@@ -92,18 +125,6 @@ def retrain_files(recipe: dict, root: Path | None = None) -> tuple[Path, Path]:
     never resumes another's work. :func:`write_shipped` removes both."""
     path = cache_path("retrain", cache_key(**recipe), root)
     return path, path.with_name(f"{path.stem}.trained.pt")
-
-
-def state_sha256(state: dict[str, dict[str, Any]]) -> str:
-    """A digest of the networks' tensors themselves (names, dtypes, shapes, values), independent of how the file
-    serialises them: what a loaded teacher is checked against."""
-    digest = hashlib.sha256()
-    for net in sorted(state):
-        for key, tensor in sorted(state[net].items()):
-            tensor = tensor.detach().cpu().contiguous()
-            digest.update(f"{net}/{key}/{tensor.dtype}/{tuple(tensor.shape)}".encode())
-            digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
 
 
 def read_card(name: str, root: Path | None = None) -> dict:

@@ -29,11 +29,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gansurvey import zoo
 from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.compress.base import CompressConfig, register
 from gansurvey.config import resolve_device
 from gansurvey.models import GENERATORS, generators
-from gansurvey.train.gan import ExtraLoss, PairedTask, TrainConfig, TrainResult, UnconditionalTask, train_gan
+from gansurvey.train.gan import (
+    CHECKPOINT_SECONDS,
+    ExtraLoss,
+    PairedTask,
+    TrainConfig,
+    TrainResult,
+    UnconditionalTask,
+    train_gan,
+)
 
 __all__ = [
     "OUTPUT_LOSSES", "DistillConfig", "StudentConfig", "FeaturePair", "auto_feature_layers", "distill",
@@ -413,6 +422,7 @@ def distill(
     discriminator: nn.Module | None = None,
     feature_extractor: FeatureExtractor | None = None,
     device: torch.device | str = "cpu",
+    resumable: bool = True,
 ) -> TrainResult:
     """Train a copy of ``student`` to imitate ``teacher`` on ``task``; return it (on the CPU, eval mode) with
     the loss log, as a :class:`~gansurvey.train.gan.TrainResult`.
@@ -421,6 +431,10 @@ def distill(
     ``config.adversarial_weight`` (0: no discriminator and no discriminator updates). Its ``l1_weight`` (the
     paired task's L1 to the ground truth) is kept. ``discriminator`` is copied before training. The teacher,
     student, discriminator and feature extractor passed in are never modified; the adapters are discarded.
+    ``resumable`` checkpoints the run as :func:`gansurvey.experiments.common.finetune` does (every
+    :data:`~gansurvey.train.gan.CHECKPOINT_SECONDS`, under ``artifacts/checkpoints/``), so the same call after a
+    kill resumes to the weights of an uninterrupted run; not with a feature extractor that is no network's method, nor
+    with a task of your own that has no ``fingerprint()`` (a digest of its data).
 
     Args:
         teacher: the trained generator to imitate (frozen).
@@ -431,6 +445,7 @@ def distill(
         discriminator: needed when ``config.adversarial_weight > 0``.
         feature_extractor: a frozen network for the perceptual term.
         device: where to train.
+        resumable: checkpoint the run so that a re-run after a kill resumes (see above).
 
     Example::
 
@@ -453,9 +468,17 @@ def distill(
         _attach(model.get_submodule(name))  # before the first forward, so no step runs the student twice
     disc = copy.deepcopy(discriminator) if config.adversarial_weight > 0 else None
     train = dataclasses.replace(train_config, adversarial_weight=config.adversarial_weight)
+    device = resolve_device(device)
+    extractor = getattr(feature_extractor, "__self__", feature_extractor)  # a network's method counts by the network
+    checkpoint = None
+    if resumable and hasattr(task, "fingerprint") and (feature_extractor is None or isinstance(extractor, nn.Module)):
+        checkpoint = zoo.training_checkpoint(
+            "distill", task=task.fingerprint(), teacher=teacher, student=model, adapters=adapters,
+            discriminator=disc, config=config, train=dataclasses.replace(train, progress=False),
+            extractor=[extractor, getattr(feature_extractor, "__name__", None)], device=device.type)
     try:
-        log = train_gan(model, disc, task, train, extra_losses=losses, parameters=adapters,
-                        device=resolve_device(device))
+        log = train_gan(model, disc, task, train, extra_losses=losses, parameters=adapters, device=device,
+                        checkpoint=checkpoint, checkpoint_every=None, checkpoint_seconds=CHECKPOINT_SECONDS)
     finally:
         remove_feature_hooks(model)
     return TrainResult(model.cpu().eval(), log)

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from gansurvey import zoo
 from gansurvey.benchmarks import get_benchmark
 from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_choice, check_number
@@ -23,10 +24,10 @@ from gansurvey.compress import (
     to_sparse_storage,
 )
 from gansurvey.compress.distillation import DistillConfig, distillation_losses
-from gansurvey.config import ProfileSettings, resolve_device
+from gansurvey.config import ProfileSettings, progress_enabled, resolve_device
 from gansurvey.metrics.cost import count_macs
 from gansurvey.metrics.curves import curve_plateau
-from gansurvey.train.gan import ExtraLoss, TrainResult, train_gan
+from gansurvey.train.gan import CHECKPOINT_SECONDS, ExtraLoss, TrainResult, train_gan
 
 #: How a compressed model is fine-tuned: with the teacher as a guide (an L1 pull toward the teacher's outputs beside
 #: the adversarial term against the teacher's discriminator, as GAN Compression (Li et al. 2020) and CAT (Jin et
@@ -60,12 +61,13 @@ def finetune(
     parameters: list[nn.Parameter] | None = None,
     adversarial_weight: float | None = None,
     device: str = "auto",
-    progress: bool = False,
+    progress: bool | None = None,
     teacher: nn.Module | None = None,
     guide: str = "teacher",
     curve_every: int | None = None,
     profile: ProfileSettings | None = None,
     recipe: str = "finetune",
+    resumable: bool = True,
 ) -> TrainResult:
     """Train a copy of ``generator`` for ``steps`` steps with the benchmark's recipe; return it with its log.
 
@@ -77,6 +79,14 @@ def finetune(
     scratch learns as the teacher did) instead of the fine-tuning one. ``curve_every`` scores the model every that
     many steps (on the ``profile`` settings' evaluation samples; required then) without changing the run: its
     recovery curve, in the log. The input generator, teacher and discriminator are never modified.
+    ``progress`` shows the training bar (None: unless ``GANSURVEY_PROGRESS=0``, see
+    :func:`~gansurvey.config.progress_enabled`).
+
+    ``resumable`` checkpoints the run into ``artifacts/checkpoints/`` every
+    :data:`~gansurvey.train.gan.CHECKPOINT_SECONDS` of training (a shorter run writes none), so that the same call
+    after a kill resumes there and returns the weights of an uninterrupted run; the file is named by a digest of
+    everything that decides the run (:func:`gansurvey.zoo.training_checkpoint`) and removed when the run completes.
+    A run with the caller's own ``extra_losses`` is not checkpointed: no digest tells such terms apart.
     """
     bench = get_benchmark(benchmark)
     check_number("steps", steps, minimum=0, integer=True)
@@ -92,6 +102,7 @@ def finetune(
             torch.manual_seed(seed)  # a fresh critic's weights follow the run's seed, not the global state
             disc = bench.new_discriminator()
     check_choice("training recipe", recipe, RECIPES)
+    progress = progress_enabled() if progress is None else progress
     config = (bench.teacher_config if recipe == "teacher" else bench.train_config)(steps, seed, progress)
     if adversarial_weight is not None:
         config = dataclasses.replace(config, adversarial_weight=adversarial_weight)
@@ -107,8 +118,17 @@ def finetune(
         config = dataclasses.replace(config, log_every=math.gcd(config.log_every, curve_every),
                                      monitor_every=curve_every)
         monitor = partial(bench.quality, profile=profile, seed=seed, device="cpu", inception_samples=0)
-    log = train_gan(model, disc, bench.task(), config, extra_losses=extra, parameters=params,
-                    device=resolve_device(device), monitor=monitor)
+    task, device = bench.task(), resolve_device(device)
+    checkpoint = None
+    if resumable and not extra_losses:
+        checkpoint = zoo.training_checkpoint(
+            "finetune", benchmark=bench.name, task=task.fingerprint(), generator=model, discriminator=disc,
+            teacher=teacher if guide == "teacher" else None, parameters=params, losses=sorted(extra),
+            config=dataclasses.replace(config, progress=False), curve_profile=profile if curve_every else None,
+            device=device.type)
+    log = train_gan(model, disc, task, config, extra_losses=extra, parameters=params, device=device,
+                    monitor=monitor, checkpoint=checkpoint, checkpoint_every=None,
+                    checkpoint_seconds=CHECKPOINT_SECONDS)
     return TrainResult(model.cpu().eval(), log)
 
 

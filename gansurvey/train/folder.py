@@ -188,6 +188,14 @@ class FolderTask:
         self.dataset = dataset
         self.paired = isinstance(dataset, PairedFolder)
 
+    def fingerprint(self) -> str:
+        """What the task reads (what keys a resumable run's checkpoint): the folder's file-list digest, the split,
+        the image size and augmentation, and the direction of paired data."""
+        ds = self.dataset
+        split = "train" if ds.a == ds.data.train_a else "test"
+        return json.dumps([type(ds).__name__, ds.data.digest, split, ds.transform.size, ds.transform.augment,
+                           getattr(ds, "direction", None)])
+
     def batch(self, generator: nn.Module, size: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(len(self.dataset), (size,), generator=rng).tolist()
         seeds = torch.randint(2**62, (size,), generator=rng).tolist()

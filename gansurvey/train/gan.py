@@ -10,8 +10,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 import os
 import random
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,8 +26,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from gansurvey.checks import GanSurveyError, check_number, check_writable
-from gansurvey.config import progress_bar
-from gansurvey.io import CorruptFileError, load_checked, remove_checked, save_checked
+from gansurvey.config import display_path, progress_bar
+from gansurvey.io import CorruptFileError, load_checked, remove_checked, save_checked, state_sha256
+
+_log = logging.getLogger(__name__)
+#: Seconds of training between checkpoints of a fine-tuning arm or a student (``checkpoint_seconds``): a kill loses at
+#: most this much, and writing the state once a minute costs well under 1 % of the run; a run shorter than this
+#: never writes one.
+CHECKPOINT_SECONDS = 60.0
 
 
 @dataclass
@@ -50,6 +58,10 @@ class UnconditionalTask:
     def __init__(self, real: torch.Tensor) -> None:
         self.real = real
 
+    def fingerprint(self) -> str:
+        """A digest of the task's data (what keys a resumable run's checkpoint)."""
+        return state_sha256({"unconditional": {"real": self.real}})
+
     def batch(self, generator: nn.Module, size: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(len(self.real), (size,), generator=rng)
         return generator.sample_inputs(size, rng), self.real[idx]
@@ -68,6 +80,10 @@ class PairedTask:
         if len(inputs) != len(targets):
             raise ValueError(f"paired task needs as many inputs as targets, got {len(inputs)} and {len(targets)}")
         self.inputs, self.real = inputs, targets
+
+    def fingerprint(self) -> str:
+        """A digest of the task's data (what keys a resumable run's checkpoint)."""
+        return state_sha256({"paired": {"inputs": self.inputs, "real": self.real}})
 
     def batch(self, generator: nn.Module, size: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(len(self.real), (size,), generator=rng)
@@ -127,8 +143,9 @@ def train_gan(
     device: torch.device | str = "cpu",
     monitor: Monitor | None = None,
     checkpoint: str | os.PathLike | None = None,
-    checkpoint_every: int = 100,
+    checkpoint_every: int | None = 100,
     on_resume: Callable[[int], Any] | None = None,
+    checkpoint_seconds: float | None = None,
 ) -> list[dict[str, float]]:
     """Train ``generator`` (and ``discriminator``) in place for ``config.steps`` steps; return the loss log.
 
@@ -142,15 +159,21 @@ def train_gan(
     generator as evaluated (the moving average when there is one, eval mode) and cannot change the run: random
     states are restored after it, so a monitored run trains exactly the weights of an unmonitored one.
 
-    ``checkpoint`` (a file path) makes the run resumable: every ``checkpoint_every`` steps the whole state
-    (networks, optimisers, moving average, random states, log) is written there atomically with a SHA-256
-    sidecar; a later call with the same arguments resumes from it and ends with the weights an uninterrupted run
-    would have. The file is removed when the run completes; a damaged or stale one is ignored with a warning.
+    ``checkpoint`` (a file path) makes the run resumable: every ``checkpoint_every`` steps, and after every
+    ``checkpoint_seconds`` of training (either may be None), the whole state (networks, optimisers, moving average,
+    random states, log) is written there atomically with a SHA-256 sidecar; a later call with the same arguments
+    resumes from it and ends with the weights an uninterrupted run would have. The file is removed when the run
+    completes; a damaged or stale one is ignored with a warning. The sidecar holds the recipe, not the networks'
+    starting values: name the file after everything else that decides the run
+    (:func:`gansurvey.zoo.training_checkpoint` does).
     ``on_resume`` is called with the step a run resumes from (so a caller can say so), never on a fresh start.
     """
     device = torch.device(device)
     if checkpoint is not None:
-        check_number("checkpoint_every", checkpoint_every, minimum=1, integer=True)
+        if checkpoint_every is not None:
+            check_number("checkpoint_every", checkpoint_every, minimum=1, integer=True)
+        if checkpoint_seconds is not None:
+            check_number("checkpoint_seconds", checkpoint_seconds, minimum=0)
         checkpoint = Path(checkpoint)
         check_writable("checkpoint folder", checkpoint.parent, "pass a checkpoint path in a folder you can write")
     adversarial = discriminator is not None and config.adversarial_weight > 0
@@ -191,11 +214,15 @@ def train_gan(
                     p.copy_(value)
             rng.set_state(saved["rng"])
             torch.set_rng_state(saved["torch_rng"])
+            if saved.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(saved["cuda_rng"], device)
             random.setstate(saved["random"])
             np.random.set_state(saved["numpy"])
             log, running, start = saved["log"], saved["running"], saved["step"]
+            _log.info("resuming training from step %d of %d (%s)", start, config.steps, display_path(checkpoint))
             if on_resume is not None:
                 on_resume(start)
+    saved_at = time.monotonic()
     bar = progress_bar(range(start, config.steps), initial=start, total=config.steps, disable=not config.progress,
                        leave=False, mininterval=2.0, desc="train")
     for step in bar:
@@ -229,12 +256,16 @@ def train_gan(
                     (step + 1) % config.monitor_every == 0 or step + 1 == config.steps):
                 log[-1].update(_monitored(monitor, ema if ema is not None else generator))
             bar.set_postfix({k: f"{v:.3f}" for k, v in log[-1].items() if k != "step"})
-        if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < config.steps:
+        if checkpoint is not None and step + 1 < config.steps and (
+                (checkpoint_every is not None and (step + 1) % checkpoint_every == 0)
+                or (checkpoint_seconds is not None and time.monotonic() - saved_at >= checkpoint_seconds)):
             state = {key: obj.state_dict() for key, obj in networks().items()}
             state.update(extra=[p.detach().clone() for p in g_extra], rng=rng.get_state(),
                          torch_rng=torch.get_rng_state(), random=random.getstate(), numpy=np.random.get_state(),
+                         cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                          log=log, running=running, step=step + 1)
             save_checked(checkpoint, state, meta=meta)
+            saved_at = time.monotonic()
     if checkpoint is not None:
         remove_checked(checkpoint)
     if ema is not None:
