@@ -37,7 +37,7 @@ from torch import nn
 from gansurvey import zoo
 from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_choice, check_number
-from gansurvey.config import ProfileSettings, check_profile, resolve_device, seed_everything
+from gansurvey.config import ProfileSettings, check_profile, display_path, resolve_device, seed_everything
 from gansurvey.data.folders import PairedFolder, UnpairedFolder, scan_folder
 from gansurvey.metrics.frechet import frechet_from_stats, gaussian_stats
 from gansurvey.metrics.quality import psnr, ssim
@@ -339,11 +339,13 @@ class CycleGANFolderBenchmark(FolderBenchmark):
     """CycleGAN on an unpaired (or paired) folder: two ResNet-9 generators, two PatchGANs, LSGAN + cycle + identity.
 
     The teacher is the A -> B generator with the discriminator of domain B; :meth:`teacher_state` also holds the
-    B -> A generator and the domain-A discriminator (``generator_ba``, ``discriminator_a``). Paired data are read
-    unpaired for training (as in the CycleGAN paper's cityscapes experiments) and add PSNR/SSIM to the quality.
+    B -> A generator and the domain-A discriminator (``generator_ba``, ``discriminator_a``). Paired folders (A/, B/)
+    are read unpaired for training (as in the CycleGAN paper's cityscapes experiments) and add PSNR/SSIM to the
+    quality. The pix2pix layout is refused: its A|B files are pix2pix-folder's input, and CycleGAN reads A and B
+    images apart.
 
     Args:
-        data_root: a folder in the CycleGAN layout (or a paired one).
+        data_root: a folder in the CycleGAN layout (or paired folders).
         size: image side (a multiple of 4; 256 as published).
         **options: see :class:`FolderBenchmark`.
 
@@ -358,6 +360,11 @@ class CycleGANFolderBenchmark(FolderBenchmark):
         if isinstance(size, int) and size % 4:
             raise GanSurveyError(f"size must be a multiple of 4 for the CycleGAN ResNet generator, got {size}")
         super().__init__(data_root, size, **options)
+        if self.data.layout == "pix2pix":
+            raise GanSurveyError(
+                f"{display_path(self.data.root)}: pix2pix layout (train/, test/ with A|B images side by side); "
+                "cyclegan-folder needs the CycleGAN layout (trainA/, trainB/, testA/, testB/) or paired folders "
+                "(A/train/, B/train/, ...): use pix2pix-folder for this folder, or split its images into those folders")
         self.generator_hparams = {}
         self.discriminator_hparams = {"in_channels": 3, "norm": "instance"}
 
