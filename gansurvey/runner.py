@@ -14,9 +14,12 @@ import hashlib
 import json
 import os
 import platform
+import signal
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -240,6 +243,28 @@ def staleness(profile: str = "quick", only: list[str] | None = None, device: str
     return states
 
 
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Turn SIGTERM into a ``KeyboardInterrupt`` while the decorated function runs, so that Ctrl-C's clean-up
+    runs for it too: by default SIGTERM ends the process at once, leaving the running notebook's temporary copy
+    behind (#21). Left as it is where the caller handles SIGTERM itself (the CLI does), and off the main thread
+    (where no handler can be set)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@_sigterm_interrupts()
 def regenerate(profile: str = "quick", only: list[str] | None = None, force: bool = False,
                device: str | None = None, seed: int | None = None, folder: Path | None = None,
                out: Path | None = None, kernel_name: str = "python3",
@@ -253,7 +278,9 @@ def regenerate(profile: str = "quick", only: list[str] | None = None, force: boo
     written whole or not at all. Records written by anything else make a notebook run again.
     ``report`` receives one line per notebook (``[i/n] name ...`` with why it runs and the last run's time as the
     estimate); ``progress`` shows papermill's per-cell progress bar with the elapsed time.
-    Stops at the first failing notebook with :class:`NotebookFailed` naming it and the failing cell.
+    Stops at the first failing notebook with :class:`NotebookFailed` naming it and the failing cell. SIGTERM
+    stops it as Ctrl-C does, with a ``KeyboardInterrupt``: the running notebook's temporary copy is removed, the
+    notebooks finished before it are kept.
     """
     import papermill as pm
 
