@@ -13,8 +13,13 @@ from gansurvey.benchmarks import get_benchmark
 from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.compress.base import chain_family, chain_method, compression_chain
-from gansurvey.compress.precision import output_sqnr, to_fused_engine, to_integer_engine
-from gansurvey.compress.quantized_layers import FusedEngineModel, IntegerEngineLayer, QuantizedLayer
+from gansurvey.compress.precision import output_sqnr, to_fused_engine, to_int4_cpu_engine, to_integer_engine
+from gansurvey.compress.quantized_layers import (
+    FusedEngineModel,
+    Int4PackLinear,
+    IntegerEngineLayer,
+    QuantizedLayer,
+)
 from gansurvey.config import PROFILE_SETTINGS, ProfileSettings, code_commit, resolve_device
 from gansurvey.layers import compressed_layers
 from gansurvey.metrics.cost import (
@@ -119,15 +124,18 @@ def engine_forms(model: nn.Module, bench: Benchmark, device: torch.device) -> di
     (:func:`~gansurvey.compress.precision.to_integer_engine`) and as one static-quantized graph with batch norms
     folded and int8 activations between layers (:func:`~gansurvey.compress.precision.to_fused_engine`), each
     calibrated on 64 evaluation inputs and kept only when its output stays within :data:`MIN_ENGINE_SQNR_DB` of
-    the model's own. A form the engine cannot build is left out."""
+    the model's own; and its 4-bit Linear layers on PyTorch's packed int4 weight-only CPU matmul
+    (:func:`~gansurvey.compress.precision.to_int4_cpu_engine`). A form an engine cannot build is left out."""
     forms = {execution_engines(model, device): model}
     if device.type != "cpu" or not any(isinstance(m, QuantizedLayer) for m in model.modules()):
         return forms
     calibration = bench.eval_inputs(64, seed=1)
     check = bench.example_input(8)
-    for build in (to_integer_engine, to_fused_engine):
+    builds = (lambda: to_integer_engine(model, calibration, CPU_ENGINE),
+              lambda: to_fused_engine(model, calibration, CPU_ENGINE), lambda: to_int4_cpu_engine(model))
+    for build in builds:
         try:
-            form = build(model, calibration, CPU_ENGINE)
+            form = build()
         except (GanSurveyError, RuntimeError):  # a layer or a graph the engine cannot take
             continue
         if output_sqnr(model, form, check) >= MIN_ENGINE_SQNR_DB:
@@ -213,11 +221,12 @@ def evaluation_resamples(model: nn.Module, bench: Benchmark, profile: ProfileSet
 def execution_engines(model: nn.Module, device: torch.device | str) -> str:
     """The engines that run ``model``'s layers on ``device``, ``;``-separated: each compressed layer's own
     (:meth:`~gansurvey.layers.CompressedLayer.engine`), ``<engine>-int8`` for layers handed to PyTorch's integer
-    engines one by one, ``<engine>-int8-fused`` for a model run by one as a static-quantized graph, and
-    ``torch-dense`` when every layer is a plain one (a really smaller model: channel-pruned, a student)."""
+    engines one by one, ``<engine>-int8-fused`` for a model run by one as a static-quantized graph,
+    ``torch-int4pack`` for Linear layers on the packed int4 CPU matmul, and ``torch-dense`` when every layer is
+    a plain one (a really smaller model: channel-pruned, a student)."""
     names = {layer.engine(device) for layer in compressed_layers(model).values()}
     names |= {f"{m.engine}-int8" for m in model.modules() if isinstance(m, IntegerEngineLayer)}
-    names |= {m.engine_name for m in model.modules() if isinstance(m, FusedEngineModel)}
+    names |= {m.engine_name for m in model.modules() if isinstance(m, (FusedEngineModel, Int4PackLinear))}
     return ";".join(sorted(names)) or "torch-dense"
 
 

@@ -14,7 +14,8 @@ convolutions. Around it:
   stored-bytes budget (an exact knapsack) and recorded in the config (``per_layer_bits``);
 - :func:`to_integer_engine`: the quantized model run by PyTorch's integer CPU engines (``fbgemm``, ``qnnpack``),
   layer by layer; :func:`to_fused_engine`: the same as one static-quantized graph (batch norms folded, int8
-  activations between layers), what PyTorch's own static quantization of a CNN gives;
+  activations between layers), what PyTorch's own static quantization of a CNN gives; :func:`to_int4_cpu_engine`:
+  4-bit Linear layers on PyTorch's packed int4 weight-only CPU matmul;
 - :func:`sqnr_db`: signal-to-quantization-noise ratio of an output against the float one.
 
 Rounding methods: ``nearest`` (scales from the full range), ``mse`` (the clipping ratio with the least squared
@@ -46,7 +47,9 @@ from gansurvey.compress.quantized_layers import (
     FakeQuantLayer,
     FusedEngineModel,
     Geometry,
+    Int4PackLinear,
     QuantizedLayer,
+    QuantizedLinear,
     check_engine,
     engine_layer,
     fit_grid,
@@ -657,6 +660,35 @@ def to_fused_engine(model: nn.Module, example_input: Tensor, engine: str = "fbge
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise GanSurveyError(f"the {engine} engine cannot run this model as one quantized graph: {reason}") from exc
     return FusedEngineModel(graph, engine).eval()
+
+
+def to_int4_cpu_engine(model: nn.Module) -> nn.Module:
+    """A copy of a quantized model whose 4-bit Linear layers run PyTorch's packed int4 weight-only CPU matmul
+    (:class:`~gansurvey.compress.quantized_layers.Int4PackLinear`: 4 bits per weight in memory, float32
+    activations; the same numbers as the stored layers up to float rounding). Other layers stay as they are.
+
+    Raises:
+        GanSurveyError: this PyTorch lacks the op, or no layer fits it (a 4-bit Linear with a multiple of 16
+            outputs and scale groups of 32, 64, 128 or 256 input columns, or per channel with such a group
+            dividing its inputs).
+    """
+    from gansurvey.kernels import cpu
+
+    if not cpu.available():
+        raise GanSurveyError("this PyTorch build lacks the packed int4 CPU matmul (_weight_int4pack_mm_for_cpu)")
+    out = copy.deepcopy(model).cpu().eval()
+    fits = [name for name, m in out.named_modules()
+            if isinstance(m, QuantizedLinear) and cpu.int4_group(m.quantized_weight()) is not None]
+    if not fits:
+        raise GanSurveyError("no layer fits the packed int4 CPU matmul: it takes 4-bit Linear layers with a "
+                             f"multiple of {cpu.N_MULTIPLE} outputs and scale groups of "
+                             f"{', '.join(map(str, cpu.GROUP_SIZES))} input columns")
+    for name in fits:
+        layer = Int4PackLinear(out.get_submodule(name))
+        if not name:
+            return layer
+        _set_module(out, name, layer)
+    return out
 
 
 def _fold_for_engine(module: nn.Module) -> None:

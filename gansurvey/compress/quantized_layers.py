@@ -685,6 +685,24 @@ def float_layer(layer: QuantizedLayer) -> nn.Module:
     return out.eval()
 
 
+class Int4PackLinear(nn.Module):
+    """A 4-bit :class:`QuantizedLinear` run by PyTorch's packed int4 weight-only CPU matmul
+    (:mod:`gansurvey.kernels.cpu`): the weight stays 4 bits per value in memory, float32 activations. Built by
+    :func:`gansurvey.compress.precision.to_int4_cpu_engine`; ``engine_name`` is what records name it."""
+
+    engine_name = "torch-int4pack"
+
+    def __init__(self, layer: QuantizedLinear) -> None:
+        from gansurvey.kernels.cpu import Int4Packed
+
+        super().__init__()
+        self.weight = Int4Packed.of(layer.quantized_weight())
+        self.bias = None if layer.bias is None else layer.bias.detach().float().cpu().clone()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.weight.matmul(x, self.bias).to(x.dtype)
+
+
 class FusedEngineModel(nn.Module):
     """A whole generator run by one of PyTorch's integer CPU engines as one static-quantized graph: batch norms
     folded into the convolution before them, ReLUs fused, residual additions in int8, and activations kept as
