@@ -4,8 +4,11 @@ interleaved (A, B, C, A, B, C... in one process, fixed threads) so that a change
 - ``fp32``: the teacher as shipped.
 - ``int8 reference-dense``: 8-bit per-channel weights decoded to float (what a quantized layer does without an
   engine): as many bytes moved as fp32, plus the decode.
-- ``int8 fbgemm``: the same quantized model on PyTorch's fbgemm integer engine (uint8 activations, int8 weights,
-  int32 accumulation), activation ranges calibrated on 64 inputs.
+- ``int8 fbgemm``: the same quantized model on PyTorch's fbgemm integer engine layer by layer (uint8 activations,
+  int8 weights, int32 accumulation; each layer quantizes its input and dequantizes its output), activation ranges
+  calibrated on 64 inputs.
+- ``int8 fbgemm fused``: the same on fbgemm as one static-quantized graph (batch norms folded, conv+ReLU fused,
+  uint8 activations from the input to the output): what ``measure`` times when it is the fastest faithful form.
 
 Prints one table per benchmark (median, quartiles, speed-up over fp32 with a bootstrap 95 % interval, output
 SQNR against fp32) and writes them to ``--json``. Run it on an idle machine:
@@ -25,7 +28,7 @@ import torch
 
 import gansurvey as gs
 from gansurvey.compress import QuantConfig, quantize
-from gansurvey.compress.precision import output_sqnr, to_integer_engine
+from gansurvey.compress.precision import output_sqnr, to_fused_engine, to_integer_engine
 from gansurvey.config import code_commit
 from gansurvey.io import atomic_write_text
 from gansurvey.metrics.latency import interleaved_latency
@@ -37,7 +40,8 @@ def engines(bench_name: str) -> tuple[dict[str, torch.nn.Module], torch.Tensor]:
     calibration = bench.eval_inputs(64, seed=1)
     quantized = quantize(teacher, QuantConfig(weight_bits=8, granularity="per-channel"), calibration)
     return {"fp32": teacher, "int8 reference-dense": quantized,
-            "int8 fbgemm": to_integer_engine(quantized, calibration, "fbgemm")}, bench.example_input(1)
+            "int8 fbgemm": to_integer_engine(quantized, calibration, "fbgemm"),
+            "int8 fbgemm fused": to_fused_engine(quantized, calibration, "fbgemm")}, bench.example_input(1)
 
 
 def main() -> None:
