@@ -4,7 +4,9 @@ against channel pruning at matched MACs over seeds, and the Tensorizing GANs com
 Every model is measured with :func:`gansurvey.measure`; every record carries structured settings (``method``,
 ``rank``, ``energy``, ``finetuned``, ``steps``, ``arm``...), so the notebook groups by columns and never parses a
 label. Fine-tuning uses the shared trainer (:func:`gansurvey.experiments.common.finetune`) with the same budget
-as 01/02.
+as 01/02. A method that cannot factorize any layer of a benchmark's generator (Tucker-2 and CP factorize convolutions
+only, so not the MLP generators of ``gaussians-mlp`` and ``mnist-mlp``) is skipped with one printed line naming the
+benchmark, the method and why (:func:`applicable_configs`), and the rest runs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import nn
 from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.compress import LowRankConfig, factorization_plan, factorize, factorized_layers
+from gansurvey.compress.lowrank import LOWRANK_METHODS, factorizable_layers
 from gansurvey.config import ProfileSettings
 from gansurvey.experiments.common import SAMPLE_GRID, finetune, match_channel_ratio
 from gansurvey.measuring import measure
@@ -26,7 +29,7 @@ from gansurvey.metrics.cost import count_macs, count_params
 from gansurvey.records import Measurement
 
 __all__ = [
-    "lowrank_configs", "lowrank_settings",
+    "applicable_configs", "first_applicable", "lowrank_configs", "lowrank_settings", "skip_reason",
     "lowrank_sensitivity", "lowrank_sweep", "lowrank_vs_pruning_runs", "rank_grids", "rank_label",
     "tensorized_runs", "tensorizing_comparison",
 ]
@@ -34,6 +37,74 @@ __all__ = [
 def rank_label(config: LowRankConfig) -> str:
     """The display label of a config: ``svd r=0.25``, ``tucker2 e=0.9``, ``tt r=8``."""
     return config.describe()
+
+
+def skip_reason(model: nn.Module, method: str) -> str | None:
+    """Why ``method`` cannot factorize any layer of ``model``, or ``None`` when it can factorize one.
+
+    Tucker-2 and CP factorize convolutions only, so they cannot apply to an MLP generator (``gaussians-mlp``,
+    ``mnist-mlp``); tensor-train factorizes Linear layers only.
+
+    Example::
+
+        skip_reason(gs.get_benchmark("gaussians-mlp").new_generator(), "tucker2")
+        # 'MLPGenerator has no Conv2d or ConvTranspose2d layer (tucker2 factorizes convolutions only)'
+    """
+    if factorizable_layers(model, method):
+        return None
+    kinds = LOWRANK_METHODS[method]
+    names = " or ".join(t.__name__ for t in kinds)
+    scope = ("convolutions only" if all(issubclass(t, (nn.Conv2d, nn.ConvTranspose2d)) for t in kinds)
+             else "Linear layers only" if kinds == (nn.Linear,) else f"{names} layers")
+    if not any(isinstance(m, kinds) for m in model.modules()):
+        return f"{type(model).__name__} has no {names} layer ({method} factorizes {scope})"
+    return (f"every {names} layer of {type(model).__name__} is grouped or already compressed ({method} factorizes "
+            f"{scope}, with groups=1 and not compressed yet)")
+
+
+def applicable_configs(bench: Benchmark, model: nn.Module, configs: dict[str, LowRankConfig], *,
+                       echo: bool = True) -> dict[str, LowRankConfig]:
+    """The labelled configs whose method can factorize some layer of ``model`` (``bench``'s generator), in their
+    order. For each method left out, one line is printed (when ``echo``) naming the benchmark, the method and why,
+    so a notebook run on an MLP benchmark goes on with the methods that apply (Tucker-2 and CP factorize
+    convolutions only).
+
+    Example::
+
+        applicable_configs(gs.get_benchmark("gaussians-mlp"), g, lowrank_configs({"svd": [0.25], "cp": [0.03]}))
+        # prints: gaussians-mlp: cp skipped: MLPGenerator has no Conv2d or ConvTranspose2d layer (...)
+        # returns {'svd r=0.25': LowRankConfig('svd', rank=0.25)}
+    """
+    reasons = {method: skip_reason(model, method) for method in dict.fromkeys(c.method for c in configs.values())}
+    if echo:
+        for method, reason in reasons.items():
+            if reason is not None:
+                print(f"{bench.name}: {method} skipped: {reason}")
+    return {label: config for label, config in configs.items() if reasons[config.method] is None}
+
+
+def first_applicable(bench: Benchmark, model: nn.Module, *choices: dict[str, LowRankConfig],
+                     echo: bool = True) -> dict[str, LowRankConfig]:
+    """The first config, as ``{label: config}``, among ``choices`` (tried in order) whose method can factorize
+    some layer of ``model``; one line printed (when ``echo``) for each method passed over on the way. 03's
+    recovery curve takes the matched method's first config, else the first of the rank sweep that applies.
+
+    Raises:
+        GanSurveyError: when no config of ``choices`` applies to ``model``.
+    """
+    skipped: set[str] = set()
+    for configs in choices:
+        for label, config in configs.items():
+            reason = skip_reason(model, config.method)
+            if reason is None:
+                return {label: config}
+            if echo and config.method not in skipped:
+                print(f"{bench.name}: {config.method} skipped: {reason}")
+            skipped.add(config.method)
+    tried = sorted({c.method for configs in choices for c in configs.values()})
+    raise GanSurveyError(f"no low-rank method of {', '.join(map(repr, tried)) or 'none'} can factorize a layer of "
+                         f"{bench.name}'s generator ({type(model).__name__}); add 'svd' (every layer kind) or "
+                         "'tt' (Linear layers)")
 
 
 def rank_grids(profile: ProfileSettings, **given: list[float | int] | None) -> dict[str, list[float | int]]:
@@ -81,10 +152,12 @@ def lowrank_settings(config: LowRankConfig, **extra: Any) -> dict[str, Any]:
 
 def lowrank_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
                   configs: dict[str, LowRankConfig], steps: int, *, seed: int = 0, device: str = "auto",
-                  **measure_kwargs: Any) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
+                  echo: bool = True, **measure_kwargs: Any) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
     """Each labelled config applied to the teacher and measured twice: as factorized (``finetuned: False``,
     technique ``"<label> (no fine-tuning)"``) and after ``steps`` steps of fine-tuning against a copy of the
     teacher's discriminator (``finetuned: True``), the same ``steps`` for every config (as ``pruning_sweep``).
+    Configs whose method cannot factorize any layer of the teacher (Tucker-2 and CP on an MLP) are skipped, with
+    one printed line per method (:func:`applicable_configs`).
 
     Args:
         bench: the benchmark.
@@ -94,10 +167,11 @@ def lowrank_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
         steps: fine-tuning steps (``experiments.budget_steps(profile, "finetune")``).
         seed: seed of the fine-tuning and of the measurement.
         device: where to train and time.
+        echo: print the line of each method skipped.
         measure_kwargs: passed to :func:`gansurvey.measure` (notebook, profile, latency_batch...).
 
     Returns:
-        The records and, per label, a grid of samples from the fine-tuned model.
+        The records and, per label, a grid of samples from the fine-tuned model (the configs that applied).
 
     Example::
 
@@ -106,7 +180,7 @@ def lowrank_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
     """
     check_number("steps", steps, minimum=0, integer=True)
     records, samples = [], {}
-    for label, config in configs.items():
+    for label, config in applicable_configs(bench, teacher, configs, echo=echo).items():
         raw = factorize(teacher, config)
         if not factorized_layers(raw):
             raise GanSurveyError(f"{label} factorizes no layer of {bench.name}'s generator (no layer saves "
@@ -131,23 +205,32 @@ def _relative_error(model: nn.Module, reference: torch.Tensor, inputs: torch.Ten
 
 def lowrank_sensitivity(bench: Benchmark, teacher: nn.Module, method: str, ranks: list[float | int], *,
                         profile: ProfileSettings, seed: int = 0, samples: int = 64,
-                        quality: bool = True) -> pd.DataFrame:
+                        quality: bool = True, echo: bool = True) -> pd.DataFrame:
     """Which layers tolerate a low rank: each layer factorized alone (no fine-tuning) at each rank.
 
     Per (layer, rank): the layer's type, ranks, the parameters and MACs the factorization saves, the relative L2
     error of the generator's output against the teacher's on ``samples`` evaluation inputs, and (``quality``) the
     benchmark's primary metric with its change from the teacher (positive = worse, in the metric's units, for a
-    lower-is-better metric). Layers where the rank saves no parameters are left out.
+    lower-is-better metric). Layers where the rank saves no parameters are left out. A method that cannot factorize
+    any layer of the teacher (Tucker-2 and CP on an MLP) gives an empty table with these columns, and one printed
+    line saying why (when ``echo``).
 
     Example::
 
         lowrank_sensitivity(bench, teacher, "tucker2", [0.25], profile=quick).sort_values("output_error")
     """
+    metric = bench.primary_metric
+    columns = ["layer", "type", "method", "rank", "ranks", "params_saved", "macs_saved", "output_error"]
+    columns += [metric, "quality_loss"] if quality else []
+    reason = skip_reason(teacher, method)
+    if reason is not None:
+        if echo:
+            print(f"{bench.name}: {method} skipped: {reason}")
+        return pd.DataFrame(columns=columns)
     x, inputs = bench.example_input(1), bench.eval_inputs(samples, seed)
     with torch.no_grad():
         reference = teacher.eval()(inputs)
     base_macs = count_macs(teacher, x)
-    metric = bench.primary_metric
     base_quality = bench.quality(teacher, profile=profile, seed=seed, inception_samples=0)[metric] if quality \
         else None
     rows = []
@@ -164,13 +247,13 @@ def lowrank_sensitivity(bench: Benchmark, teacher: nn.Module, method: str, ranks
                 sign = 1 if bench.higher_is_better else -1
                 row |= {metric: value, "quality_loss": sign * (base_quality - value)}
             rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def lowrank_vs_pruning_runs(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
                             configs: dict[str, LowRankConfig], seeds: list[int], steps: int, *,
-                            mac_tolerance: float = 0.10, device: str = "auto", **measure_kwargs: Any,
-                            ) -> list[Measurement]:
+                            mac_tolerance: float = 0.10, device: str = "auto", echo: bool = True,
+                            **measure_kwargs: Any) -> list[Measurement]:
     """Low-rank against channel pruning at matched MACs: for each config, the teacher factorized and the teacher
     pruned by channels to the same MACs (within ``mac_tolerance``, by
     :func:`gansurvey.experiments.common.match_channel_ratio`), each fine-tuned for ``steps`` steps per seed and
@@ -178,7 +261,9 @@ def lowrank_vs_pruning_runs(bench: Benchmark, teacher: nn.Module, discriminator:
 
     Records carry ``arm`` (``low-rank`` / ``pruning``), ``match`` (the low-rank label both arms are matched to),
     ``target_macs``, ``finetuned`` and ``steps`` in their settings; pruned ones also the channel ``ratio``. The
-    claim :func:`gansurvey.claims.lowrank.lowrank_vs_pruning` reads them.
+    claim :func:`gansurvey.claims.lowrank.lowrank_vs_pruning` reads them. Configs whose method cannot factorize
+    any layer of the teacher are skipped, one printed line per method (:func:`applicable_configs`); with none
+    left the list is empty (the claim is then not testable on this benchmark).
 
     Example::
 
@@ -190,7 +275,7 @@ def lowrank_vs_pruning_runs(bench: Benchmark, teacher: nn.Module, discriminator:
         raise GanSurveyError("seeds must name at least one seed, got an empty list")
     x = bench.example_input(1)
     records = []
-    for label, config in configs.items():
+    for label, config in applicable_configs(bench, teacher, configs, echo=echo).items():
         factorized = factorize(teacher, config)
         target = count_macs(factorized, x)
         ratio, pruned = match_channel_ratio(teacher, target, x, mac_tolerance)  # MACs per sample, as target
