@@ -187,7 +187,7 @@ PROFILE_SETTINGS = {
         name="full", finetune_steps=500, eval_samples=2000, inception_samples=1000,
         latency_warmup=10, latency_repeats=50, seeds=3, student_widths=(0.5,), lottery_steps=1000,
         total_budget_widths=(0.5,), total_steps_cap=1500,
-        rank_grids={"svd": (0.5, 0.25, 0.1), "tucker2": (0.5, 0.25, 0.1), "cp": (0.1, 0.03, 0.01)},
+        rank_grids={"svd": (0.5, 0.25), "tucker2": (0.5, 0.25), "cp": (0.1, 0.03)},
         roofline_batches=(1, 4, 16, 64, 256), real_size_sharing="k-means+ans",
         real_size_latency_batches=(1, 8), recovery_steps=1000, recovery_every=100,
     ),

@@ -28,11 +28,6 @@ TINY: dict[str, dict] = {
     "05_encoding": {"seeds": [0], "bits": [2], "trained_bits": [2], "finetune_steps": 1},
     "06_combinations": {"seeds": [0], "batch_sizes": [1], "real_size": False},
 }
-#: 00 shows mnist-dcgan's layer table by name and iterates over ``plt.subplots(1, len(benchmarks))``, which is no
-#: array for one benchmark, so it runs mnist-mlp beside mnist-dcgan; on mnist-mlp alone it fails (reported in #24).
-KEEP = {"00_background": ["mnist-dcgan"]}
-
-
 def _others(notebook: str) -> list[str]:
     """The built-in benchmarks a notebook allows beyond its defaults (which nbval runs), the 2-D toy first."""
     allowed = NOTEBOOK_PARAMETERS[notebook]["benchmarks"].allowed()
@@ -65,7 +60,7 @@ def shared(tmp_path_factory):
 def test_notebook_runs_every_other_builtin_benchmark(notebook, shared):
     import papermill as pm
 
-    benchmarks = KEEP.get(notebook, []) + _others(notebook)
+    benchmarks = _others(notebook)  # 00: mnist-mlp alone, so a single benchmark's figures are covered too
     parameters = {"profile": "quick", "device": "cpu", "benchmarks": benchmarks, **TINY[notebook]}
     executed = pm.execute_notebook(str(project_root() / "notebooks" / f"{notebook}.ipynb"),
                                    str(shared / f"{notebook}.ipynb"), parameters=parameters,

@@ -12,6 +12,7 @@ benchmark, the method and why (:func:`applicable_configs`), and the rest runs.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -151,11 +152,14 @@ def lowrank_settings(config: LowRankConfig, **extra: Any) -> dict[str, Any]:
 
 
 def lowrank_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
-                  configs: dict[str, LowRankConfig], steps: int, *, seed: int = 0, device: str = "auto",
-                  echo: bool = True, **measure_kwargs: Any) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
+                  configs: dict[str, LowRankConfig], steps: int, *, seed: int = 0,
+                  seeds: Sequence[int] | None = None, device: str = "auto", echo: bool = True,
+                  **measure_kwargs: Any) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
     """Each labelled config applied to the teacher and measured twice: as factorized (``finetuned: False``,
     technique ``"<label> (no fine-tuning)"``) and after ``steps`` steps of fine-tuning against a copy of the
-    teacher's discriminator (``finetuned: True``), the same ``steps`` for every config (as ``pruning_sweep``).
+    teacher's discriminator (``finetuned: True``), the same ``steps`` for every config, once per seed of ``seeds``
+    (default: ``seed`` alone; the factorized teacher is measured once: factorizing involves no chance), as
+    ``pruning_sweep``.
     Configs whose method cannot factorize any layer of the teacher (Tucker-2 and CP on an MLP) are skipped, with
     one printed line per method (:func:`applicable_configs`).
 
@@ -165,13 +169,15 @@ def lowrank_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
         discriminator: the teacher's discriminator (copied for each fine-tuning).
         configs: label -> :class:`LowRankConfig` (:func:`lowrank_configs`).
         steps: fine-tuning steps (``experiments.budget_steps(profile, "finetune")``).
-        seed: seed of the fine-tuning and of the measurement.
+        seed: the seed when ``seeds`` is not given.
+        seeds: seeds of the fine-tuning and of the measurement.
         device: where to train and time.
         echo: print the line of each method skipped.
         measure_kwargs: passed to :func:`gansurvey.measure` (notebook, profile, latency_batch...).
 
     Returns:
-        The records and, per label, a grid of samples from the fine-tuned model (the configs that applied).
+        The records and, per label, a grid of samples from the fine-tuned model of the first seed (the configs
+        that applied).
 
     Example::
 
@@ -179,6 +185,9 @@ def lowrank_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
                                          notebook="03_low_rank", profile=quick)
     """
     check_number("steps", steps, minimum=0, integer=True)
+    seeds = [seed] if seeds is None else list(seeds)
+    if not seeds:
+        raise GanSurveyError("lowrank_sweep needs at least one seed, got an empty list")
     records, samples = [], {}
     for label, config in applicable_configs(bench, teacher, configs, echo=echo).items():
         raw = factorize(teacher, config)
@@ -187,13 +196,15 @@ def lowrank_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
                                  "parameters at that rank); choose a lower rank")
         settings = lowrank_settings(config, steps=steps)
         records.append(measure(raw, bench, technique=f"{label} (no fine-tuning)", family="low-rank",
-                               settings={**settings, "finetuned": False, "steps": 0}, seed=seed, device=device,
-                               **measure_kwargs))
-        tuned = finetune(raw, bench, steps, discriminator, seed=seed, device=device, teacher=teacher).model
-        records.append(measure(tuned, bench, technique=label, family="low-rank",
-                               settings={**settings, "finetuned": True}, seed=seed, device=device,
-                               **measure_kwargs))
-        samples[label] = bench.generate(tuned, SAMPLE_GRID, seed)
+                               settings={**settings, "finetuned": False, "steps": 0}, seed=seeds[0],
+                               device=device, **measure_kwargs))
+        for run_seed in seeds:
+            tuned = finetune(raw, bench, steps, discriminator, seed=run_seed, device=device, teacher=teacher).model
+            records.append(measure(tuned, bench, technique=label, family="low-rank",
+                                   settings={**settings, "finetuned": True}, seed=run_seed, device=device,
+                                   **measure_kwargs))
+            if run_seed == seeds[0]:
+                samples[label] = bench.generate(tuned, SAMPLE_GRID, run_seed)
     return records, samples
 
 

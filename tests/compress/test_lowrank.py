@@ -318,6 +318,9 @@ def test_sweep_sensitivity_and_matched_runs_on_the_toy(quick_profile):
     assert frame["stage"].tolist() == ["no fine-tuning", "trained"]
     assert set(frame["method"]) == {"svd"} and set(frame["family"]) == {"low-rank"}
     assert set(samples) == {"svd r=0.25"}
+    seeded, _ = xl.lowrank_sweep(bench, g, d, configs, steps=1, seeds=[4, 5], notebook="03_low_rank", profile=tiny)
+    assert [(r.technique, r.seed) for r in seeded] == [("svd r=0.25 (no fine-tuning)", 4), ("svd r=0.25", 4),
+                                                      ("svd r=0.25", 5)]  # factorized once, tuned per seed
     table = xl.lowrank_sensitivity(bench, g, "svd", [0.25], profile=tiny, quality=False)
     assert set(table["layer"]) == {"net.0", "net.2", "net.4", "net.6"} and (table["params_saved"] > 0).all()
     runs = xl.lowrank_vs_pruning_runs(bench, g, d, configs, seeds=[0], steps=2, mac_tolerance=0.5,

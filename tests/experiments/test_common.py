@@ -203,7 +203,9 @@ def test_paper_is_full_without_its_trims():
     assert set(full.student_widths) < set(paper.student_widths)
     assert full.total_steps_cap is not None and paper.total_steps_cap is None
     assert paper.extended_arms and not full.extended_arms
-    for name in ("finetune_steps", "eval_samples", "seeds", "dense_steps_cap", "latency_repeats", "rank_grids"):
+    for method, ranks in full.rank_grids.items():
+        assert set(ranks) < set(paper.rank_grids[method]), method
+    for name in ("finetune_steps", "eval_samples", "seeds", "dense_steps_cap", "latency_repeats"):
         assert getattr(full, name) == getattr(paper, name), name
     teacher_steps = gs.get_benchmark("mnist-dcgan").teacher_steps("paper")
     assert distillation.total_steps(paper, "mnist-dcgan") == teacher_steps + paper.finetune_steps
