@@ -8,7 +8,9 @@
 #   perf/gpu_check.sh --smoke    # this CPU machine: the same steps through the Triton interpreter, tiny shapes
 #
 # PYTHON picks the interpreter (default .venv/bin/python, else python3); OUT_DIR the output folder
-# (default results/gpu, or results/gpu-smoke with --smoke).
+# (default results/gpu, or results/gpu-smoke with --smoke). On the GPU each step has a time budget (seconds:
+# TESTS_S=150, BENCH_S=180, GENERATORS_S=120; with start-up and summary under 8 minutes in all): a step that
+# runs out is stopped, its log kept, and steps.json and summary.json say which one (the smoke run has none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SMOKE=0
@@ -26,6 +28,21 @@ fi
 mkdir -p "$OUT"
 start=$(date +%s)
 step() { echo "== $1 ($(( $(date +%s) - start )) s)"; }
+STEPS="$OUT/steps.tsv"
+: > "$STEPS"
+# budgeted NAME SECONDS LOG CMD...: runs CMD with its output to LOG, stopped after SECONDS on the GPU (SIGINT,
+# so pytest and the benchmarks end cleanly); records the step's exit status (124: out of time) and seconds in
+# steps.tsv, and never stops the script
+budgeted() {
+  local name=$1 budget=$2 log=$3; shift 3
+  local t0 rc=0
+  t0=$(date +%s)
+  if [[ $SMOKE == 1 ]]; then "$@" > "$log" 2>&1 || rc=$?
+  else timeout --signal=INT --kill-after=15 "$budget" "$@" > "$log" 2>&1 || rc=$?; fi
+  printf '%s\t%s\t%s\n' "$name" "$rc" "$(( $(date +%s) - t0 ))" >> "$STEPS"
+  if [[ $rc == 124 ]]; then echo "!! $name ran out of its ${budget} s budget (log: $log)"; fi
+  return 0
+}
 
 step "environment"
 "$PY" - "$OUT/environment.json" "$SMOKE" <<'PYEOF'
@@ -50,44 +67,61 @@ PYEOF
 step "kernel tests"
 if [[ $SMOKE == 1 ]]; then
   # the interpreter suite (every kernel vs its reference) and the CUDA file on CPU tensors
-  "$PY" -m pytest -q -p no:cacheprovider tests/kernels --junitxml="$OUT/kernel_tests.xml" 2>&1 | tail -3
+  budgeted "kernel tests" 0 "$OUT/kernel_tests.log" \
+    "$PY" -m pytest -q -p no:cacheprovider tests/kernels --junitxml="$OUT/kernel_tests.xml"
 else
-  # compiled on the GPU: fp16/bf16 production branches, all selected autotune configs, atomics, W8A8 exactness
-  "$PY" -m pytest -q -p no:cacheprovider tests/kernels/test_cuda.py tests/kernels/test_triton_compile.py \
-    --junitxml="$OUT/kernel_tests.xml" 2>&1 | tail -3
+  # compiled on the GPU: fp16/bf16 production branches checked against the dequantized reference, all selected
+  # autotune configs, atomics, W8A8 exactness
+  budgeted "kernel tests" "${TESTS_S:-150}" "$OUT/kernel_tests.log" \
+    "$PY" -m pytest -q -p no:cacheprovider tests/kernels/test_cuda.py tests/kernels/test_triton_compile.py \
+    --junitxml="$OUT/kernel_tests.xml"
 fi
+tail -3 "$OUT/kernel_tests.log"
 
 step "kernel benchmark"
 if [[ $SMOKE == 1 ]]; then
-  "$PY" perf/bench_kernels.py --smoke --out "$OUT/bench_kernels.json" | tail -4
+  budgeted "kernel benchmark" 0 "$OUT/bench_kernels.log" \
+    "$PY" perf/bench_kernels.py --smoke --out "$OUT/bench_kernels.json"
 else
-  "$PY" perf/bench_kernels.py --batches 1,4,16,64 --reps 50 --warmup 10 --out "$OUT/bench_kernels.json"
+  budgeted "kernel benchmark" "${BENCH_S:-180}" "$OUT/bench_kernels.log" \
+    "$PY" perf/bench_kernels.py --batches 1,4,16,64 --reps 50 --warmup 10 --out "$OUT/bench_kernels.json"
 fi
+tail -4 "$OUT/bench_kernels.log"
 
 step "generators"
 if [[ $SMOKE == 1 ]]; then
-  "$PY" perf/bench_generators.py --smoke --out "$OUT/bench_generators.json"
+  budgeted "generators" 0 "$OUT/bench_generators.log" \
+    "$PY" perf/bench_generators.py --smoke --out "$OUT/bench_generators.json"
 else
-  "$PY" perf/bench_generators.py --batches 1,8 --reps 30 --out "$OUT/bench_generators.json"
+  budgeted "generators" "${GENERATORS_S:-120}" "$OUT/bench_generators.log" \
+    "$PY" perf/bench_generators.py --batches 1,8 --reps 30 --out "$OUT/bench_generators.json"
 fi
+tail -12 "$OUT/bench_generators.log"
 
 step "summary"
-"$PY" - "$OUT" <<'PYEOF'
+status=0
+"$PY" - "$OUT" <<'PYEOF' || status=$?
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
-bench = json.loads((out / "bench_kernels.json").read_text())
+steps = [line.split("\t") for line in (out / "steps.tsv").read_text().splitlines() if line]
+steps = {name: {"exit": int(rc), "seconds": int(sec), "status": "passed" if rc == "0" else
+                "out of time" if rc == "124" else "failed"} for name, rc, sec in steps}
+path = out / "bench_kernels.json"
+bench = json.loads(path.read_text()) if path.exists() else {"results": [], "notes": ["no bench_kernels.json"]}
 rows = [r for r in bench["results"] if r["case"].startswith("gemm 4096") and r["batch"] <= 16]
 goal = {}
 for r in rows:
     if r["method"] == "w4g128":
         dense = next(d for d in rows if d["batch"] == r["batch"] and d["method"] == "dense float16")
         goal[r["batch"]] = dense["median_ms"] / r["median_ms"]
-summary = {"environment": json.loads((out / "environment.json").read_text()),
+summary = {"environment": json.loads((out / "environment.json").read_text()), "steps": steps,
            "int4_speedup_over_fp16_4096": goal,
            "goal_1.3x_met": bool(goal) and all(v >= 1.3 for v in goal.values()),
            "notes": bench.get("notes", [])}
 (out / "summary.json").write_text(json.dumps(summary, indent=1))
 print(json.dumps(summary, indent=1))
+sys.exit(0 if all(s["status"] == "passed" for s in steps.values()) else 1)
 PYEOF
 step "done: $OUT"
+exit $status
