@@ -76,6 +76,8 @@ from gansurvey.compress.precision import (
     quantize,
     quantized_bytes,
     sqnr_db,
+    to_fused_engine,
+    to_int4_cpu_engine,
     to_integer_engine,
 )
 from gansurvey.compress.pruning import (
@@ -123,7 +125,7 @@ __all__ = [
     "semi_structured_layers", "to_semi_structured", "to_sparse_storage",
     "FakeQuantLayer", "QuantConfig", "QuantizedConv2d", "QuantizedConvTranspose2d", "QuantizedLayer",
     "QuantizedLinear", "allocate_bits", "convert_qat", "layer_sensitivity", "output_sqnr", "prepare_qat",
-    "quantize", "quantized_bytes", "sqnr_db", "to_integer_engine",
+    "quantize", "quantized_bytes", "sqnr_db", "to_fused_engine", "to_int4_cpu_engine", "to_integer_engine",
     "CodebookConv2d", "CodebookConvTranspose2d", "CodebookLinear", "EncodeConfig", "codebook_layers", "decode",
     "deserialize", "encode", "encoding_report", "kmeans_codebook", "serialize",
     "LOWRANK_METHODS", "FactorizedLayer", "LowRankConfig", "TTLinear", "factorizable_layers",
