@@ -92,6 +92,12 @@ def project_root() -> Path:
     return here if (here / "pyproject.toml").exists() else Path.cwd()
 
 
+def given_path(path: str | os.PathLike) -> str:
+    """A path the user gave (a data folder, a file in it), as a message shows it: as given when relative (it names
+    no machine), else through :func:`display_path` (relative to the project, ``~/...`` or ``.../last/parts``)."""
+    return Path(path).as_posix() if not Path(path).is_absolute() else display_path(path)
+
+
 def display_path(path: str | os.PathLike) -> str:
     """``path`` as printed in notebooks and messages: relative to the project when inside it (``results/quick/
     01_pruning.csv``), else relative to the home folder (``~/runs/quick``), so committed outputs and messages never

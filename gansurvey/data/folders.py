@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import InterpolationMode
 
 from gansurvey.checks import GanSurveyError, check_choice, check_number
+from gansurvey.checks import given_path as _shown
 
 __all__ = [
     "IMAGE_EXTENSIONS", "LAYOUTS", "FolderData", "PairedFolder", "StepSampler", "UnpairedFolder", "detect_layout",
@@ -85,10 +86,10 @@ def detect_layout(root: str | os.PathLike) -> str:
     """
     root = Path(root)
     if not root.exists():
-        raise GanSurveyError(f"{root}: data folder does not exist; expected a folder in {_PIX2PIX_HELP}, "
+        raise GanSurveyError(f"{_shown(root)}: data folder does not exist; expected a folder in {_PIX2PIX_HELP}, "
                              f"{_PAIRED_HELP} or {_CYCLEGAN_HELP}")
     if not root.is_dir():
-        raise GanSurveyError(f"{root}: is a file, expected a data folder")
+        raise GanSurveyError(f"{_shown(root)}: is a file, expected a data folder")
     subdirs = {p.name for p in root.iterdir() if p.is_dir()}
     if {"trainA", "trainB"} & subdirs or {"testA", "testB"} & subdirs:
         return "cyclegan"
@@ -97,7 +98,7 @@ def detect_layout(root: str | os.PathLike) -> str:
     if "train" in subdirs:
         return "pix2pix"
     found = ", ".join(sorted(f"{name}/" for name in subdirs)) or "no sub-folders"
-    raise GanSurveyError(f"{root}: neither a paired nor an unpaired layout (found {found}); expected "
+    raise GanSurveyError(f"{_shown(root)}: neither a paired nor an unpaired layout (found {found}); expected "
                          f"{_PIX2PIX_HELP}, {_PAIRED_HELP}, or {_CYCLEGAN_HELP}")
 
 
@@ -127,7 +128,7 @@ class FolderData:
 
 def _split_dir(path: Path, layout_help: str) -> Path:
     if not path.is_dir():
-        raise GanSurveyError(f"{path}: missing folder; {layout_help} needs it")
+        raise GanSurveyError(f"{_shown(path)}: missing folder; {layout_help} needs it")
     return path
 
 
@@ -139,11 +140,17 @@ def _list_images(folder: Path) -> list[Path]:
             continue
         (files if path.suffix.lower() in IMAGE_EXTENSIONS else bad).append(path)
     if bad:
-        raise GanSurveyError(f"{bad[0]}: not an image file ({len(bad)} such in {folder}); expected only images "
-                             f"({', '.join(IMAGE_EXTENSIONS)})")
+        raise GanSurveyError(f"{_shown(bad[0])}: not an image file ({len(bad)} such in {_shown(folder)}); expected "
+                             f"only images ({', '.join(IMAGE_EXTENSIONS)})")
     if not files:
-        raise GanSurveyError(f"{folder}: empty split; expected at least one image ({', '.join(IMAGE_EXTENSIONS)})")
+        raise GanSurveyError(f"{_shown(folder)}: empty split; expected at least one image "
+                             f"({', '.join(IMAGE_EXTENSIONS)})")
     return files
+
+
+def _reason(exc: BaseException, path: Path) -> str:
+    """Pillow's message, with the file's path (Pillow names it in full) shown as :func:`given_path` shows it."""
+    return str(exc).replace(str(path), _shown(path))
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -153,7 +160,8 @@ def _image_size(path: Path) -> tuple[int, int]:
             size = img.size
             img.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise GanSurveyError(f"{path}: unreadable image ({exc}); expected an image file Pillow can open") from exc
+        raise GanSurveyError(f"{_shown(path)}: unreadable image ({_reason(exc, path)}); expected an image file "
+                             "Pillow can open") from exc
     return size
 
 
@@ -166,7 +174,7 @@ def _check_one_size(sizes: dict[Path, tuple[int, int]], what: str) -> None:
     if len(distinct) > 1:
         first = next(iter(sizes.values()))
         odd = next(p for p, s in sizes.items() if s != first)
-        raise GanSurveyError(f"{odd}: image of {sizes[odd][0]}x{sizes[odd][1]} pixels among images of "
+        raise GanSurveyError(f"{_shown(odd)}: image of {sizes[odd][0]}x{sizes[odd][1]} pixels among images of "
                              f"{first[0]}x{first[1]}; {what} needs all images of one size "
                              f"(found sizes {', '.join(f'{w}x{h}' for w, h in distinct)})")
 
@@ -214,15 +222,15 @@ def scan_folder(root: str | os.PathLike) -> FolderData:
         _split_dir(root / "train", _PIX2PIX_HELP)
         test = _test_name(root)
         if not (root / test).is_dir():
-            raise GanSurveyError(f"{root / 'test'}: missing folder; the pix2pix layout needs test/ (or val/) beside "
-                                 "train/ (each file A|B side by side)")
+            raise GanSurveyError(f"{_shown(root / 'test')}: missing folder; the pix2pix layout needs test/ (or val/) "
+                                 "beside train/ (each file A|B side by side)")
         train_a, test_a = _list_images(root / "train"), _list_images(root / test)
         sizes = _sizes(train_a + test_a)
         _check_one_size(sizes, "the pix2pix layout (A|B side by side)")
         width, height = next(iter(sizes.values()))
         if width % 2:
-            raise GanSurveyError(f"{train_a[0]}: {width}x{height} pixels; the pix2pix layout needs an even width "
-                                 "(A and B side by side, A on the left)")
+            raise GanSurveyError(f"{_shown(train_a[0])}: {width}x{height} pixels; the pix2pix layout needs an even "
+                                 "width (A and B side by side, A on the left)")
         train_b, test_b = [], []
     else:
         for side in ("A", "B"):
@@ -237,14 +245,14 @@ def scan_folder(root: str | os.PathLike) -> FolderData:
                 only_a = sorted(set(names_a) - set(names_b))
                 only_b = sorted(set(names_b) - set(names_a))
                 raise GanSurveyError(
-                    f"{root / 'A' / split} and {root / 'B' / split}: file names do not match; paired folders need "
-                    f"the same names on both sides (only in A: {only_a[:5] or 'none'}, only in B: "
+                    f"{_shown(root / 'A' / split)} and {_shown(root / 'B' / split)}: file names do not match; paired "
+                    f"folders need the same names on both sides (only in A: {only_a[:5] or 'none'}, only in B: "
                     f"{only_b[:5] or 'none'})")
             for pa, pb in zip(a, b, strict=True):
                 sa, sb = _image_size(pa), _image_size(pb)
                 if sa != sb:
-                    raise GanSurveyError(f"{pb}: {sb[0]}x{sb[1]} pixels but its pair {pa} has {sa[0]}x{sa[1]}; "
-                                         "paired folders need both images of a pair of one size")
+                    raise GanSurveyError(f"{_shown(pb)}: {sb[0]}x{sb[1]} pixels but its pair {_shown(pa)} has "
+                                         f"{sa[0]}x{sa[1]}; paired folders need both images of a pair of one size")
             pairs.append((a, b))
         (train_a, train_b), (test_a, test_b) = pairs
     everything = [*train_a, *train_b, *test_a, *test_b]
@@ -267,7 +275,8 @@ def _load_rgb(path: Path) -> Image.Image:
         with Image.open(path) as img:
             return img.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise GanSurveyError(f"{path}: unreadable image ({exc}); expected an image file Pillow can open") from exc
+        raise GanSurveyError(f"{_shown(path)}: unreadable image ({_reason(exc, path)}); expected an image file "
+                             "Pillow can open") from exc
 
 
 class _Transform:
@@ -322,8 +331,8 @@ class PairedFolder(Dataset):
                  augment: bool = False, direction: str = "AtoB") -> None:
         self.data = _as_data(data)
         if not self.data.paired:
-            raise GanSurveyError(f"{self.data.root}: is in {_CYCLEGAN_HELP}, which is unpaired; a paired dataset "
-                                 f"needs {_PIX2PIX_HELP} or {_PAIRED_HELP}")
+            raise GanSurveyError(f"{_shown(self.data.root)}: is in {_CYCLEGAN_HELP}, which is unpaired; a paired "
+                                 f"dataset needs {_PIX2PIX_HELP} or {_PAIRED_HELP}")
         check_choice("split", split, ("train", "test"))
         check_choice("direction", direction, ("AtoB", "BtoA"))
         self.a = self.data.train_a if split == "train" else self.data.test_a

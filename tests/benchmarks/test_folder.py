@@ -10,6 +10,7 @@ from threadpoolctl import threadpool_limits
 import gansurvey as gs
 from gansurvey.benchmarks import FOLDER_BENCHMARKS
 from gansurvey.checks import GanSurveyError
+from gansurvey.config import display_path as shown
 from gansurvey.data import folders
 from gansurvey.metrics.inception import inception_available
 from gansurvey.models import build_generator
@@ -128,30 +129,33 @@ def _bad(tmp_path, case):
     """A folder with one problem; returns (root, fragments the error message must contain)."""
     root = tmp_path / case
     if case == "missing":
-        return root, [f"{root}: data folder does not exist; expected a folder in the pix2pix layout"]
+        return root, [f"{shown(root)}: data folder does not exist; expected a folder in the pix2pix layout"]
     if case == "neither":
         (root / "images").mkdir(parents=True)
-        return root, [f"{root}: neither a paired nor an unpaired layout (found images/); expected the pix2pix"]
+        return root, [f"{shown(root)}: neither a paired nor an unpaired layout (found images/); expected the "
+                      "pix2pix"]
     if case == "no-test":
         _png(root / "train" / "0.png", 0, 2 * SIZE, SIZE)
-        return root, [f"{root / 'test'}: missing folder; the pix2pix layout needs test/ (or val/) beside train/"]
+        return root, [f"{shown(root / 'test')}: missing folder; the pix2pix layout needs test/ (or val/) beside "
+                      "train/"]
     if case == "empty-split":
         make_pix2pix(root)
         for path in (root / "test").iterdir():
             path.unlink()
-        return root, [f"{root / 'test'}: empty split; expected at least one image"]
+        return root, [f"{shown(root / 'test')}: empty split; expected at least one image"]
     if case == "non-image":
         make_cyclegan(root)
         (root / "trainB" / "notes.txt").write_text("hello")
-        return root, [f"{root / 'trainB' / 'notes.txt'}: not an image file", "expected only images (.jpg"]
+        return root, [f"{shown(root / 'trainB' / 'notes.txt')}: not an image file", "expected only images (.jpg"]
     if case == "unreadable":
         make_paired(root)
         (root / "B" / "test" / "1.png").write_bytes(b"\x89PNG not really")
-        return root, [f"{root / 'B' / 'test' / '1.png'}: unreadable image", "expected an image file Pillow can open"]
+        return root, [f"{shown(root / 'B' / 'test' / '1.png')}: unreadable image",
+                      "expected an image file Pillow can open"]
     if case == "mixed-sizes":
         make_pix2pix(root)
         _png(root / "train" / "1.png", 1, 96, SIZE)
-        return root, [f"{root / 'train' / '1.png'}: image of 96x64 pixels among images of 128x64",
+        return root, [f"{shown(root / 'train' / '1.png')}: image of 96x64 pixels among images of 128x64",
                       "needs all images of one size"]
     if case == "odd-width":
         for split in ("train", "test"):
@@ -160,18 +164,19 @@ def _bad(tmp_path, case):
     if case == "names":
         make_paired(root)
         (root / "B" / "train" / "2.png").rename(root / "B" / "train" / "7.png")
-        return root, [f"{root / 'A' / 'train'} and {root / 'B' / 'train'}: file names do not match",
+        return root, [f"{shown(root / 'A' / 'train')} and {shown(root / 'B' / 'train')}: file names do not match",
                       "only in A: ['2.png'], only in B: ['7.png']"]
     if case == "pair-sizes":
         make_paired(root)
         _png(root / "B" / "train" / "0.png", 0, 32, 32)
-        return root, [f"{root / 'B' / 'train' / '0.png'}: 32x32 pixels but its pair", "of one size"]
+        return root, [f"{shown(root / 'B' / 'train' / '0.png')}: 32x32 pixels but its pair", "of one size"]
     if case == "cyclegan-missing":
         make_cyclegan(root)
         for path in (root / "testB").iterdir():
             path.unlink()
         (root / "testB").rmdir()
-        return root, [f"{root / 'testB'}: missing folder; the CycleGAN layout (trainA/, trainB/, testA/, testB/)"]
+        return root, [f"{shown(root / 'testB')}: missing folder; the CycleGAN layout (trainA/, trainB/, testA/, "
+                      "testB/)"]
     raise AssertionError(case)
 
 
@@ -187,6 +192,7 @@ def test_bad_folders_are_refused_before_training(tmp_path, artifacts, case):
             gs.get_benchmark(name, data_root=root, size=SIZE)
         for fragment in fragments:
             assert fragment in str(error.value), (fragment, str(error.value))
+        assert str(tmp_path) not in str(error.value)  # #21: no path of the machine, Pillow's own message included
     assert not artifacts.exists()  # nothing trained, nothing cached
 
 
