@@ -65,10 +65,12 @@ def test_bad_data_arguments():
 
 
 def test_torchvision_missing_root_does_not_download(tmp_path):
-    with pytest.raises(GanSurveyError, match="does not exist"):
+    with pytest.raises(GanSurveyError, match="does not exist") as missing:
         bundled.load_torchvision("mnist", tmp_path / "nothing")
-    with pytest.raises(GanSurveyError, match="download=True"):
+    with pytest.raises(GanSurveyError, match="download=True") as absent:
         bundled.load_torchvision("cifar10", tmp_path)
+    for refused in (missing, absent):  # #21: the folder as the project shows paths, never the machine's own
+        assert str(tmp_path) not in str(refused.value) and f"{tmp_path.name}" in str(refused.value)
 
 
 def _write_idx(path, array):
