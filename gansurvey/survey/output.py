@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gansurvey.checks import check_writable
 from gansurvey.claims.distillation import distillation_vs_pruning
 from gansurvey.claims.verdict import Check
 from gansurvey.config import check_profile, results_dir
@@ -14,6 +15,9 @@ from gansurvey.records import ResultsStore, warn_missing_records
 from gansurvey.survey import figures, tables
 from gansurvey.survey.findings import check_all, findings_frame
 from gansurvey.survey.literature import load_energy, load_literature
+
+#: What to do about an unwritable tables folder under the results folder.
+TABLES_HINT = "set GANSURVEY_RESULTS to a folder you can write (it defaults to results/ in the project)"
 
 TABLES_TITLE = (
     "# Comparison tables of the surveyed works, rebuilt from their primary sources (data/literature.csv)\n\n"
@@ -56,9 +60,15 @@ def _strings(frame: pd.DataFrame) -> pd.DataFrame:
 
 def write_tables(profile: str, out_dir: Path | None = None) -> list[Path]:
     """Write ``<benchmark>.md/.tex/.csv`` for the literature (and for our measured records, when any), the
-    technique matrix, the findings and the PNG figures, each file atomically; returns the paths."""
+    technique matrix, the findings and the PNG figures, each file atomically; returns the paths.
+
+    Before anything is written, the records are read (a damaged records file is refused, naming it) and the tables
+    folder is checked for writing (one under a file, or read-only, is refused naming the folder and what to set),
+    so a failure never leaves half the tables rewritten."""
     check_profile(profile)
     out = Path(out_dir) if out_dir is not None else results_dir(profile) / "tables"
+    measured = ResultsStore(profile).load_all()
+    check_writable("tables folder", out, TABLES_HINT if out_dir is None else "")
     lit = load_literature()
     written: list[Path] = []
 
@@ -101,7 +111,6 @@ def write_tables(profile: str, out_dir: Path | None = None) -> list[Path]:
     text("findings.md", findings_markdown(findings))
     text("findings.csv", findings_frame(findings).to_csv(index=False))
 
-    measured = ResultsStore(profile).load_all()
     warn_missing_records(profile)  # #21: tables made without some notebooks' measurements say which
     for bench in tables.benchmarks(measured) if not measured.empty else []:
         for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):

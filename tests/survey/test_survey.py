@@ -362,6 +362,26 @@ def test_write_tables_writes_every_file(tmp_path: Path, monkeypatch: pytest.Monk
         write_tables("slow", out)
 
 
+def test_write_tables_refuses_an_unwritable_folder_or_damaged_records_before_writing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # #21
+    from gansurvey.survey import write_tables
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("GANSURVEY_RESULTS", str(blocker / "results"))
+    with pytest.raises(GanSurveyError, match=r"the tables folder .*/results/quick/tables cannot be written "
+                                             r"\(Not a directory\); set GANSURVEY_RESULTS") as refused:
+        write_tables("quick")
+    assert str(tmp_path) not in str(refused.value)
+    monkeypatch.setenv("GANSURVEY_RESULTS", str(tmp_path / "results"))
+    (tmp_path / "results" / "quick").mkdir(parents=True)
+    (tmp_path / "results" / "quick" / "01_pruning.csv").write_bytes(b"\xff\xfe garbage")
+    out = tmp_path / "tables"
+    with pytest.raises(GanSurveyError, match=r"records file .*01_pruning.csv is not text"):
+        write_tables("quick", out)
+    assert not out.exists()  # refused before the literature's tables were written beside no records
+
+
 def test_findings_say_where_the_claim_comes_from_and_show_every_reading() -> None:
     results = {f.id: f for f in F.check_all(load_literature(DATA), literature.load_energy())}
     assert all(f.source == "literature" for f in results.values())
