@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -30,8 +32,8 @@ from gansurvey.metrics.cost import (
     stored_bytes,
     weight_traffic_bytes,
 )
-from gansurvey.metrics.latency import interleaved_latency, measure_latency, speed_word
-from gansurvey.records import Measurement
+from gansurvey.metrics.latency import device_name, interleaved_latency, measure_latency, speed_word
+from gansurvey.records import Measurement, under_load
 
 
 def measure(
@@ -83,31 +85,74 @@ def measure(
     check_generator_fits(model, bench)  # before any metric: a misfit generator fails here, with the shapes
     x = bench.example_input(1)
     energy = energy_estimate(model, x)
-    timed, engine = fastest_form(model, bench, profile, latency_batch, dev)
-    latency = measure_latency(timed, bench.example_input(latency_batch), batch_sizes=(latency_batch,),
-                              warmup=profile.latency_warmup, repeats=profile.latency_repeats, device=str(dev))
+    untimed = UNTIMED.get()
+    timing = latency_of(model, bench, profile, latency_batch, dev) if untimed is None else \
+        {"device": device_name(dev), "latency_ms": None, "engine": None, "timed_under_load": None}
     if inception_samples == 0 and bench.primary_metric == "fid":
         inception_samples = None  # a benchmark ranked by the Inception FID (the folder ones) always gets it
     quality = bench.quality(model, profile=profile, seed=seed, device=str(dev), inception_samples=inception_samples)
     resamples = evaluation_resamples(model, bench, profile, seed)
     validation = bench.validation_score(model, profile, seed, device=str(dev))
     chain = compression_chain(generator)
-    return Measurement(
+    record = Measurement(
         notebook=notebook, benchmark=bench.name, technique=technique,
         family=family if family is not None else chain_family(chain),
         method=method if method is not None else chain_method(chain),
         settings={**(settings or {}), **({"compression": chain} if chain else {})},
-        profile=profile.name, seed=seed, device=str(latency["device"].iloc[0]),
+        profile=profile.name, seed=seed, device=timing["device"],
         params=count_params(model), macs=count_macs(model, x),
         macs_torchprofile=count_macs(model, x, convention="torchprofile"),
         stored_bytes=stored_bytes(model), weight_traffic_bytes=weight_traffic_bytes(model),
         activation_traffic_bytes=activation_traffic_bytes(model, x), energy_uj=float(energy["total_uj"]),
-        latency_ms=float(latency["median_ms"].iloc[0]), latency_batch=latency_batch,
+        latency_ms=timing["latency_ms"], latency_batch=latency_batch,
         primary_metric=bench.primary_metric, primary_value=quality.get(bench.primary_metric),
         higher_is_better=bench.higher_is_better, **quality, primary_resamples=resamples,
         validation_value=None if validation is None else float(validation),
-        engine=engine, commit=code_commit(),
+        engine=timing["engine"], commit=code_commit(), timed_under_load=timing["timed_under_load"],
     )
+    if untimed is not None:
+        untimed.append(Untimed(record, model, bench, profile, latency_batch, dev))
+    return record
+
+
+def latency_of(model: nn.Module, bench: Benchmark, profile: ProfileSettings, batch: int,
+               device: torch.device) -> dict[str, Any]:
+    """A record's timing fields: ``model`` timed on its fastest faithful form (:func:`fastest_form`) at ``batch``
+    with the profile's warm-ups and repeats (``latency_ms``, the median), the ``engine`` that ran it, the
+    ``device`` by name, and whether other work ran beside it (``timed_under_load``,
+    :func:`gansurvey.records.under_load`)."""
+    timed, engine = fastest_form(model, bench, profile, batch, device)
+    latency = measure_latency(timed, bench.example_input(batch), batch_sizes=(batch,), warmup=profile.latency_warmup,
+                              repeats=profile.latency_repeats, device=str(device))
+    return {"device": str(latency["device"].iloc[0]), "latency_ms": float(latency["median_ms"].iloc[0]),
+            "engine": engine, "timed_under_load": under_load()}
+
+
+@dataclass
+class Untimed:
+    """A record :func:`measure` left untimed, with what timing it takes (see :data:`UNTIMED`)."""
+
+    record: Measurement
+    model: nn.Module
+    bench: Benchmark
+    profile: ProfileSettings
+    batch: int
+    device: torch.device
+
+    def time(self) -> Measurement:
+        """Time the model now, in this process, and fill in the record's timing fields; return the record."""
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise GanSurveyError(f"the {self.record.technique!r} record was measured on CUDA but this process sees no "
+                                 "GPU to time it on; run the sweep from a machine with one")
+        for name, value in latency_of(self.model, self.bench, self.profile, self.batch, self.device).items():
+            setattr(self.record, name, value)
+        return self.record
+
+
+#: Set to a list by a task that runs beside other tasks (:func:`gansurvey.experiments.executor.run_tasks` on Ray):
+#: :func:`measure` then times nothing, so that no latency is taken under their load; it leaves ``latency_ms`` and
+#: ``engine`` empty and appends an :class:`Untimed` entry here, which the executor times once the tasks are done.
+UNTIMED: ContextVar[list[Untimed] | None] = ContextVar("gansurvey_untimed", default=None)
 
 
 #: An integer engine's output must stay this close to the stored model's own (output SQNR, dB) to be timed in

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import re
 import warnings
 from collections.abc import Mapping
@@ -100,6 +101,10 @@ class Measurement:
     engine: str | None = None
     #: the code's commit (``+changes`` when the checkout differed from it)
     commit: str | None = None
+    #: whether ``latency_ms`` was timed while other work of the same run computed beside it (``regenerate
+    #: --executor ray`` runs notebooks 00-05 at once, and marks their records so): such a latency, and the engine
+    #: chosen by it, are not speed evidence. Empty in records written before the column existed.
+    timed_under_load: bool | None = None
 
     def to_row(self) -> dict[str, Any]:
         row = dataclasses.asdict(self)
@@ -110,6 +115,16 @@ class Measurement:
 
 
 COLUMNS = tuple(f.name for f in dataclasses.fields(Measurement))
+#: Set to ``1`` in the environment of a process whose timings run beside other work (``regenerate`` sets it for
+#: the notebooks it runs at once): :func:`gansurvey.measure` then marks its records ``timed_under_load``.
+UNDER_LOAD_ENV = "GANSURVEY_UNDER_LOAD"
+
+
+def under_load() -> bool:
+    """Whether timings taken in this process run beside other work (:data:`UNDER_LOAD_ENV` is ``1``)."""
+    return os.environ.get(UNDER_LOAD_ENV, "0").strip() == "1"
+
+
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 

@@ -22,6 +22,7 @@ from gansurvey.compress.pipeline import Distill, Finetune, Stage, check_pipeline
 from gansurvey.config import ProfileSettings
 from gansurvey.experiments.common import budget_steps, finetune
 from gansurvey.experiments.distillation import distilled_student
+from gansurvey.experiments.executor import Task, run_tasks
 from gansurvey.measuring import measure
 from gansurvey.metrics.cost import (
     activation_traffic_bytes,
@@ -66,25 +67,30 @@ def run_arm(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, stag
 
 def measure_pipelines(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
                       pipelines: dict[str, Sequence[Stage]], *, profile: ProfileSettings, seed: int = 0,
-                      seeds: Sequence[int] | None = None, device: str = "auto",
-                      **measure_kwargs: Any) -> list[Measurement]:
+                      seeds: Sequence[int] | None = None, device: str = "auto", executor: str = "serial",
+                      address: str | None = None, **measure_kwargs: Any) -> list[Measurement]:
     """Each labelled pipeline run on the teacher and measured, once per seed of ``seeds`` (default: ``seed``
-    alone; a verdict needs 3); every order is checked before any training."""
+    alone; a verdict needs 3); every order is checked before any training. Each pipeline and seed is one task of
+    ``executor`` (:func:`~gansurvey.experiments.executor.run_tasks`; ``address``: a Ray cluster to join)."""
     for stages in pipelines.values():
         check_pipeline(stages, teacher)
     seeds = [seed] if seeds is None else list(seeds)
     if not seeds:
         raise GanSurveyError("measure_pipelines needs at least one seed, got an empty list")
-    records = []
-    for label, stages in pipelines.items():
-        for run_seed in seeds:
-            model = run_arm(bench, teacher, discriminator, stages, profile=profile, seed=run_seed, device=device)
-            if masks(model):  # masked layers are kept for training; what is stored is the sparse format
-                model = to_sparse_storage(model)
-            records.append(measure(model, bench, technique=label, profile=profile, seed=run_seed, device=device,
-                                   settings={"pipeline": describe(stages), "stages": len(stages)},
-                                   **measure_kwargs))
-    return records
+    tasks = [Task(label, run_seed, _pipeline_run, dict(
+        bench=bench, teacher=teacher, discriminator=discriminator, label=label, stages=list(stages), profile=profile,
+        seed=run_seed, device=device, measure_kwargs=measure_kwargs))
+        for label, stages in pipelines.items() for run_seed in seeds]
+    return run_tasks(tasks, executor, address, desc=f"{bench.name}: pipelines", device=device)
+
+
+def _pipeline_run(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, label: str, stages: list[Stage],
+                  profile: ProfileSettings, seed: int, device: str, measure_kwargs: dict) -> Measurement:
+    model = run_arm(bench, teacher, discriminator, stages, profile=profile, seed=seed, device=device)
+    if masks(model):  # masked layers are kept for training; what is stored is the sparse format
+        model = to_sparse_storage(model)
+    return measure(model, bench, technique=label, profile=profile, seed=seed, device=device,
+                   settings={"pipeline": describe(stages), "stages": len(stages)}, **measure_kwargs)
 
 
 # ------------------------------------------------------------------------------------------ budgeted search

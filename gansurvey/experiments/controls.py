@@ -26,6 +26,7 @@ from gansurvey.checks import check_number
 from gansurvey.compress import make_student
 from gansurvey.config import ProfileSettings, data_dir
 from gansurvey.experiments.common import finetune, output_weight, total_steps
+from gansurvey.experiments.executor import Task, run_tasks
 from gansurvey.measuring import measure
 from gansurvey.records import Measurement
 
@@ -34,19 +35,25 @@ TEACHER_CONTROL = "teacher fine-tuned"
 
 
 def teacher_control(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, steps: int,
-                    seeds: list[int], *, device: str = "auto", **measure_kwargs: Any) -> list[Measurement]:
+                    seeds: list[int], *, device: str = "auto", executor: str = "serial", address: str | None = None,
+                    **measure_kwargs: Any) -> list[Measurement]:
     """The teacher fine-tuned ``steps`` steps (guided by itself, against its discriminator), one record per seed:
     family ``control``, technique :data:`TEACHER_CONTROL`. ``measure_kwargs`` go to :func:`measure` (a ``seed``
-    among them is ignored: each record takes its seed from ``seeds``)."""
+    among them is ignored: each record takes its seed from ``seeds``). Each seed is one task of ``executor``
+    (:func:`~gansurvey.experiments.executor.run_tasks`; ``address``: a Ray cluster to join)."""
     check_number("steps", steps, minimum=0, integer=True)
     measure_kwargs.pop("seed", None)
-    records = []
-    for seed in seeds:
-        tuned = finetune(teacher, bench, steps, discriminator, seed=seed, device=device, teacher=teacher).model
-        records.append(measure(tuned, bench, technique=TEACHER_CONTROL, family="control",
-                               settings={"control": "teacher", "steps": steps}, seed=seed, device=device,
-                               **measure_kwargs))
-    return records
+    tasks = [Task(TEACHER_CONTROL, seed, _teacher_control_run, dict(
+        bench=bench, teacher=teacher, discriminator=discriminator, steps=steps, seed=seed, device=device,
+        measure_kwargs=measure_kwargs)) for seed in seeds]
+    return run_tasks(tasks, executor, address, desc=f"{bench.name}: teacher control", device=device)
+
+
+def _teacher_control_run(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, steps: int, seed: int,
+                         device: str, measure_kwargs: dict) -> Measurement:
+    tuned = finetune(teacher, bench, steps, discriminator, seed=seed, device=device, teacher=teacher).model
+    return measure(tuned, bench, technique=TEACHER_CONTROL, family="control",
+                   settings={"control": "teacher", "steps": steps}, seed=seed, device=device, **measure_kwargs)
 
 
 #: Widths of the dense-from-scratch controls, as fractions of the teacher's. Stored bytes and MACs fall about as
@@ -61,7 +68,8 @@ DENSE_KIND = "dense-controls"  # the cache's (and data/'s) folder of trained den
 
 def dense_controls(bench: Benchmark, teacher: nn.Module, seeds: list[int], *, profile: ProfileSettings,
                    widths: tuple[float, ...] = DENSE_WIDTHS, finetune_steps: int | None = None,
-                   device: str = "auto", **measure_kwargs: Any) -> list[Measurement]:
+                   device: str = "auto", executor: str = "serial", address: str | None = None,
+                   **measure_kwargs: Any) -> list[Measurement]:
     """Dense generators of the teacher's architecture at ``widths``, trained from scratch with the teacher's recipe for
     as many steps as a compressed model saw in all (the teacher's plus the fine-tuning budget, capped at the profile's
     ``dense_steps_cap``: :func:`total_steps` with ``purpose="dense"``) with the same guidance as the compressed
@@ -71,18 +79,25 @@ def dense_controls(bench: Benchmark, teacher: nn.Module, seeds: list[int], *, pr
 
     Each trained control is cached in the artifacts folder under its benchmark, width, steps, seed, recipe and
     teacher, so the notebooks that compare with the same control train it once (a ``seed`` in ``measure_kwargs`` is
-    ignored: each record takes its seed from ``seeds``)."""
+    ignored: each record takes its seed from ``seeds``). Each width and seed is one task of ``executor``
+    (:func:`~gansurvey.experiments.executor.run_tasks`; ``address``: a Ray cluster to join); two tasks never
+    share a cache entry, and two runs that build the same one write the same checksummed file atomically."""
     measure_kwargs.pop("seed", None)
     steps = total_steps(profile, bench, finetune_steps, purpose="dense")
-    records = []
     for width in widths:
         check_number("dense control width", width, minimum=1e-3, maximum=1.0)
-        for seed in seeds:
-            model = trained_dense(bench, teacher, width, steps, seed, device)
-            records.append(measure(model, bench, technique=DENSE_LABEL.format(width=width), family="control",
-                                   settings={"control": "dense", "width": width, "steps": steps}, seed=seed,
-                                   device=device, profile=profile, **measure_kwargs))
-    return records
+    tasks = [Task(DENSE_LABEL.format(width=width), seed, _dense_control_run, dict(
+        bench=bench, teacher=teacher, width=width, steps=steps, seed=seed, device=device,
+        measure_kwargs=dict(profile=profile, **measure_kwargs))) for width in widths for seed in seeds]
+    return run_tasks(tasks, executor, address, desc=f"{bench.name}: dense controls", device=device)
+
+
+def _dense_control_run(bench: Benchmark, teacher: nn.Module, width: float, steps: int, seed: int, device: str,
+                       measure_kwargs: dict) -> Measurement:
+    model = trained_dense(bench, teacher, width, steps, seed, device)
+    return measure(model, bench, technique=DENSE_LABEL.format(width=width), family="control",
+                   settings={"control": "dense", "width": width, "steps": steps}, seed=seed, device=device,
+                   **measure_kwargs)
 
 
 def dense_key(bench: Benchmark, teacher: nn.Module, width: float, steps: int, seed: int) -> dict:

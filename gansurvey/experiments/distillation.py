@@ -28,6 +28,7 @@ from gansurvey.experiments.common import (
     pruned_and_finetuned,
     total_steps,
 )
+from gansurvey.experiments.executor import Task, gathered, run_tasks
 from gansurvey.measuring import measure
 from gansurvey.metrics.cost import count_macs
 from gansurvey.records import BUDGETS, Measurement, budget_of, records_frame, settings_of
@@ -110,22 +111,28 @@ def distilled_student(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mo
     """Train a student (a width fraction of the teacher, or a given module) with one distillation variant.
 
     ``scratch`` trains the student alone with the benchmark's adversarial recipe and a fresh discriminator.
+    The seed decides every random choice (a width's student and its feature adapters, a given student's adapters),
+    whatever ran before.
     """
     config = distill_config(bench, variant)
-    if not isinstance(student, nn.Module):
+    given = isinstance(student, nn.Module)
+    if not given:
         torch.manual_seed(seed)
         student = make_student(teacher, student)
     if config is None:
         return finetune(student, bench, steps, None, seed=seed, device=device, guide="adversarial").model
-    return distill(teacher, student, bench.task(), config, bench.train_config(steps, seed, progress=False),
-                   discriminator=discriminator, device=resolve_device(device)).model
+    with torch.random.fork_rng(devices=[], enabled=given):
+        if given:  # its feature adapters start from the seed, not from the global state the work before it left
+            torch.manual_seed(seed)
+        return distill(teacher, student, bench.task(), config, bench.train_config(steps, seed, progress=False),
+                       discriminator=discriminator, device=resolve_device(device)).model
 
 
 def distillation_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, widths: list[float],
                        seeds: list[int], steps: int, *, variants: tuple[str, ...] = DISTILL_VARIANTS,
                        budget: str = "equal-finetune", pruned: bool | None = None, mac_tolerance: float = 0.10,
-                       device: str = "auto", **measure_kwargs: Any,
-                       ) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
+                       device: str = "auto", executor: str = "serial", address: str | None = None,
+                       **measure_kwargs: Any) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
     """Students of each width and seed trained with each distillation variant for ``steps`` steps, beside the
     teacher pruned by channels to the student's MACs (within ``mac_tolerance``) and fine-tuned for ``steps``, and
     that pruned teacher used as the start of a feature-distilled student (pruning + distillation).
@@ -150,6 +157,9 @@ def distillation_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.M
         pruned: run the pruned and pruned+distilled arms (default: only for ``equal-finetune``).
         mac_tolerance: how close (relative) the pruned teacher's MACs must come to the student's.
         device: where to train.
+        executor: ``"serial"`` or ``"ray"``: each student, pruned model and pruned student of a width and seed is
+            one task (:func:`~gansurvey.experiments.executor.run_tasks`).
+        address: a Ray cluster to join (``None``: ``RAY_ADDRESS``, else a local Ray).
         measure_kwargs: passed to :func:`gansurvey.measure` (notebook, profile, latency_batch...).
 
     Example:
@@ -162,9 +172,10 @@ def distillation_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.M
     check_number("steps", steps, minimum=0, integer=True)
     pruned = budget == "equal-finetune" if pruned is None else pruned
     suffix = " (equal total)" if budget == "equal-total" else ""
-    records, samples = [], {}
     x = bench.example_input(1)
-    grid = bench.eval_sample_count(SAMPLE_GRID)
+    common = dict(bench=bench, teacher=teacher, discriminator=discriminator, steps=steps, device=device,
+                  measure_kwargs=measure_kwargs)
+    tasks = []
     for width in widths:
         # The matched pruned teacher is also the (copied, never modified) start of every pruned+feature student.
         ratio, pruned_start = match_channel_ratio(teacher, count_macs(make_student(teacher, width), x), x,
@@ -173,33 +184,46 @@ def distillation_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.M
         for seed in seeds:
             for variant in variants:
                 label = f"{variant} w{width}{suffix}"
-                student = distilled_student(bench, teacher, discriminator, variant, width, steps, seed, device)
                 family = "from-scratch" if variant == "scratch" else "distillation"
-                records.append(measure(student, bench, technique=label, family=family,
-                                       settings={**settings, "variant": variant}, seed=seed, device=device,
-                                       **measure_kwargs))
-                samples[label] = bench.generate(student, grid, seed)
+                tasks.append(Task(label, seed, _student_run, dict(
+                    common, variant=variant, student=width, label=label, family=family,
+                    settings={**settings, "variant": variant}, seed=seed)))
             if not pruned:
                 continue
-            config = ChannelPruneConfig(ratio=ratio)
-            tuned = pruned_and_finetuned(bench, teacher, discriminator, config, steps, seed, device)
-            both = distilled_student(bench, teacher, discriminator, "feature", pruned_start, steps, seed, device)
-            for label, model, family, variant in (
-                (f"channels {ratio:.2f} (matches w{width})", tuned, "pruning", None),
-                (f"pruned+feature (matches w{width})", both, "pruning+distillation", "feature"),
-            ):
-                extra = {"ratio": ratio, "finetuned": True} | ({"variant": variant} if variant else {})
-                records.append(measure(model, bench, technique=label, family=family,
-                                       settings={**settings, **extra}, seed=seed, device=device,
-                                       **measure_kwargs))
-                samples[label] = bench.generate(model, grid, seed)
-    return records, samples
+            label = f"channels {ratio:.2f} (matches w{width})"
+            tasks.append(Task(label, seed, _matched_pruning_run, dict(
+                common, ratio=ratio, label=label, settings={**settings, "ratio": ratio, "finetuned": True},
+                seed=seed)))
+            label = f"pruned+feature (matches w{width})"
+            tasks.append(Task(label, seed, _student_run, dict(
+                common, variant="feature", student=pruned_start, label=label, family="pruning+distillation",
+                settings={**settings, "ratio": ratio, "finetuned": True, "variant": "feature"}, seed=seed)))
+    return gathered(run_tasks(tasks, executor, address, desc=f"{bench.name}: distillation", device=device))
+
+
+def _student_run(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, variant: str,
+                 student: nn.Module | float, steps: int, label: str, family: str, settings: dict, seed: int,
+                 device: str, measure_kwargs: dict) -> tuple[Measurement, dict[str, torch.Tensor]]:
+    model = distilled_student(bench, teacher, discriminator, variant, student, steps, seed, device)
+    record = measure(model, bench, technique=label, family=family, settings=settings, seed=seed, device=device,
+                     **measure_kwargs)
+    return record, {label: bench.generate(model, bench.eval_sample_count(SAMPLE_GRID), seed)}
+
+
+def _matched_pruning_run(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, ratio: float, steps: int,
+                         label: str, settings: dict, seed: int, device: str,
+                         measure_kwargs: dict) -> tuple[Measurement, dict[str, torch.Tensor]]:
+    tuned = pruned_and_finetuned(bench, teacher, discriminator, ChannelPruneConfig(ratio=ratio), steps, seed, device)
+    record = measure(tuned, bench, technique=label, family="pruning", settings=settings, seed=seed, device=device,
+                     **measure_kwargs)
+    return record, {label: bench.generate(tuned, bench.eval_sample_count(SAMPLE_GRID), seed)}
 
 
 def equal_total_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, records: Any,
                       profile: ProfileSettings, widths: list[float], seeds: list[int],
                       finetune_steps: int | None = None,
-                      *, mac_tolerance: float = 0.10, device: str = "auto", **measure_kwargs: Any,
+                      *, mac_tolerance: float = 0.10, device: str = "auto", executor: str = "serial",
+                      address: str | None = None, **measure_kwargs: Any,
                       ) -> tuple[list[Measurement], dict[str, torch.Tensor], str]:
     """The equal-total-budget arm of ``bench``: ``scratch`` and the best distillation variant of the
     equal-fine-tuning arm in ``records`` (:func:`best_distillation_variant`), each trained for
@@ -212,7 +236,7 @@ def equal_total_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mo
         profile: the profile's settings (teacher steps, widths; also recorded by :func:`gansurvey.measure`).
         widths, seeds: the sweep's widths and seeds.
         finetune_steps: the fine-tuning budget (``None``: the profile's).
-        mac_tolerance, device, measure_kwargs: as :func:`distillation_sweep`.
+        mac_tolerance, device, executor, address, measure_kwargs: as :func:`distillation_sweep`.
 
     Returns:
         The records, the sample grids, and the chosen distillation variant.
@@ -224,6 +248,6 @@ def equal_total_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mo
     steps = total_steps(profile, bench, finetune_steps)
     swept, grids = distillation_sweep(bench, teacher, discriminator, total_budget_widths(profile, widths), seeds,
                                       steps, variants=("scratch", variant), budget="equal-total",
-                                      mac_tolerance=mac_tolerance, device=device, profile=profile,
-                                      **measure_kwargs)
+                                      mac_tolerance=mac_tolerance, device=device, executor=executor,
+                                      address=address, profile=profile, **measure_kwargs)
     return swept, grids, variant

@@ -21,6 +21,7 @@ from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.compress import EncodeConfig, MagnitudePruneConfig, compress, encode
 from gansurvey.compress.encoding import codebook_layers, decode_stream, recode
 from gansurvey.experiments.common import SAMPLE_GRID, finetune, pruned_and_finetuned
+from gansurvey.experiments.executor import Task, run_tasks
 from gansurvey.measuring import measure
 from gansurvey.records import Measurement
 from gansurvey.train.gan import TrainResult
@@ -97,7 +98,8 @@ def _grid(bench: Benchmark, model: nn.Module, seed: int) -> torch.Tensor:
 
 def deep_compression_stages(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, sparsity: float,
                             bits: int, steps: int, *, coders: tuple[str, ...] = ("huffman", "ans"),
-                            seeds: Sequence[int] = (0,), device: str = "auto", **measure_kwargs: Any,
+                            seeds: Sequence[int] = (0,), device: str = "auto", executor: str = "serial",
+                            address: str | None = None, **measure_kwargs: Any,
                             ) -> tuple[list[Measurement], dict[str, torch.Tensor], dict[str, nn.Module]]:
     """Deep Compression's pipeline on a generator, measured after each stage (Han et al. 2016, figure 1), once per
     seed of ``seeds`` (both fine-tunings follow it):
@@ -108,50 +110,64 @@ def deep_compression_stages(bench: Benchmark, teacher: nn.Module, discriminator:
     4. ``+ <coder>``: the same indices and positions entropy-coded (lossless: quality as in stage 3).
 
     Returns the records of every seed (technique = stage label; settings hold sparsity, bits, coder, steps), and
-    the sample grids and models by stage of the first seed.
+    the sample grids and models by stage of the first seed. Each seed's pipeline is one task of ``executor``
+    (:func:`~gansurvey.experiments.executor.run_tasks`; ``address``: a Ray cluster to join).
     """
     if not seeds:
         raise GanSurveyError("deep_compression_stages needs at least one seed, got an empty list")
+    tasks = [Task("Deep Compression stages", seed, _stages_run, dict(
+        bench=bench, teacher=teacher, discriminator=discriminator, sparsity=sparsity, bits=bits, steps=steps,
+        coders=coders, seed=seed, first=seed == seeds[0], device=device, measure_kwargs=measure_kwargs))
+        for seed in seeds]
+    results = run_tasks(tasks, executor, address, desc=f"{bench.name}: Deep Compression", device=device)
+    records = [record for got, _, _ in results for record in got]
+    return records, results[0][1], results[0][2]
+
+
+def _stages_run(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, sparsity: float, bits: int,
+                steps: int, coders: tuple[str, ...], seed: int, first: bool, device: str, measure_kwargs: dict,
+                ) -> tuple[list[Measurement], dict[str, torch.Tensor], dict[str, nn.Module]]:
+    """One seed of :func:`deep_compression_stages`: its records, and (``first``) its sample grids and models."""
     settings = dict(sparsity=sparsity, bits=bits, finetune_steps=steps)
-    records, samples, first = [], {}, {}
-    for seed in seeds:
-        pruned = pruned_and_finetuned(bench, teacher, discriminator, MagnitudePruneConfig(sparsity=sparsity),
-                                      steps, seed, device)
-        shared = compress(pruned, EncodeConfig(bits=bits, coder=None))  # linear init: the seed is in the pruning
-        trained = trained_sharing(shared, bench, steps, discriminator, seed=seed, device=device,
-                                  teacher=teacher).model
-        stages = {"pruned": pruned, "+ sharing": shared, "+ trained sharing": trained}
-        stages |= {f"+ {coder}": recode(trained, coder) for coder in coders}
-        for label, model in stages.items():
-            coder = label.removeprefix("+ ") if label.removeprefix("+ ") in coders else None
-            records.append(measure(model, bench, technique=label, family=None, settings={
-                **settings, "stage": label, "coder": coder or "packed"}, seed=seed, device=device,
-                **measure_kwargs))
-            if seed == seeds[0]:
-                samples[label] = _grid(bench, model, seed)
-        first = first or stages
-    return records, samples, first
+    pruned = pruned_and_finetuned(bench, teacher, discriminator, MagnitudePruneConfig(sparsity=sparsity),
+                                  steps, seed, device)
+    shared = compress(pruned, EncodeConfig(bits=bits, coder=None))  # linear init: the seed is in the pruning
+    trained = trained_sharing(shared, bench, steps, discriminator, seed=seed, device=device, teacher=teacher).model
+    stages = {"pruned": pruned, "+ sharing": shared, "+ trained sharing": trained}
+    stages |= {f"+ {coder}": recode(trained, coder) for coder in coders}
+    records, samples = [], {}
+    for label, model in stages.items():
+        coder = label.removeprefix("+ ") if label.removeprefix("+ ") in coders else None
+        records.append(measure(model, bench, technique=label, family=None, settings={
+            **settings, "stage": label, "coder": coder or "packed"}, seed=seed, device=device, **measure_kwargs))
+        if first:
+            samples[label] = _grid(bench, model, seed)
+    return records, samples, stages if first else {}
 
 
 def bits_sweep(bench: Benchmark, teacher: nn.Module, bits: list[int], *, coder: str = "ans", seed: int = 0,
-               device: str = "auto", quantizers: tuple[str, ...] = tuple(QUANTIZERS), **measure_kwargs: Any,
-               ) -> list[Measurement]:
+               device: str = "auto", quantizers: tuple[str, ...] = tuple(QUANTIZERS), executor: str = "serial",
+               address: str | None = None, **measure_kwargs: Any) -> list[Measurement]:
     """Post-training weight sharing of the teacher at each of ``bits``, with each quantizer of
     :data:`QUANTIZERS` (k-means codebooks, uniform grids), indices coded with ``coder``. Technique
-    ``"<quantizer> <b>-bit"``; settings hold bits, quantizer, coder."""
-    records = []
-    for quantizer in quantizers:
-        for b in bits:
-            model = encode(teacher, EncodeConfig(bits=b, coder=coder, **QUANTIZERS[quantizer]))
-            records.append(measure(model, bench, technique=f"{quantizer} {b}-bit", family=None, settings=dict(
-                bits=b, quantizer=quantizer, coder=coder, trained=False), seed=seed, device=device,
-                **measure_kwargs))
-    return records
+    ``"<quantizer> <b>-bit"``; settings hold bits, quantizer, coder. Each quantizer and width is one task of
+    ``executor`` (:func:`~gansurvey.experiments.executor.run_tasks`; ``address``: a Ray cluster to join)."""
+    tasks = [Task(f"{quantizer} {b}-bit", None, _shared_run, dict(
+        bench=bench, teacher=teacher, bits=b, quantizer=quantizer, coder=coder, seed=seed, device=device,
+        measure_kwargs=measure_kwargs)) for quantizer in quantizers for b in bits]
+    return run_tasks(tasks, executor, address, desc=f"{bench.name}: bits sweep", device=device)
+
+
+def _shared_run(bench: Benchmark, teacher: nn.Module, bits: int, quantizer: str, coder: str, seed: int, device: str,
+                measure_kwargs: dict) -> Measurement:
+    model = encode(teacher, EncodeConfig(bits=bits, coder=coder, **QUANTIZERS[quantizer]))
+    return measure(model, bench, technique=f"{quantizer} {bits}-bit", family=None, settings=dict(
+        bits=bits, quantizer=quantizer, coder=coder, trained=False), seed=seed, device=device, **measure_kwargs)
 
 
 def trained_vs_post(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, bits: list[int],
                     seeds: list[int], steps: int, *, coder: str = "ans", device: str = "auto",
-                    **measure_kwargs: Any) -> list[Measurement]:
+                    executor: str = "serial", address: str | None = None, **measure_kwargs: Any) -> list[Measurement]:
     """Trained sharing (``steps`` steps of centroid fine-tuning) against its control at each of ``bits``, over
     ``seeds``: the same fine-tuning with the centroids frozen, so both arms train the same biases and
     normalization parameters for the same steps with the same losses and only the centroids differ (Han et al.
@@ -159,18 +175,27 @@ def trained_vs_post(bench: Benchmark, teacher: nn.Module, discriminator: nn.Modu
     the k-means encoding is fixed; the seed drives fine-tuning and measurement.
 
     Techniques ``"post-training <b>-bit"`` (settings ``tuned="none"``), ``"post-training <b>-bit, rest tuned"``
-    (``tuned="rest"``) and ``"trained <b>-bit"`` (``tuned="centroids+rest"``, ``trained`` true)."""
-    records = []
+    (``tuned="rest"``) and ``"trained <b>-bit"`` (``tuned="centroids+rest"``, ``trained`` true). Each width and
+    seed is one task of ``executor`` (:func:`~gansurvey.experiments.executor.run_tasks`; ``address``: a Ray cluster
+    to join); the teacher is encoded once per width, here."""
+    tasks = []
     for b in bits:
         post = encode(teacher, EncodeConfig(bits=b, coder=coder))
-        for seed in seeds:
-            tuning = dict(seed=seed, device=device, teacher=teacher)
-            trained = recode(trained_sharing(post, bench, steps, discriminator, **tuning).model, coder)
-            rest = recode(finetune(post, bench, steps, discriminator, **tuning).model, coder)  # centroids frozen
-            for label, model, tuned in ((f"post-training {b}-bit", post, "none"),
-                                        (f"post-training {b}-bit, rest tuned", rest, "rest"),
-                                        (f"trained {b}-bit", trained, "centroids+rest")):
-                records.append(measure(model, bench, technique=label, family=None, settings=dict(
-                    bits=b, coder=coder, trained=tuned == "centroids+rest", tuned=tuned,
-                    finetune_steps=0 if tuned == "none" else steps), seed=seed, device=device, **measure_kwargs))
-    return records
+        tasks += [Task(f"{b}-bit sharing", seed, _trained_vs_post_run, dict(
+            bench=bench, teacher=teacher, discriminator=discriminator, post=post, bits=b, steps=steps, coder=coder,
+            seed=seed, device=device, measure_kwargs=measure_kwargs)) for seed in seeds]
+    results = run_tasks(tasks, executor, address, desc=f"{bench.name}: trained sharing", device=device)
+    return [record for got in results for record in got]
+
+
+def _trained_vs_post_run(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, post: nn.Module, bits: int,
+                         steps: int, coder: str, seed: int, device: str, measure_kwargs: dict) -> list[Measurement]:
+    tuning = dict(seed=seed, device=device, teacher=teacher)
+    trained = recode(trained_sharing(post, bench, steps, discriminator, **tuning).model, coder)
+    rest = recode(finetune(post, bench, steps, discriminator, **tuning).model, coder)  # centroids frozen
+    return [measure(model, bench, technique=label, family=None, settings=dict(
+        bits=bits, coder=coder, trained=tuned == "centroids+rest", tuned=tuned,
+        finetune_steps=0 if tuned == "none" else steps), seed=seed, device=device, **measure_kwargs)
+        for label, model, tuned in ((f"post-training {bits}-bit", post, "none"),
+                                    (f"post-training {bits}-bit, rest tuned", rest, "rest"),
+                                    (f"trained {bits}-bit", trained, "centroids+rest"))]

@@ -25,6 +25,7 @@ from gansurvey.compress import LowRankConfig, factorization_plan, factorize, fac
 from gansurvey.compress.lowrank import LOWRANK_METHODS, factorizable_layers
 from gansurvey.config import ProfileSettings
 from gansurvey.experiments.common import SAMPLE_GRID, finetune, match_channel_ratio
+from gansurvey.experiments.executor import Task, gathered, run_tasks
 from gansurvey.measuring import measure
 from gansurvey.metrics.cost import count_macs, count_params
 from gansurvey.records import Measurement
@@ -154,6 +155,7 @@ def lowrank_settings(config: LowRankConfig, **extra: Any) -> dict[str, Any]:
 def lowrank_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
                   configs: dict[str, LowRankConfig], steps: int, *, seed: int = 0,
                   seeds: Sequence[int] | None = None, device: str = "auto", echo: bool = True,
+                  executor: str = "serial", address: str | None = None,
                   **measure_kwargs: Any) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
     """Each labelled config applied to the teacher and measured twice: as factorized (``finetuned: False``,
     technique ``"<label> (no fine-tuning)"``) and after ``steps`` steps of fine-tuning against a copy of the
@@ -173,6 +175,9 @@ def lowrank_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
         seeds: seeds of the fine-tuning and of the measurement.
         device: where to train and time.
         echo: print the line of each method skipped.
+        executor: ``"serial"`` or ``"ray"``: each factorized teacher and each fine-tuning seed is one task
+            (:func:`~gansurvey.experiments.executor.run_tasks`; the teacher is factorized once, here).
+        address: a Ray cluster to join (``None``: ``RAY_ADDRESS``, else a local Ray).
         measure_kwargs: passed to :func:`gansurvey.measure` (notebook, profile, latency_batch...).
 
     Returns:
@@ -188,24 +193,38 @@ def lowrank_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
     seeds = [seed] if seeds is None else list(seeds)
     if not seeds:
         raise GanSurveyError("lowrank_sweep needs at least one seed, got an empty list")
-    records, samples = [], {}
+    tasks = []
     for label, config in applicable_configs(bench, teacher, configs, echo=echo).items():
         raw = factorize(teacher, config)
         if not factorized_layers(raw):
             raise GanSurveyError(f"{label} factorizes no layer of {bench.name}'s generator (no layer saves "
                                  "parameters at that rank); choose a lower rank")
         settings = lowrank_settings(config, steps=steps)
-        records.append(measure(raw, bench, technique=f"{label} (no fine-tuning)", family="low-rank",
-                               settings={**settings, "finetuned": False, "steps": 0}, seed=seeds[0],
-                               device=device, **measure_kwargs))
-        for run_seed in seeds:
-            tuned = finetune(raw, bench, steps, discriminator, seed=run_seed, device=device, teacher=teacher).model
-            records.append(measure(tuned, bench, technique=label, family="low-rank",
-                                   settings={**settings, "finetuned": True}, seed=run_seed, device=device,
-                                   **measure_kwargs))
-            if run_seed == seeds[0]:
-                samples[label] = bench.generate(tuned, SAMPLE_GRID, run_seed)
-    return records, samples
+        tasks.append(Task(f"{label} (no fine-tuning)", None, _measured_run, dict(
+            model=raw, bench=bench, device=device, measure_kwargs=dict(
+                technique=f"{label} (no fine-tuning)", family="low-rank",
+                settings={**settings, "finetuned": False, "steps": 0}, seed=seeds[0], **measure_kwargs))))
+        tasks += [Task(label, run_seed, _tuned_run, dict(
+            model=raw, bench=bench, teacher=teacher, discriminator=discriminator, steps=steps, seed=run_seed,
+            device=device, grid=label if run_seed == seeds[0] else None, measure_kwargs=dict(
+                technique=label, family="low-rank", settings={**settings, "finetuned": True}, **measure_kwargs)))
+            for run_seed in seeds]
+    return gathered(run_tasks(tasks, executor, address, desc=f"{bench.name}: low-rank", device=device))
+
+
+def _measured_run(model: nn.Module, bench: Benchmark, device: str,
+                  measure_kwargs: dict) -> tuple[Measurement, dict[str, torch.Tensor]]:
+    return measure(model, bench, device=device, **measure_kwargs), {}
+
+
+def _tuned_run(model: nn.Module, bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, steps: int,
+               seed: int, device: str, grid: str | None,
+               measure_kwargs: dict) -> tuple[Measurement, dict[str, torch.Tensor]]:
+    """``model`` fine-tuned ``steps`` steps with the teacher as a guide and measured (with a sample grid under the
+    key ``grid`` when one is asked for)."""
+    tuned = finetune(model, bench, steps, discriminator, seed=seed, device=device, teacher=teacher).model
+    record = measure(tuned, bench, seed=seed, device=device, **measure_kwargs)
+    return record, {grid: bench.generate(tuned, SAMPLE_GRID, seed)} if grid is not None else {}
 
 
 def _relative_error(model: nn.Module, reference: torch.Tensor, inputs: torch.Tensor) -> float:
@@ -264,6 +283,7 @@ def lowrank_sensitivity(bench: Benchmark, teacher: nn.Module, method: str, ranks
 def lowrank_vs_pruning_runs(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
                             configs: dict[str, LowRankConfig], seeds: list[int], steps: int, *,
                             mac_tolerance: float = 0.10, device: str = "auto", echo: bool = True,
+                            executor: str = "serial", address: str | None = None,
                             **measure_kwargs: Any) -> list[Measurement]:
     """Low-rank against channel pruning at matched MACs: for each config, the teacher factorized and the teacher
     pruned by channels to the same MACs (within ``mac_tolerance``, by
@@ -274,7 +294,8 @@ def lowrank_vs_pruning_runs(bench: Benchmark, teacher: nn.Module, discriminator:
     ``target_macs``, ``finetuned`` and ``steps`` in their settings; pruned ones also the channel ``ratio``. The
     claim :func:`gansurvey.claims.lowrank.lowrank_vs_pruning` reads them. Configs whose method cannot factorize
     any layer of the teacher are skipped, one printed line per method (:func:`applicable_configs`); with none
-    left the list is empty (the claim is then not testable on this benchmark).
+    left the list is empty (the claim is then not testable on this benchmark). Each arm and seed is one task of
+    ``executor`` (:func:`~gansurvey.experiments.executor.run_tasks`; ``address``: a Ray cluster to join).
 
     Example::
 
@@ -285,7 +306,7 @@ def lowrank_vs_pruning_runs(bench: Benchmark, teacher: nn.Module, discriminator:
     if not seeds:
         raise GanSurveyError("seeds must name at least one seed, got an empty list")
     x = bench.example_input(1)
-    records = []
+    tasks = []
     for label, config in applicable_configs(bench, teacher, configs, echo=echo).items():
         factorized = factorize(teacher, config)
         target = count_macs(factorized, x)
@@ -296,16 +317,18 @@ def lowrank_vs_pruning_runs(bench: Benchmark, teacher: nn.Module, discriminator:
             arms = (("low-rank", factorized, label, lowrank_settings(config)),
                     ("pruning", pruned, f"channels {ratio:.2f} (matches {label})",
                      {"method": "channels", "ratio": ratio}))
-            for arm, model, technique, settings in arms:
-                tuned = finetune(model, bench, steps, discriminator, seed=seed, device=device, teacher=teacher).model
-                records.append(measure(tuned, bench, technique=technique, family=arm,
-                                       settings={**settings, **common, "arm": arm}, seed=seed, device=device,
-                                       **measure_kwargs))
-    return records
+            tasks += [Task(technique, seed, _tuned_run, dict(
+                model=model, bench=bench, teacher=teacher, discriminator=discriminator, steps=steps, seed=seed,
+                device=device, grid=None, measure_kwargs=dict(
+                    technique=technique, family=arm, settings={**settings, **common, "arm": arm}, **measure_kwargs)))
+                for arm, model, technique, settings in arms]
+    return gathered(run_tasks(tasks, executor, address, desc=f"{bench.name}: low-rank vs pruning",
+                              device=device))[0]
 
 
 def tensorized_runs(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, ranks: list[int | float],
-                    steps: int, *, cores: int = 3, seed: int = 0, device: str = "auto",
+                    steps: int, *, cores: int = 3, seed: int = 0, device: str = "auto", executor: str = "serial",
+                    address: str | None = None,
                     **measure_kwargs: Any) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
     """The Tensorizing GANs setting: every Linear layer of the MLP teacher replaced by a tensor-train layer
     (``LowRankConfig("tt", rank, cores=cores)``) at each rank, measured before and after ``steps`` steps of
@@ -321,7 +344,7 @@ def tensorized_runs(bench: Benchmark, teacher: nn.Module, discriminator: nn.Modu
         config = LowRankConfig("tt", rank=rank, cores=cores)
         configs[rank_label(config)] = config
     records, samples = lowrank_sweep(bench, teacher, discriminator, configs, steps, seed=seed, device=device,
-                                     **measure_kwargs)
+                                     executor=executor, address=address, **measure_kwargs)
     base = count_params(teacher)
     for record in records:
         record.settings["params_x"] = base / record.params if record.params else math.nan

@@ -28,6 +28,7 @@ from gansurvey.compress import (
 )
 from gansurvey.config import PROFILE_SETTINGS
 from gansurvey.experiments.common import SAMPLE_GRID, finetune
+from gansurvey.experiments.executor import Task, gathered, run_tasks
 from gansurvey.measuring import measure
 from gansurvey.metrics.cost import stored_bytes
 from gansurvey.records import Measurement
@@ -102,37 +103,49 @@ def _record(model: nn.Module, teacher: nn.Module, bench: Benchmark, label: str, 
 
 def precision_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, configs: list[QuantConfig],
                     steps: int, *, seeds: list[int], trainings: tuple[str, ...] = TRAININGS, device: str = "auto",
+                    executor: str = "serial", address: str | None = None,
                     **measure_kwargs: Any) -> tuple[list[Measurement], dict[str, torch.Tensor]]:
     """Each config applied post-training and quantization-aware (``steps`` steps, the family-wide budget),
     for each seed, measured with :func:`gansurvey.measure`.
 
     Records carry ``settings``: ``weight_bits``, ``granularity``, ``rounding``, ``training``, ``steps`` and the
     output ``sqnr_db`` against the teacher; techniques are labelled ``"<config label> (<training>)"``. Returns
-    the records and, per label, a grid of samples (last seed).
+    the records and, per label, a grid of samples (last seed). Each config, training and seed is one task of
+    ``executor`` (:func:`~gansurvey.experiments.executor.run_tasks`; ``address``: a Ray cluster to join).
     """
-    records, samples = [], {}
+    tasks = []
     for config in configs:
         for training in trainings:
-            for seed in seeds:
-                model = quantized_model(bench, teacher, config, training, steps, discriminator, seed, device)
-                label = f"{config.label} ({training})"
-                settings = dict(weight_bits=config.weight_bits, granularity=config.granularity,
-                                rounding=config.rounding, training=training,
-                                steps=steps if training != "post-training" else 0)
-                records.append(_record(model, teacher, bench, label, settings, seed, device, measure_kwargs))
-            samples[label] = bench.generate(model, SAMPLE_GRID, seeds[-1])
-    return records, samples
+            label = f"{config.label} ({training})"
+            settings = dict(weight_bits=config.weight_bits, granularity=config.granularity, rounding=config.rounding,
+                            training=training, steps=steps if training != "post-training" else 0)
+            tasks += [Task(label, seed, _quantized_run, dict(
+                bench=bench, teacher=teacher, discriminator=discriminator, config=config, training=training,
+                steps=steps, label=label, settings=settings, seed=seed, grid=seed == seeds[-1], device=device,
+                measure_kwargs=measure_kwargs)) for seed in seeds]
+    return gathered(run_tasks(tasks, executor, address, desc=f"{bench.name}: precision", device=device))
+
+
+def _quantized_run(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, config: QuantConfig,
+                   training: str, steps: int, label: str, settings: dict, seed: int, grid: bool, device: str,
+                   measure_kwargs: dict) -> tuple[Measurement, dict[str, torch.Tensor]]:
+    model = quantized_model(bench, teacher, config, training, steps, discriminator, seed, device)
+    record = _record(model, teacher, bench, label, settings, seed, device, measure_kwargs)
+    return record, {label: bench.generate(model, SAMPLE_GRID, seed)} if grid else {}
 
 
 def mixed_precision_sweep(bench: Benchmark, teacher: nn.Module, uniform_bits: list[int], choices: list[int],
                           *, seeds: list[int], base: QuantConfig | None = None, score: str = "sqnr",
-                          device: str = "auto", **measure_kwargs: Any) -> tuple[list[Measurement], list[QuantConfig]]:
+                          device: str = "auto", executor: str = "serial", address: str | None = None,
+                          **measure_kwargs: Any) -> tuple[list[Measurement], list[QuantConfig]]:
     """Mixed precision against uniform bits at matched bytes, post-training.
 
     For each of ``uniform_bits``: the uniform model, and bits per layer from ``choices`` allocated by
     :func:`~gansurvey.compress.allocate_bits` under the uniform model's quantized-layer bytes, with sensitivities
     from the output-noise proxy (``score="sqnr"``) or the benchmark's primary quality metric (``"quality"``,
-    slower). Records carry ``allocation`` (``uniform``/``mixed``), ``budget_bits`` and ``per_layer_bits``.
+    slower). Records carry ``allocation`` (``uniform``/``mixed``), ``budget_bits`` and ``per_layer_bits``. Each
+    model and seed is one task of ``executor`` (:func:`~gansurvey.experiments.executor.run_tasks`; ``address``: a
+    Ray cluster to join); the sensitivities and allocations are found here first.
     """
     check_choice("sensitivity score", score, ("sqnr", "quality"))
     base = base or QuantConfig()
@@ -146,22 +159,29 @@ def mixed_precision_sweep(bench: Benchmark, teacher: nn.Module, uniform_bits: li
             return sign * float(bench.quality(m, profile)[bench.primary_metric])
 
     sens = layer_sensitivity(teacher, z, bits=tuple(choices), base=base, score=scorer)
-    records, configs = [], []
+    tasks, configs = [], []
     for bits in uniform_bits:
         uniform = dataclasses.replace(base, weight_bits=bits)
         budget = quantized_bytes(quantize(teacher, uniform))
         mixed = allocate_bits(sens, budget, base)
         configs.append(mixed)
         for allocation, config in (("uniform", uniform), ("mixed", mixed)):
-            for seed in seeds:
-                model = quantize(teacher, config, calibration_inputs(bench, config.calibration, seed))
-                settings = dict(allocation=allocation, budget_bits=bits, budget_bytes=budget,
-                                quantized_bytes=quantized_bytes(model), training="post-training",
-                                granularity=config.granularity, rounding=config.rounding,
-                                per_layer_bits=dict(config.per_layer_bits or ()), sensitivity_score=score)
-                label = f"{allocation} at w{bits} bytes"
-                records.append(_record(model, teacher, bench, label, settings, seed, device, measure_kwargs))
+            label = f"{allocation} at w{bits} bytes"
+            settings = dict(allocation=allocation, budget_bits=bits, budget_bytes=budget, training="post-training",
+                            granularity=config.granularity, rounding=config.rounding,
+                            per_layer_bits=dict(config.per_layer_bits or ()), sensitivity_score=score)
+            tasks += [Task(label, seed, _allocated_run, dict(
+                bench=bench, teacher=teacher, config=config, label=label, settings=settings, seed=seed,
+                device=device, measure_kwargs=measure_kwargs)) for seed in seeds]
+    records = run_tasks(tasks, executor, address, desc=f"{bench.name}: mixed precision", device=device)
     return records, configs
+
+
+def _allocated_run(bench: Benchmark, teacher: nn.Module, config: QuantConfig, label: str, settings: dict, seed: int,
+                   device: str, measure_kwargs: dict) -> Measurement:
+    model = quantize(teacher, config, calibration_inputs(bench, config.calibration, seed))
+    settings = {**settings, "quantized_bytes": quantized_bytes(model)}
+    return _record(model, teacher, bench, label, settings, seed, device, measure_kwargs)
 
 
 def integer_engine_models(quantized: dict[str, nn.Module], example_input: torch.Tensor,
