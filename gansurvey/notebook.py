@@ -115,6 +115,9 @@ COMMON: dict[str, Param] = {
     "profile": Param("str", "how much work: 'quick' (minutes on a CPU) or 'full' (the reproduction)",
                      choices=PROFILES),
     "device": Param("str", "'auto' (CUDA when a GPU is visible, else CPU), 'cpu' or 'cuda'", choices=DEVICES),
+    "executor": Param("str", "'serial' (each arm after the other, in the kernel) or 'ray' (arms and seeds as Ray "
+                             "tasks: a local Ray, or the cluster RAY_ADDRESS names)",
+                      choices=_lazy("gansurvey.experiments.executor", "EXECUTORS")),
     "seed": Param("int", "seed of every random choice (an integer >= 0)", minimum=0),
     "benchmarks": Param("list", "benchmarks to run", item="str", choices=_benchmarks),
     "latency_batch": Param("int", "batch size of the latency measurement (>= 1)", minimum=1),
@@ -198,7 +201,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "records_to": COMMON["records_to"],
     },
     "01_pruning": with_folder_parameters({
-        **{k: COMMON[k] for k in ("profile", "device", "seed")},
+        **{k: COMMON[k] for k in ("profile", "device", "executor", "seed")},
         "seeds": Param("list", "seeds of the controls and the lottery ticket; None: the profile's", item="int",
                        minimum=0, optional=True),
         "benchmarks": COMMON["benchmarks"],
@@ -215,7 +218,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "records_to": COMMON["records_to"],
     }),
     "02_distillation": with_folder_parameters({
-        **{k: COMMON[k] for k in ("profile", "device", "seed")},
+        **{k: COMMON[k] for k in ("profile", "device", "executor", "seed")},
         "seeds": Param("list", "seeds of every arm; None: the profile's", item="int", minimum=0, optional=True),
         "benchmarks": COMMON["benchmarks"],
         "widths": Param("list", "student widths in (0, 1]; None: the profile's", item="float", minimum=1e-3,
@@ -227,7 +230,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "records_to": COMMON["records_to"],
     }),
     "03_low_rank": {
-        **{k: COMMON[k] for k in ("profile", "device", "seed")},
+        **{k: COMMON[k] for k in ("profile", "device", "executor", "seed")},
         "seeds": Param("list", "seeds of the matched comparison; None: the profile's", item="int", minimum=0,
                        optional=True),
         "benchmarks": COMMON["benchmarks"],
@@ -248,7 +251,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "records_to": COMMON["records_to"],
     },
     "04_precision": with_folder_parameters({
-        **{k: COMMON[k] for k in ("profile", "device", "seed")},
+        **{k: COMMON[k] for k in ("profile", "device", "executor", "seed")},
         "seeds": Param("list", "seeds of every arm; None: the profile's", item="int", minimum=0, optional=True),
         "benchmarks": COMMON["benchmarks"],
         "bits": Param("list", "weight bit widths of the PTQ/QAT sweep", item="int", choices=_precision("WEIGHT_BITS")),
@@ -270,7 +273,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "records_to": COMMON["records_to"],
     }),
     "05_encoding": with_folder_parameters({
-        **{k: COMMON[k] for k in ("profile", "device", "seed")}, "seeds": _ENCODING["seeds"],
+        **{k: COMMON[k] for k in ("profile", "device", "executor", "seed")}, "seeds": _ENCODING["seeds"],
         "benchmarks": COMMON["benchmarks"],
         **{k: _ENCODING[k] for k in ("bits", "pipeline_sparsity", "pipeline_bits", "trained_bits", "coder")},
         "finetune_steps": COMMON["finetune_steps"],
@@ -278,7 +281,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "latency_batch": COMMON["latency_batch"], "records_to": COMMON["records_to"],
     }),
     "06_combinations": {
-        **{k: COMMON[k] for k in ("profile", "device", "seed")},
+        **{k: COMMON[k] for k in ("profile", "device", "executor", "seed")},
         "seeds": Param("list", "seeds of the controls; None: the profile's", item="int", minimum=0, optional=True),
         "benchmarks": COMMON["benchmarks"],
         "batch_sizes": Param("list", "roofline batch sizes (>= 1); None: the profile's", item="int", minimum=1,
