@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -222,24 +223,29 @@ def compress(model: nn.Module, config: CompressConfig | Sequence[CompressConfig]
     out = copy.deepcopy(model)
     for c in configs:
         total = sum(p.numel() for p in out.parameters())
+        before = _content(out) if c.family in _CHANGING_FAMILIES else None
         result = _HANDLERS[type(c)](out, c, example_input)
         if not isinstance(result, nn.Module):
             raise GanSurveyError(f"the handler of {type(c).__name__} returned {type(result).__name__}, "
                                  "not a module")
         chain = chain + [c.to_dict()]
         result.compression = chain
-        _warn_uncompressed(result, c, total)
+        if before is not None and _content(result) == before:
+            _warn_unchanged(result, c)
+        else:
+            _warn_uncompressed(result, c, total)
         out = result
     return out
 
 
 class UncompressedWarning(UserWarning):
-    """A compression left some of a model's weights as they were (layers of a kind it does not handle)."""
+    """A compression left some of a model's weights as they were (layers of a kind it does not handle), or changed
+    nothing at all (no layer it compresses, or none that would gain)."""
 
 
 #: The families that rewrite every weight layer they know (Linear, Conv2d, ConvTranspose2d) and so must say which
-#: weights they left alone.
-_WEIGHT_FAMILIES = ("precision", "encoding", "low-rank")
+#: weights they left alone (magnitude pruning too: its sparsity counts the layers it masked only).
+_WEIGHT_FAMILIES = ("pruning", "precision", "encoding", "low-rank")
 
 
 #: torch layers with weight matrices that no weight family rewrites.
@@ -268,6 +274,32 @@ def _warn_uncompressed(model: nn.Module, config: CompressConfig, total: int) -> 
                           for n, c in skipped.items())
         warnings.warn(f"{type(config).__name__} left {sum(skipped.values())} of {total} weights uncompressed, in "
                       f"layers of a kind it does not handle: {named}", UncompressedWarning, stacklevel=3)
+
+
+#: The families whose configs rewrite the weight layers they are given, so that a result equal to its input means
+#: the config found nothing to do (pruning again at a sparsity the masks already hold is a true no-op, and a model
+#: with nothing to prune is refused by the pruning functions themselves).
+_CHANGING_FAMILIES = ("low-rank", "precision", "encoding")
+
+
+def _content(model: nn.Module) -> tuple[tuple[tuple[str, str], ...], str]:
+    """The model's layers (names and types) and a digest of its state: equal before and after a config exactly
+    when the config changed nothing."""
+    from gansurvey.io import state_sha256
+
+    layers = tuple((name, type(module).__qualname__) for name, module in model.named_modules())
+    return layers, state_sha256({"model": model.state_dict()})
+
+
+def _warn_unchanged(model: nn.Module, config: CompressConfig) -> None:
+    kinds = Counter(type(m).__name__ for m in model.modules()
+                    if any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False)))
+    found = ", ".join(f"{count} {kind}" for kind, count in kinds.items()) or "none holds weights"
+    warnings.warn(f"{type(config).__name__} changed nothing in {type(model).__name__}: none of its layers ({found}) "
+                  f"is one {type(config).__name__} compresses, or would gain from compressing (an already "
+                  f"compressed layer, a rank that saves nothing), so the result stores and computes what the input "
+                  f"did, although its compression chain lists {type(config).__name__}", UncompressedWarning,
+                  stacklevel=3)
 
 
 def compression_chain(model: nn.Module) -> list[dict[str, Any]]:

@@ -134,6 +134,12 @@ def magnitude_prune(model: nn.Module, config: MagnitudePruneConfig) -> nn.Module
     """A masked copy of ``model`` with exactly the requested fraction of smallest weights zeroed."""
     out = copy.deepcopy(model)
     layers = select_layers(out, config.layers)
+    if not layers and config.layers is None:
+        raise GanSurveyError(f"{type(model).__name__} has no Linear, Conv2d or ConvTranspose2d layer, so it has no "
+                             "weights that magnitude pruning can mask")
+    if not layers:
+        raise GanSurveyError(f"layers=() names no layer to prune; allowed: None (every prunable layer) or names "
+                             f"among {', '.join(map(repr, prunable_layers(out))) or 'none'}")
     scores, already = {}, {}
     with torch.no_grad():
         for name, module in layers.items():

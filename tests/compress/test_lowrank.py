@@ -22,6 +22,7 @@ from gansurvey.compress import (
     factorized_layers,
     lowrank_report,
 )
+from gansurvey.compress.base import UncompressedWarning
 from gansurvey.compress.lowrank import _tt_modes, evbmf_rank, full_ranks
 from gansurvey.metrics.cost import count_macs, count_params, stored_bytes
 from gansurvey.models.generators import DCGANGenerator, ResNetGenerator
@@ -220,7 +221,8 @@ def test_factorized_layers_train_and_chain_with_pruning():
     assert [c["family"] for c in both.compression] == ["pruning", "low-rank"]
     assert both(x).shape == g(x).shape
     assert chain_method(both.compression).endswith("+svd")
-    again = factorize(small, LowRankConfig("svd", rank=0.5))  # factorized layers are left alone
+    with pytest.warns(UncompressedWarning, match="LowRankConfig changed nothing"):  # #21: and it says so
+        again = factorize(small, LowRankConfig("svd", rank=0.5))  # factorized layers are left alone
     assert set(factorized_layers(again)) == set(factorized_layers(small))
 
 

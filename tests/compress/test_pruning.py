@@ -524,3 +524,27 @@ def test_the_default_scope_is_global_except_for_the_2_4_pattern():
     total = sum(int((layer.weight == 0).sum()) for layer in prunable_layers(pruned).values())
     assert total == round(0.9 * sum(layer.weight.numel() for layer in prunable_layers(g).values()))
     assert max(shares) - min(shares) > 0.05  # one threshold: the layers end at different shares
+
+
+class _Recurrent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(16, 64, batch_first=True)
+        self.head = nn.Linear(64, 8)
+
+    def forward(self, x):
+        return self.head(self.lstm(x)[0])
+
+
+def test_magnitude_pruning_names_what_it_cannot_prune():  # #21: these were silent
+    from gansurvey.compress.base import UncompressedWarning
+
+    with pytest.raises(GanSurveyError, match="Sequential has no Linear, Conv2d or ConvTranspose2d layer, so it has "
+                                             "no weights that magnitude pruning can mask"):
+        prune(nn.Sequential(nn.ReLU()), MagnitudePruneConfig(0.5))
+    with pytest.raises(GanSurveyError, match=r"layers=\(\) names no layer to prune; allowed: .*'0'"):
+        prune(nn.Sequential(nn.Linear(4, 4)), MagnitudePruneConfig(0.5, layers=()))
+    # the LSTM's weights stay dense: its sparsity of 0.5 is of the head alone, so the warning says so
+    with pytest.warns(UncompressedWarning, match=r"MagnitudePruneConfig left 20480 of 21512 weights uncompressed.*"
+                                                 r"'lstm' \(LSTM, 20480 weights\)"):
+        prune(_Recurrent(), MagnitudePruneConfig(0.5))
