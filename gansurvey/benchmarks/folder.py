@@ -36,7 +36,7 @@ from torch import nn
 
 from gansurvey import zoo
 from gansurvey.benchmarks.base import Benchmark
-from gansurvey.checks import GanSurveyError, check_choice, check_number
+from gansurvey.checks import GanSurveyError, check_choice, check_number, given_path
 from gansurvey.config import ProfileSettings, check_profile, display_path, resolve_device, seed_everything
 from gansurvey.data.folders import PairedFolder, UnpairedFolder, scan_folder
 from gansurvey.metrics.frechet import frechet_from_stats, gaussian_stats
@@ -309,9 +309,9 @@ class Pix2PixFolderBenchmark(FolderBenchmark):
                  **options) -> None:
         super().__init__(data_root, size, **options)
         if not self.data.paired:
-            raise GanSurveyError(f"{self.data.root}: unpaired CycleGAN layout (trainA/, trainB/, ...); pix2pix-folder "
-                                 "needs paired data: the pix2pix layout (train/, test/ with A|B files) or paired "
-                                 "folders (A/train/, B/train/, ...); use cyclegan-folder for unpaired data")
+            raise GanSurveyError(f"{given_path(self.data.root)}: unpaired CycleGAN layout (trainA/, trainB/, ...); "
+                                 "pix2pix-folder needs paired data: the pix2pix layout (train/, test/ with A|B files) "
+                                 "or paired folders (A/train/, B/train/, ...); use cyclegan-folder for unpaired data")
         self.direction = check_choice("direction", direction, ("AtoB", "BtoA"))
         self.generator_hparams = {"num_downs": _unet_downs(size)}
         self.discriminator_hparams = {"in_channels": 6, "norm": "batch"}

@@ -754,7 +754,9 @@ def deserialize(template: nn.Module, data: bytes) -> nn.Module:
     try:
         state = torch.load(io.BytesIO(data), weights_only=True)
     except Exception as err:  # torch raises assorted errors on damaged archives
-        raise GanSurveyError(f"cannot read the serialized model ({len(data)} bytes): {err}") from None
+        # torch's own message suggests weights_only=False, which would run code from the file: name the error only
+        raise GanSurveyError(f"cannot read the serialized model ({len(data)} bytes): not a state written by "
+                             f"serialize() ({type(err).__name__})") from None
     try:
         out.load_state_dict(state)
     except RuntimeError as err:
