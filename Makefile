@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.gansurvey-installed
 PROFILE ?= quick
+# serial (one arm after another, here) or ray (arms and seeds as Ray tasks; RAY_ADDRESS joins a cluster)
+EXECUTOR ?= serial
 
 .PHONY: test regenerate lint unit notebooks latency clean-results
 
@@ -28,7 +30,7 @@ notebooks: $(STAMP)
 	GANSURVEY_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 
 regenerate: $(STAMP)
-	$(PY) -m gansurvey regenerate --profile $(PROFILE)
+	$(PY) -m gansurvey regenerate --profile $(PROFILE) --executor $(EXECUTOR)
 	$(PY) -m gansurvey tables --profile $(PROFILE)
 
 latency: $(STAMP)

@@ -19,6 +19,7 @@ from gansurvey.checks import GanSurveyError, check_number
 # gansurvey.config imports torch: these copies keep argument parsing fast (a test keeps them equal to config's)
 PROFILES = ("quick", "full", "paper")
 DEVICES = ("auto", "cpu", "cuda")
+EXECUTORS = ("serial", "ray")  # gansurvey.experiments.executor.EXECUTORS
 PROFILE_HELP = ("quick: minutes per notebook, verdicts marked indicative; full: the reproduction proper, about an hour "
                 "per notebook on a 2-core CPU; paper: full without its trims, for a GPU (default: quick)")
 
@@ -33,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="where the notebooks compute (default: each notebook's own, 'auto': CUDA when present)")
     regen.add_argument("--seed", type=int, help="the base seed injected into every notebook (an integer >= 0; "
                                                 "default: each notebook's own)")
+    regen.add_argument("--executor", choices=EXECUTORS, default="serial",
+                       help="serial: the notebooks one after another, each arm after the other (default); ray: each "
+                            "notebook's arms and seeds as Ray tasks, and notebooks 00-05 at once (06 after them, 07 "
+                            "last); their records are marked timed_under_load")
+    regen.add_argument("--address", metavar="HOST:PORT",
+                       help="with --executor ray: the Ray cluster to join ('auto': the one `ray start` began on this "
+                            "node; default: RAY_ADDRESS, else a local Ray on this machine's cores)")
     what = regen.add_mutually_exclusive_group()
     what.add_argument("--force", action="store_true", help="re-run notebooks even when nothing changed")
     what.add_argument("--status", action="store_true",
@@ -230,7 +238,7 @@ def _run(args: argparse.Namespace) -> int:
             from gansurvey.runner import regenerate
 
             runs = regenerate(args.profile, only=args.only, force=args.force, device=args.device, seed=args.seed,
-                              report=print, progress=True)
+                              report=print, progress=True, executor=args.executor, address=args.address)
             for run in runs:
                 print(f"{run.name:24s} {run.status:8s} {run.seconds:7.1f} s  {display_path(run.output)}")
             if any(run.name == "07_survey_tables" for run in runs) and _missing_records(args.profile) and args.strict:

@@ -16,6 +16,8 @@ import os
 import platform
 import signal
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,10 +37,11 @@ from gansurvey.config import (
     project_root,
     results_dir,
 )
-from gansurvey.dependencies import PackageGraph, dependency_digests, file_digest
+from gansurvey.dependencies import RECORDS_READ, PackageGraph, dependency_digests, file_digest
 from gansurvey.io import atomic_write_text
+from gansurvey.records import UNDER_LOAD_ENV
 
-PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "papermill", "nbval")
+PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "papermill", "nbval", "ray")
 
 #: What :func:`staleness` says of a notebook. ``current``: its entry, executed copy and records are as the last
 #: regeneration left them and no file it depends on changed (``regenerate`` skips it); ``stale``: a dependency or a
@@ -268,7 +271,8 @@ def _sigterm_interrupts() -> Iterator[None]:
 def regenerate(profile: str = "quick", only: list[str] | None = None, force: bool = False,
                device: str | None = None, seed: int | None = None, folder: Path | None = None,
                out: Path | None = None, kernel_name: str = "python3",
-               report: Callable[[str], None] | None = None, progress: bool = False) -> list[NotebookRun]:
+               report: Callable[[str], None] | None = None, progress: bool = False,
+               executor: str = "serial", address: str | None = None) -> list[NotebookRun]:
     """Execute the notebooks (all, or ``only`` these) in order with the profile's parameters injected.
 
     Injects ``profile`` (and ``device``/``seed`` when given, into the notebooks that declare them) and, into the
@@ -281,59 +285,214 @@ def regenerate(profile: str = "quick", only: list[str] | None = None, force: boo
     Stops at the first failing notebook with :class:`NotebookFailed` naming it and the failing cell. SIGTERM
     stops it as Ctrl-C does, with a ``KeyboardInterrupt``: the running notebook's temporary copy is removed, the
     notebooks finished before it are kept.
+
+    ``executor="ray"`` injects ``executor = "ray"`` where a notebook declares it, so each notebook's arms and seeds
+    run as tasks on one Ray cluster (``address``, else ``RAY_ADDRESS``, else a local Ray started here and stopped
+    at the end), and runs the notebooks that read no other notebook's records (00-05) at once, each in a process of
+    its own; their timings then run beside other work, so their records are marked ``timed_under_load``. The
+    notebooks that read others' records (:data:`~gansurvey.dependencies.RECORDS_READ`: 06, then 07) run after
+    them, one at a time. A notebook that fails there lets the others finish, then the first failure is raised.
+    The executor decides where the work runs, not what it gives, so it is no parameter of the staleness judgement.
     """
     import papermill as pm
 
+    from gansurvey.experiments.executor import check_executor
+
+    check_executor(executor, address)
     plan = _plan(profile, only, device, seed, folder)
     out = out or results_dir(profile)
     check_writable("results folder", out, "set GANSURVEY_RESULTS to a folder you can write")
     check_writable("executed-notebooks folder", out / "notebooks", "move or delete what is in its place")
     check_writable("artifacts folder", artifacts_dir(), "set GANSURVEY_ARTIFACTS to a folder you can write")
-    say = report or (lambda line: None)
-    manifest_path = out / "manifest.json"
-    manifest = _read_manifest(manifest_path)
-    run_env = environment()
-    manifest.update(run_env)  # the header describes the last regeneration; each entry the run that wrote it
-    runs = []
-    for index, name in enumerate(plan.names, start=1):
-        source = plan.folder / f"{name}.ipynb"
-        target = out / "notebooks" / f"{name}.ipynb"
-        records = out / f"{name}.csv"
+    run = _Regeneration(plan, profile, out, force, kernel_name, report or (lambda line: None), progress, executor)
+    if executor == "serial":
+        return [run.here(pm, name) for name in plan.names]
+    together = [name for name in plan.names if name not in RECORDS_READ]
+    with _ray_cluster(plan, address):
+        runs = run.together(pm, together)
+        return runs + [run.here(pm, name) for name in plan.names if name not in together]
+
+
+class _Regeneration:
+    """One call of :func:`regenerate`: its plan, the manifest it keeps, and how one notebook is judged, run and
+    entered in the manifest (here, or in a process of its own beside others)."""
+
+    def __init__(self, plan: _Plan, profile: str, out: Path, force: bool, kernel_name: str,
+                 say: Callable[[str], None], progress: bool, executor: str) -> None:
+        self.plan, self.profile, self.out, self.force = plan, profile, out, force
+        self.kernel_name, self.say, self.progress, self.executor = kernel_name, say, progress, executor
+        self.manifest_path = out / "manifest.json"
+        self.manifest = _read_manifest(self.manifest_path)
+        self.env = environment()
+        self.manifest.update(self.env)  # the header describes the last regeneration; each entry the run that wrote it
+
+    def head(self, name: str) -> str:
+        return f"[{self.plan.names.index(name) + 1}/{len(self.plan.names)}] {name}"
+
+    def judge(self, name: str) -> tuple[bool, dict[str, Any], dict[str, str | None]]:
+        """Whether ``name`` runs (saying so, or that it is skipped), with its parameters and dependency digests."""
+        target = self.out / "notebooks" / f"{name}.ipynb"
         # read now, not once per regeneration: an earlier notebook of this run may have rewritten records this one
         # reads, and a file edited while an earlier notebook ran must count. Digests are taken before the run, so
         # a file edited while this notebook runs leaves it stale rather than wrongly current.
-        injected, depends_on = _inputs(plan, name, profile, out, PackageGraph())
-        entry = _entry(manifest, name)
-        state = _judge(name, entry, target, records, injected, depends_on)
-        head = f"[{index}/{len(plan.names)}] {name}"
-        if state.state == "current" and not force:
-            say(f"{head}: current, skipped")
-            runs.append(NotebookRun(name, "skipped", 0.0, target))
-            continue
+        injected, depends_on = _inputs(self.plan, name, self.profile, self.out, PackageGraph())
+        entry = _entry(self.manifest, name)
+        state = _judge(name, entry, target, self.out / f"{name}.csv", injected, depends_on)
+        if state.state == "current" and not self.force:
+            self.say(f"{self.head(name)}: current, skipped")
+            return False, injected, depends_on
         last = (entry or {}).get("seconds")
         estimate = f"about {last:.0f} s last time" if isinstance(last, int | float) else "no earlier run"
         why = "forced" if state.state == "current" else f"{state.state} ({'; '.join(state.reasons)})"
-        say(f"{head}: running ({estimate})" if entry is None else f"{head}: {why}; running again ({estimate})")
-        attribution = {"commit": run_env["commit"], "device": run_env["device"]}
+        self.say(f"{self.head(name)}: running ({estimate})" if entry is None
+                 else f"{self.head(name)}: {why}; running again ({estimate})")
+        return True, injected, depends_on
+
+    def parameters(self, name: str, injected: dict[str, Any]) -> dict[str, Any]:
+        """What papermill injects: the judged parameters, and the executor where the notebook declares one."""
+        if self.executor == "serial" or "executor" not in notebook_parameter_names(self.source(name)):
+            return injected
+        return {**injected, "executor": self.executor}
+
+    def source(self, name: str) -> Path:
+        return self.plan.folder / f"{name}.ipynb"
+
+    def enter(self, name: str, entry: dict[str, Any]) -> None:
+        attribution = {"commit": self.env["commit"], "device": self.env["device"], "executor": self.executor}
+        self.manifest["notebooks"][name] = {**entry, **attribution, "date": _now()}
+        atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2, sort_keys=True))
+
+    def done(self, name: str, injected: dict[str, Any], depends_on: dict[str, str | None],
+             seconds: float) -> NotebookRun:
+        target = self.out / "notebooks" / f"{name}.ipynb"
+        self.enter(name, {"status": "ok", "fingerprint": fingerprint(injected, depends_on), "depends_on": depends_on,
+                          "seconds": round(seconds, 1), "parameters": injected,
+                          "output": str(target.relative_to(self.out)),
+                          "records_sha256": file_digest(self.out / f"{name}.csv")})
+        self.say(f"{self.head(name)}: done in {seconds:.1f} s")
+        return NotebookRun(name, "ran", seconds, target)
+
+    def failed(self, name: str, injected: dict[str, Any], ename: str, evalue: str, cell: Any) -> NotebookFailed:
+        self.enter(name, {"status": "failed", "fingerprint": None, "error": f"{ename}", "parameters": injected})
+        evalue = (str(evalue).strip().splitlines() or [""])[0]
+        where = f"in cell {cell}" if cell is not None else "before its cells ran"
+        return NotebookFailed(f"notebook {name!r} failed {where}: {ename}: {evalue}")
+
+    def here(self, pm: Any, name: str) -> NotebookRun:
+        """Run ``name`` in this process (unless it is current)."""
+        target = self.out / "notebooks" / f"{name}.ipynb"
+        runs, injected, depends_on = self.judge(name)
+        if not runs:
+            return NotebookRun(name, "skipped", 0.0, target)
         started = time.perf_counter()
         try:
-            _execute(pm, source, target, injected, plan.folder, kernel_name, progress, name)
+            _execute(pm, self.source(name), target, self.parameters(name, injected), self.plan.folder,
+                     self.kernel_name, self.progress, name)
         except pm.PapermillExecutionError as exc:
-            manifest["notebooks"][name] = {"status": "failed", "fingerprint": None, "error": f"{exc.ename}",
-                                           "parameters": injected, **attribution, "date": _now()}
-            atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
-            evalue = (str(exc.evalue).strip().splitlines() or [""])[0]
-            raise NotebookFailed(f"notebook {name!r} failed in cell {exc.exec_count}: {exc.ename}: {evalue}") \
-                from exc
-        seconds = time.perf_counter() - started
-        manifest["notebooks"][name] = {"status": "ok", "fingerprint": fingerprint(injected, depends_on),
-                                       "depends_on": depends_on, "seconds": round(seconds, 1),
-                                       "parameters": injected, "output": str(target.relative_to(out)),
-                                       "records_sha256": file_digest(records), **attribution, "date": _now()}
-        atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
-        say(f"{head}: done in {seconds:.1f} s")
-        runs.append(NotebookRun(name, "ran", seconds, target))
-    return runs
+            raise self.failed(name, injected, exc.ename, exc.evalue, exc.exec_count) from exc
+        return self.done(name, injected, depends_on, time.perf_counter() - started)
+
+    def together(self, pm: Any, names: list[str]) -> list[NotebookRun]:
+        """Run ``names`` at once, each in a process of its own, their timings marked as taken under load; one
+        notebook to run runs here, alone. Returns their runs in plan order once all have ended."""
+        judged = {name: self.judge(name) for name in names}
+        running = [name for name in names if judged[name][0]]
+        if len(running) < 2:
+            return [self.here(pm, name) if judged[name][0] else
+                    NotebookRun(name, "skipped", 0.0, self.out / "notebooks" / f"{name}.ipynb") for name in names]
+        runs = {name: NotebookRun(name, "skipped", 0.0, self.out / "notebooks" / f"{name}.ipynb")
+                for name in names if not judged[name][0]}
+        env = {**os.environ, UNDER_LOAD_ENV: "1", PROGRESS_ENV: "0"}
+        failures: dict[str, NotebookFailed] = {}
+        children: dict[str, tuple[subprocess.Popen, Path, float]] = {}
+        with tempfile.TemporaryDirectory(prefix="gansurvey-regenerate-") as work:
+            try:
+                for name in running:
+                    job = Path(work) / f"{name}.json"
+                    job.write_text(json.dumps({
+                        "source": str(self.source(name)), "target": str(self.out / "notebooks" / f"{name}.ipynb"),
+                        "params": self.parameters(name, judged[name][1]), "cwd": str(self.plan.folder),
+                        "kernel_name": self.kernel_name, "name": name, "outcome": str(job.with_suffix(".out"))}))
+                    child = subprocess.Popen([sys.executable, "-c", "from gansurvey.runner import _execute_apart; "
+                                              "_execute_apart()", str(job)], env=env)
+                    children[name] = (child, job.with_suffix(".out"), time.perf_counter())
+                while children:
+                    time.sleep(0.2)
+                    for name, (child, outcome_path, started) in list(children.items()):
+                        if child.poll() is None:
+                            continue
+                        del children[name]
+                        outcome = json.loads(outcome_path.read_text()) if outcome_path.exists() else \
+                            ["failed", "ProcessEnded", f"its process ended with status {child.returncode}", None]
+                        _, injected, depends_on = judged[name]
+                        if outcome[0] == "ok":
+                            runs[name] = self.done(name, injected, depends_on, time.perf_counter() - started)
+                        else:
+                            failures[name] = self.failed(name, injected, *outcome[1:])
+                            self.say(f"{self.head(name)}: failed: {failures[name]}")
+            except BaseException:  # an interrupt: each child stops its notebook and removes its temporary copy
+                for child, _, _ in children.values():
+                    child.terminate()
+                for child, _, _ in children.values():
+                    try:
+                        child.wait(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        child.kill()
+                raise
+        if failures:
+            raise failures[next(name for name in names if name in failures)]
+        return [runs[name] for name in names]
+
+
+def _execute_apart() -> None:
+    """Run one notebook in a child process of :meth:`_Regeneration.together`: the job is the JSON file named on the
+    command line; how it ended goes to the job's ``outcome`` file, ``["ok"]`` or ``["failed", error name, error
+    value, cell]``. SIGTERM stops it as Ctrl-C does (papermill removes the temporary copy)."""
+    job = json.loads(Path(sys.argv[1]).read_text())
+
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    import papermill as pm
+
+    try:
+        _execute(pm, Path(job["source"]), Path(job["target"]), job["params"], Path(job["cwd"]), job["kernel_name"],
+                 False, job["name"])
+        outcome = ["ok"]
+    except pm.PapermillExecutionError as exc:
+        outcome = ["failed", exc.ename, str(exc.evalue), exc.exec_count]
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as exc:
+        outcome = ["failed", type(exc).__name__, str(exc), None]
+    atomic_write_text(job["outcome"], json.dumps(outcome))
+
+
+@contextmanager
+def _ray_cluster(plan: _Plan, address: str | None) -> Iterator[None]:
+    """The Ray cluster the notebooks' kernels join (through ``RAY_ADDRESS``): ``address``, ``RAY_ADDRESS``, or a
+    local Ray started here for the regeneration and stopped after it. Nothing starts when no notebook of the plan
+    declares an executor."""
+    if not any("executor" in notebook_parameter_names(plan.folder / f"{name}.ipynb") for name in plan.names):
+        yield
+        return
+    import ray
+
+    from gansurvey.experiments.executor import connect
+
+    started = not ray.is_initialized() and not (address or os.environ.get("RAY_ADDRESS"))
+    before = os.environ.get("RAY_ADDRESS")
+    os.environ["RAY_ADDRESS"] = connect(address)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RAY_ADDRESS", None)
+        else:
+            os.environ["RAY_ADDRESS"] = before
+        if started:
+            ray.shutdown()
 
 
 def _now() -> str:
