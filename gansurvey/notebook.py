@@ -501,8 +501,9 @@ def parameters_cell_names(namespace: Mapping[str, Any]) -> list[str] | None:
 
 
 def parameters_digest(notebook: str, values: Mapping[str, Any]) -> str:
-    """A short digest of a notebook's parameter values (``records_to`` left out): names an ad hoc run's records."""
-    kept = {k: v for k, v in values.items() if k != "records_to"}
+    """A short digest of a notebook's parameter values (``records_to`` and ``executor``, which decide where the
+    records go and where they are computed, not what they hold, left out): names an ad hoc run's records."""
+    kept = {k: v for k, v in values.items() if k not in ("records_to", "executor")}
     text = json.dumps({"notebook": notebook, "parameters": kept}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 

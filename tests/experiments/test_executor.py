@@ -9,6 +9,7 @@ from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.experiments import distillation as xd
 from gansurvey.experiments.executor import Task, TaskFailed, connect, gathered, run_tasks
 from gansurvey.measuring import UNTIMED
+from gansurvey.notebook import parameters_digest
 from gansurvey.records import UNDER_LOAD_ENV, ResultsStore, records_frame
 
 #: Columns a timing decides: they may differ between two runs of the same arm.
@@ -100,3 +101,6 @@ def test_tasks_come_back_in_order_and_gather_their_grids():
         run_tasks(tasks, "dask")
     with pytest.raises(GanSurveyError, match="pass executor='ray'"):
         run_tasks(tasks, "serial", address="auto")
+    # a notebook's ad hoc records are the same whichever executor computed them
+    assert parameters_digest("01_pruning", {"seed": 0, "executor": "ray"}) == parameters_digest("01_pruning",
+                                                                                                 {"seed": 0})
