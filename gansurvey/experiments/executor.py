@@ -188,7 +188,9 @@ def _run_on_ray(tasks: list[Task], address: str | None, desc: str, device: str) 
         kwargs = {}
         for name, value in task.kwargs.items():
             if isinstance(value, torch.nn.Module):
-                value = shared.setdefault(id(value), ray.put(value))
+                if id(value) not in shared:
+                    shared[id(value)] = ray.put(value)
+                value = shared[id(value)]
             kwargs[name] = value
         return Task(task.arm, task.seed, task.run, kwargs)
 
