@@ -477,10 +477,9 @@ def _ray_cluster(plan: _Plan, address: str | None) -> Iterator[None]:
     if not any("executor" in notebook_parameter_names(plan.folder / f"{name}.ipynb") for name in plan.names):
         yield
         return
-    import ray
+    from gansurvey.experiments.executor import connect, ray_module
 
-    from gansurvey.experiments.executor import connect
-
+    ray = ray_module()
     started = not ray.is_initialized() and not (address or os.environ.get("RAY_ADDRESS"))
     before = os.environ.get("RAY_ADDRESS")
     os.environ["RAY_ADDRESS"] = connect(address)

@@ -157,14 +157,22 @@ def _in_worker(task: Task, env: dict[str, str]) -> _Outcome:
                 os.environ[key] = value
 
 
+def ray_module() -> Any:
+    """The ``ray`` module, imported with its usage report off (nothing leaves the machine) and without the stack dump
+    its signal handler prints when a process ends on SIGTERM, as a notebook's kernel does (both read at import)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+    import ray
+
+    return ray
+
+
 def connect(address: str | None = None) -> str:
     """Start or join Ray once per process and return the cluster's address (what other processes join with):
     ``address`` or ``RAY_ADDRESS`` joins that cluster; otherwise a local Ray starts with one CPU per core of this
     machine (and its GPUs)."""
-    import ray
-
+    ray = ray_module()
     if not ray.is_initialized():
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report: nothing leaves the machine
         options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         address = address or os.environ.get("RAY_ADDRESS") or None
         if address is None:
@@ -176,8 +184,7 @@ def connect(address: str | None = None) -> str:
 
 
 def _run_on_ray(tasks: list[Task], address: str | None, desc: str, device: str) -> list[_Outcome]:
-    import ray
-
+    ray = ray_module()
     connect(address)
     gpus = 1 if device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1 else 0
     env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIX)} | {PROGRESS_ENV: "0"}
