@@ -39,12 +39,12 @@ def recovery_curves(bench: Benchmark, teacher: nn.Module, discriminator: nn.Modu
     frames = []
     for label, config in configs.items():
         compressed = start(teacher, config, bench.example_input(2))
-        start = {"step": 0, **bench.quality(compressed, profile=profile, seed=seed, device="cpu",
-                                            inception_samples=0)}
+        before = {"step": 0, **bench.quality(compressed, profile=profile, seed=seed, device="cpu",
+                                             inception_samples=0)}
         for guide in guides:
             result = finetune(compressed, bench, steps, discriminator, seed=seed, device=device, teacher=teacher,
                               guide=guide, curve_every=every, profile=profile)
-            curve = pd.concat([pd.DataFrame([start]), recovery_curve(result, bench)], ignore_index=True)
+            curve = pd.concat([pd.DataFrame([before]), recovery_curve(result, bench)], ignore_index=True)
             frames.append(curve.assign(arm=label, guide=guide))
     return pd.concat(frames, ignore_index=True)
 

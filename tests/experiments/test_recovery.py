@@ -42,13 +42,13 @@ def test_recovery_curves_follow_the_form_a_family_trains(quick_profile):
             return started[-1]
         return wrapped
 
-    qat = {"int2 (QAT)": QuantConfig(weight_bits=2)}
+    qat = {"int2 (QAT)": QuantConfig(weight_bits=2), "int4 (QAT)": QuantConfig(weight_bits=4)}
     curves = recovery.recovery_curves(bench, teacher, disc, qat, settings, guides=("teacher",), device="cpu",
                                       start=spy(prepare_qat))
     stored = compress(teacher, QuantConfig(weight_bits=2))
     z = bench.example_input(64)
     with torch.no_grad():  # the fake-quantized copy computes what the stored quantized model computes
         assert torch.allclose(started[0](z), stored(z), atol=1e-5)
-    assert curves["step"].tolist() == [0, 10, 20]
+    assert curves["step"].tolist() == [0, 10, 20] * 2 and len(started) == 2  # every config starts the same way
     shared = compress(teacher, EncodeConfig(bits=2, coder=None))
     assert all(layer.codebook.requires_grad for layer in codebook_layers(shared).values())
