@@ -572,12 +572,19 @@ def strip_injected(path: Path) -> bool:
 
 
 def _read_manifest(path: Path) -> dict:
+    """The manifest at ``path``; an empty one when there is none yet, or when it is damaged, which one line on
+    stderr says (every notebook then counts as not run, and the next run rewrites the file)."""
+    if not path.exists():
+        return {"notebooks": {}}
     try:
         manifest = json.loads(path.read_text())
-        if isinstance(manifest.get("notebooks"), dict):
+        if isinstance(manifest, dict) and isinstance(manifest.get("notebooks"), dict):
             return manifest
-    except (OSError, ValueError):
-        pass
+        problem = "no 'notebooks' object"
+    except (OSError, ValueError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    print(f"warning: {display_path(path)} is damaged ({problem}); it is read as empty, so every notebook counts as "
+          "not run, and the next run rewrites it", file=sys.stderr)
     return {"notebooks": {}}
 
 

@@ -177,3 +177,18 @@ def test_status_prints_one_line_per_notebook_and_changes_nothing(checkout, execu
     with pytest.raises(SystemExit):
         cli.main(["regenerate", "--status", "--force"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_damaged_manifest_is_said_not_read_silently_as_empty(checkout, execution, capsys):
+    runner.regenerate("quick")
+    capsys.readouterr()
+    manifest = checkout / "results" / "quick" / "manifest.json"
+    manifest.write_text(manifest.read_text()[:40])  # truncated
+    assert cli.main(["regenerate", "--status"]) == 0
+    out = capsys.readouterr()
+    assert "manifest.json is damaged (JSONDecodeError" in out.err and "every notebook counts as not run" in out.err
+    assert str(checkout) not in out.err  # no machine path
+    assert all(" missing " in line for line in out.out.splitlines())
+    manifest.unlink()  # no manifest yet is not damage: no warning
+    assert cli.main(["regenerate", "--status"]) == 0
+    assert "damaged" not in capsys.readouterr().err
