@@ -375,8 +375,7 @@ def _check_scalar(name: str, value: Any, kind: str, spec: Param) -> Any:
         allowed = spec.allowed()
         if allowed is not None:
             if not isinstance(value, str) or value not in allowed:
-                raise GanSurveyError(f"parameter {name}: unknown value {value!r}; allowed: "
-                                     f"{', '.join(map(repr, allowed))}")
+                raise _unknown_value(name, value, allowed)
             return value
         if not isinstance(value, str):
             raise GanSurveyError(f"parameter {name} must be a string, got {value!r} ({type(value).__name__})")
@@ -392,8 +391,16 @@ def _check_scalar(name: str, value: Any, kind: str, spec: Param) -> Any:
                          above=spec.above, integer=kind == "int")
     allowed = spec.allowed()
     if allowed is not None and value not in allowed:
-        raise GanSurveyError(f"parameter {name}: unknown value {value!r}; allowed: {', '.join(map(repr, allowed))}")
+        raise _unknown_value(name, value, allowed)
     return value
+
+
+def _unknown_value(name: str, value: Any, allowed: tuple) -> GanSurveyError:
+    """The refusal of a value outside ``allowed``, with the closest allowed value for a mistyped string."""
+    close = difflib.get_close_matches(value, [a for a in allowed if isinstance(a, str)], n=1) \
+        if isinstance(value, str) else []
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return GanSurveyError(f"parameter {name}: unknown value {value!r}{hint}; allowed: {', '.join(map(repr, allowed))}")
 
 
 def _check_list(name: str, value: Any, spec: Param) -> list:

@@ -82,7 +82,9 @@ def test_bad_values_are_refused_naming_value_and_allowed(name, value, pattern):
     ("bits", [8, 5], r"bits: unknown value 5; allowed: 8, 6, 4, 3, 2, 1"),
     ("fidelity_bits", "[8, 7]", r"fidelity_bits: unknown value 7"),
     ("mixed_choices", [2, 33], r"mixed_choices: unknown value 33; allowed: .*32"),
-    ("granularities", ["per-row"], r"granularities: unknown value 'per-row'; allowed: 'per-tensor'"),
+    ("granularities", ["per-row"], r"granularities: unknown value 'per-row'( \(did you mean '[a-z-]+'\?\))?; "
+                                   r"allowed: 'per-tensor'"),
+    ("granularities", ["per-chanel"], r"unknown value 'per-chanel' \(did you mean 'per-channel'\?\); allowed"),
     ("rounding", "stochastic", r"rounding.*'stochastic'.*'nearest', 'mse', 'gptq'"),
     ("engine", "x86", r"engine.*'x86'.*'fbgemm', 'qnnpack'"),
     ("group_size", 0, r"group_size.*>= 1, got 0"),
