@@ -256,7 +256,8 @@ def _is_higher(value: Any) -> bool:
 
 def reduction_table(records: pd.DataFrame, baseline: str = "teacher", device: str = "auto") -> pd.DataFrame:
     """Per record: reduction factors against the benchmark's ``baseline`` technique (baseline / compressed, so
-    2.0 means halved), the measured latency speed-up ``speedup_x``, the latency regime, and the quality change.
+    2.0 means halved), the engine that timed it, the measured latency speed-up ``speedup_x`` (empty where either
+    timing was taken under load, ``timed_under_load``), the latency regime, and the quality change.
 
     Theoretical factors and measured speed-ups sit side by side because compressed-but-not-faster is the most
     common outcome; the regime (launch-, memory- or compute-bound) says why.
@@ -283,7 +284,10 @@ def reduction_table(records: pd.DataFrame, baseline: str = "teacher", device: st
             for column, name in RATIO_COLUMNS.items():
                 row[name] = base[column] / r[column] if r[column] else float("nan")
             row["latency_ms"] = r["latency_ms"]
-            row["speedup_x"] = base["latency_ms"] / r["latency_ms"]
+            row["engine"] = r.get("engine")
+            # a timing taken beside other work (a parallel regeneration) is no speed evidence: no ratio from it
+            loaded = was_timed_under_load(r) or was_timed_under_load(base)
+            row["speedup_x"] = float("nan") if loaded else base["latency_ms"] / r["latency_ms"]
             bytes_moved = (r["weight_traffic_bytes"] or 0) + (r["activation_traffic_bytes"] or 0)
             row["regime"] = classify_regime(int(r["macs"]), int(bytes_moved), r["latency_ms"] / 1e3, device)
             row["quality"] = r["primary_value"]
@@ -291,6 +295,12 @@ def reduction_table(records: pd.DataFrame, baseline: str = "teacher", device: st
             row["quality_change"] = sign * (r["primary_value"] - base["primary_value"])
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def was_timed_under_load(record: Any) -> bool:
+    """Whether a record's latency was timed under load (``timed_under_load``; missing or empty: no)."""
+    value = record.get("timed_under_load")
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true") or value == 1
 
 
 def settings_of(value: Any) -> dict[str, Any]:

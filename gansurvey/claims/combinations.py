@@ -43,7 +43,7 @@ from gansurvey.claims.selection import (
 )
 from gansurvey.claims.verdict import Check, Verdict, combine
 from gansurvey.compress import FAMILIES
-from gansurvey.records import settings_of
+from gansurvey.records import settings_of, was_timed_under_load
 
 #: Settings that tell the stages of one pipeline apart (the same pipeline measured after each stage).
 STAGE_KEYS = ("stage", "coder")
@@ -240,6 +240,10 @@ def bytes_pay_where_memory_bound(records: pd.DataFrame, baseline: str = "teacher
     """
     check_number("min_bytes_x", min_bytes_x, minimum=1)
     table, verdicts, decided, notes = [], {}, [], [records_note(records)]
+    loaded = records.apply(was_timed_under_load, axis=1) if len(records) else pd.Series(dtype=bool)
+    if loaded.any():  # timed beside other work (a parallel regeneration): no speed evidence
+        notes.append(f"{int(loaded.sum())} record(s) timed under load left out")
+        records = records[~loaded]
     engines = records["engine"] if "engine" in records.columns else pd.Series(None, index=records.index)
     for bench, group in records.groupby("benchmark", sort=False):
         base_rows = group[group["technique"] == baseline]

@@ -56,3 +56,12 @@ def test_not_testable_here_says_the_regime_at_each_batch():
     other = roof.assign(benchmark="elsewhere")  # no rows for this benchmark: the records' intensity instead
     assert "arithmetic intensity" in bytes_pay_where_memory_bound(frame, roofline=other).summary
     assert "unknown here" in regime_note("b", frame.drop(columns="weight_traffic_bytes"))
+
+
+def test_latencies_timed_under_load_are_no_evidence():
+    frame = _frame([("w8 fbgemm", "fbgemm-int8-fused", 1.0)])
+    frame["timed_under_load"] = frame["technique"] != "teacher"  # the arms ran beside other notebooks
+    check = bytes_pay_where_memory_bound(frame)
+    assert check.verdict == Verdict.NOT_TESTABLE and "3 record(s) timed under load left out" in check.summary
+    frame["timed_under_load"] = False
+    assert bytes_pay_where_memory_bound(frame).verdict == Verdict.SUPPORTED

@@ -1,4 +1,5 @@
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -230,7 +231,12 @@ def test_reduction_table_ratios_and_quality_direction():
     assert table.loc["small", "regime"] in ("launch-bound", "memory-bound", "compute-bound")
     with pytest.raises(GanSurveyError, match="'dense'"):
         reduction_table(frame, baseline="dense")
-    assert isinstance(table, pd.DataFrame)
+    assert isinstance(table, pd.DataFrame) and "engine" in table
+    # a latency timed beside other work (a parallel regeneration) gives no speed-up
+    loaded = _row("small", 250, 5_000, 1.0, 12.0)
+    loaded.timed_under_load = True
+    table = reduction_table(records_frame([_row("teacher", 1000, 10_000, 2.0, 10.0), loaded])).set_index("technique")
+    assert math.isnan(table.loc["small", "speedup_x"]) and table.loc["small", "macs_x"] == pytest.approx(2.0)
 
 
 def _seeded(technique, family, seed, value, settings=None, benchmark="b"):
