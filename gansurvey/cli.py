@@ -246,10 +246,14 @@ def _run(args: argparse.Namespace) -> int:
         elif args.command == "tables":
             import warnings
 
+            from gansurvey.checks import check_writable
             from gansurvey.records import MissingRecordsWarning, ResultsStore
             from gansurvey.runner import foreign_records
             from gansurvey.survey import write_tables
+            from gansurvey.survey.output import TABLES_HINT
 
+            # an unwritable tables folder is refused first, before warnings about records it could never show
+            check_writable("tables folder", results_dir(args.profile) / "tables", TABLES_HINT)
             for line in foreign_records(results_dir(args.profile)):
                 print(f"warning: {line}; `python -m gansurvey regenerate --profile {args.profile}` restores it",
                       file=sys.stderr)

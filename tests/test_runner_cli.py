@@ -358,3 +358,12 @@ def test_regenerated_notebooks_hold_no_progress_bars(tmp_path, monkeypatch):
     texts = [o.get("text", "") for c in executed.cells for o in c.get("outputs", [])]
     assert "inside: 0\n" in texts and not any("%|" in t for t in texts)  # no bar in the committed outputs
     assert os.environ["GANSURVEY_PROGRESS"] == "1"  # the caller's setting is back
+
+
+def test_tables_refuses_an_unwritable_folder_before_any_warning(tmp_path, monkeypatch, capsys):  # #21 re-count
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("GANSURVEY_RESULTS", str(blocker / "results"))
+    assert cli.main(["tables"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "tables folder" in err and "warning" not in err
