@@ -3,6 +3,9 @@ modules build, and the quick profile with test-sized settings."""
 
 import dataclasses
 import os
+import signal
+import subprocess
+import time
 from collections.abc import Callable
 
 import pytest
@@ -33,6 +36,27 @@ def tiny_generator(kind: str, seed: int = 0) -> nn.Module:
     """A fresh :data:`TINY` generator of ``kind``, initialised under ``seed``, in eval mode."""
     torch.manual_seed(seed)
     return TINY[kind]().eval()
+
+
+def kill_after_checkpoint(command: list[str], checkpoint_written: Callable[[], bool], cwd=None, env=None) -> str:
+    """Run ``command`` (a training child process), SIGKILL it a few steps after ``checkpoint_written()`` turns true
+    (poll a checkpoint's sidecar: it is written last, so the checkpoint is whole), and return its output; fails the
+    test when no checkpoint appears within 120 s or the child finished before the kill."""
+    child = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not checkpoint_written() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert checkpoint_written(), child.communicate()[0] if child.poll() is not None else "no checkpoint in 120 s"
+        time.sleep(0.3)  # a few steps past the checkpoint: their work is lost with the process
+        child.send_signal(signal.SIGKILL)
+        output = child.communicate(timeout=30)[0]
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL, output  # killed, not finished
+    return output
 
 
 @pytest.fixture

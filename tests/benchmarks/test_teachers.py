@@ -4,10 +4,7 @@ nothing trains a teacher unless asked to."""
 import json
 import re
 import shutil
-import signal
-import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
@@ -21,6 +18,7 @@ from gansurvey.checks import GanSurveyError
 from gansurvey.cli import main
 from gansurvey.config import project_root
 from gansurvey.metrics.curves import curve_plateau
+from tests.conftest import kill_after_checkpoint
 
 SHIPPED = (CLASSIFIER_NAME, *gs.BENCHMARKS)
 
@@ -179,22 +177,8 @@ def test_a_killed_teacher_retrain_resumes_to_the_weights_of_an_uninterrupted_one
     monkeypatch.setenv("GANSURVEY_ARTIFACTS", str(tmp_path / "killed"))
     checkpoint, trained = zoo.retrain_files(bench.teacher_recipe())
     assert checkpoint.is_relative_to(tmp_path / "killed" / "retrain") and checkpoint.name.startswith("gaussians-mlp-")
-    child = subprocess.Popen([sys.executable, "-c", RETRAIN_CHILD, str(steps)], cwd=project_root(),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        sidecar = checkpoint.with_name(checkpoint.name + ".json")  # written last: the checkpoint is whole
-        while not sidecar.exists() and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert sidecar.exists(), child.communicate()[0] if child.poll() is not None else "no checkpoint in 120 s"
-        time.sleep(0.3)  # a few steps past the checkpoint: their work is lost with the process
-        child.send_signal(signal.SIGKILL)
-        output = child.communicate(timeout=30)[0]
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode == -signal.SIGKILL, output  # killed, not finished
+    sidecar = checkpoint.with_name(checkpoint.name + ".json")  # written last: the checkpoint is whole
+    kill_after_checkpoint([sys.executable, "-c", RETRAIN_CHILD, str(steps)], sidecar.exists, cwd=project_root())
     assert checkpoint.exists() and not trained.exists()
 
     lines = []

@@ -4,10 +4,7 @@ fine-tuning bar follows GANSURVEY_PROGRESS."""
 
 import logging
 import os
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -18,6 +15,7 @@ from gansurvey.compress import distillation
 from gansurvey.config import project_root
 from gansurvey.experiments import common
 from gansurvey.train import gan
+from tests.conftest import kill_after_checkpoint
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -82,23 +80,9 @@ def test_a_killed_finetune_resumes_to_the_weights_of_an_uninterrupted_one(toy, t
 
     monkeypatch.setenv("GANSURVEY_ARTIFACTS", str(tmp_path / "killed"))
     folder = tmp_path / "killed" / "checkpoints"
-    child = subprocess.Popen([sys.executable, "-c", FINETUNE_CHILD, str(steps), str(torch.get_num_threads())],
-                             cwd=project_root(), env=dict(os.environ), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not list(folder.glob("finetune-*.pt.json")) and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # the sidecar is written last: once it exists the checkpoint is whole
-        assert list(folder.glob("finetune-*.pt.json")), \
-            child.communicate()[0] if child.poll() is not None else "no checkpoint in 120 s"
-        time.sleep(0.3)  # a few steps past the checkpoint: their work is lost with the process
-        child.send_signal(signal.SIGKILL)
-        output = child.communicate(timeout=30)[0]
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode == -signal.SIGKILL, output  # killed, not finished
+    kill_after_checkpoint([sys.executable, "-c", FINETUNE_CHILD, str(steps), str(torch.get_num_threads())],
+                          lambda: bool(list(folder.glob("finetune-*.pt.json"))), cwd=project_root(),
+                          env=dict(os.environ))
 
     with caplog.at_level(logging.INFO, logger="gansurvey.train.gan"):
         resumed = common.finetune(teacher, bench, steps, disc, **run)
