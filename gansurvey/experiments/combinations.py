@@ -20,7 +20,7 @@ from gansurvey.checks import GanSurveyError, check_choice, check_number
 from gansurvey.compress import CompressConfig, masks, to_sparse_storage
 from gansurvey.compress.pipeline import Distill, Finetune, Stage, check_pipeline, describe, run_pipeline
 from gansurvey.config import ProfileSettings
-from gansurvey.experiments.common import budget_steps, finetune
+from gansurvey.experiments.common import budget_steps, finetune, sweep_seeds
 from gansurvey.experiments.distillation import distilled_student
 from gansurvey.experiments.executor import Task, run_tasks
 from gansurvey.measuring import measure
@@ -74,9 +74,7 @@ def measure_pipelines(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mo
     ``executor`` (:func:`~gansurvey.experiments.executor.run_tasks`; ``address``: a Ray cluster to join)."""
     for stages in pipelines.values():
         check_pipeline(stages, teacher)
-    seeds = [seed] if seeds is None else list(seeds)
-    if not seeds:
-        raise GanSurveyError("measure_pipelines needs at least one seed, got an empty list")
+    seeds = sweep_seeds("measure_pipelines", seed, seeds)
     tasks = [Task(label, run_seed, _pipeline_run, dict(
         bench=bench, teacher=teacher, discriminator=discriminator, label=label, stages=list(stages), profile=profile,
         seed=run_seed, device=device, measure_kwargs=measure_kwargs))

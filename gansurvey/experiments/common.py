@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from collections.abc import Sequence
 from functools import partial
 
 import pandas as pd
@@ -182,6 +183,14 @@ def total_steps(profile: ProfileSettings, benchmark: str | Benchmark, finetune_s
     total = bench.teacher_steps(profile.name) + budget_steps(profile, "finetune", finetune_steps)
     cap = profile.total_steps_cap if purpose == "equal-total" else profile.dense_steps_cap
     return total if cap is None else min(total, cap)
+
+
+def sweep_seeds(what: str, seed: int = 0, seeds: Sequence[int] | None = None) -> list[int]:
+    """The seeds a sweep runs: ``seeds`` when given (at least one), else ``seed`` alone."""
+    chosen = [seed] if seeds is None else list(seeds)
+    if not chosen:
+        raise GanSurveyError(f"{what} needs at least one seed, got an empty list")
+    return chosen
 
 
 def run_seeds(profile: ProfileSettings, seed: int = 0, seeds: list[int] | None = None) -> list[int]:

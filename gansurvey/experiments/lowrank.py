@@ -24,7 +24,7 @@ from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.compress import LowRankConfig, factorization_plan, factorize, factorized_layers
 from gansurvey.compress.lowrank import LOWRANK_METHODS, factorizable_layers
 from gansurvey.config import ProfileSettings
-from gansurvey.experiments.common import SAMPLE_GRID, finetune, match_channel_ratio
+from gansurvey.experiments.common import SAMPLE_GRID, finetune, match_channel_ratio, sweep_seeds
 from gansurvey.experiments.executor import Task, gathered, run_tasks
 from gansurvey.measuring import measure
 from gansurvey.metrics.cost import count_macs, count_params
@@ -190,9 +190,7 @@ def lowrank_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
                                          notebook="03_low_rank", profile=quick)
     """
     check_number("steps", steps, minimum=0, integer=True)
-    seeds = [seed] if seeds is None else list(seeds)
-    if not seeds:
-        raise GanSurveyError("lowrank_sweep needs at least one seed, got an empty list")
+    seeds = sweep_seeds("lowrank_sweep", seed, seeds)
     tasks = []
     for label, config in applicable_configs(bench, teacher, configs, echo=echo).items():
         raw = factorize(teacher, config)

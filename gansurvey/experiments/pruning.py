@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from gansurvey.benchmarks.base import Benchmark
-from gansurvey.checks import GanSurveyError
 from gansurvey.compress import (
     MagnitudePruneConfig,
     PruneConfig,
@@ -20,7 +19,7 @@ from gansurvey.compress import (
     random_reinit,
     to_sparse_storage,
 )
-from gansurvey.experiments.common import SAMPLE_GRID, finetune, pruned_and_finetuned
+from gansurvey.experiments.common import SAMPLE_GRID, finetune, pruned_and_finetuned, sweep_seeds
 from gansurvey.experiments.executor import Task, gathered, run_tasks
 from gansurvey.measuring import measure
 from gansurvey.records import Measurement
@@ -39,9 +38,7 @@ def pruning_sweep(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module
     fine-tuning seed is one task of ``executor`` (:func:`~gansurvey.experiments.executor.run_tasks`; ``address``:
     a Ray cluster to join).
     """
-    seeds = [seed] if seeds is None else list(seeds)
-    if not seeds:
-        raise GanSurveyError("pruning_sweep needs at least one seed, got an empty list")
+    seeds = sweep_seeds("pruning_sweep", seed, seeds)
     common = dict(bench=bench, teacher=teacher, device=device, measure_kwargs=measure_kwargs)
     tasks = []
     for label, config in configs.items():
