@@ -36,8 +36,9 @@ def _parser() -> argparse.ArgumentParser:
                                                 "default: each notebook's own)")
     regen.add_argument("--executor", choices=EXECUTORS, default="serial",
                        help="serial: the notebooks one after another, each arm after the other (default); ray: each "
-                            "notebook's arms and seeds as Ray tasks, and notebooks 00-05 at once (06 after them, 07 "
-                            "last); their records are marked timed_under_load")
+                            "notebook's arms and seeds as Ray tasks, and notebooks 00-05 side by side, one per 4 "
+                            "CPUs of the cluster (06 after them, 07 last); records of notebooks run side by side are "
+                            "marked timed_under_load")
     regen.add_argument("--address", metavar="HOST:PORT",
                        help="with --executor ray: the Ray cluster to join ('auto': the one `ray start` began on this "
                             "node; default: RAY_ADDRESS, else a local Ray on this machine's cores)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import platform
 import signal
@@ -288,8 +289,10 @@ def regenerate(profile: str = "quick", only: list[str] | None = None, force: boo
 
     ``executor="ray"`` injects ``executor = "ray"`` where a notebook declares it, so each notebook's arms and seeds
     run as tasks on one Ray cluster (``address``, else ``RAY_ADDRESS``, else a local Ray started here and stopped
-    at the end), and runs the notebooks that read no other notebook's records (00-05) at once, each in a process of
-    its own; their timings then run beside other work, so their records are marked ``timed_under_load``. The
+    at the end), and runs the notebooks that read no other notebook's records (00-05) side by side, each in a
+    process of its own, as many at a time as :func:`notebooks_at_once` allows for the cluster's CPUs; their timings
+    then run beside other work, so their records are marked ``timed_under_load`` (one at a time, on a small
+    machine, they run here, unmarked). The
     notebooks that read others' records (:data:`~gansurvey.dependencies.RECORDS_READ`: 06, then 07) run after
     them, one at a time. A notebook that fails there lets the others finish, then the first failure is raised.
     The executor decides where the work runs, not what it gives, so it is no parameter of the staleness judgement.
@@ -308,9 +311,21 @@ def regenerate(profile: str = "quick", only: list[str] | None = None, force: boo
     if executor == "serial":
         return [run.here(pm, name) for name in plan.names]
     together = [name for name in plan.names if name not in RECORDS_READ]
-    with _ray_cluster(plan, address):
-        runs = run.together(pm, together)
+    with _ray_cluster(plan, address) as cpus:
+        runs = run.together(pm, together, notebooks_at_once(cpus))
         return runs + [run.here(pm, name) for name in plan.names if name not in together]
+
+
+#: CPUs one notebook keeps busy when notebooks run side by side under ``--executor ray``: its kernel (quality,
+#: latency, the serial parts) and the Ray tasks of its sweeps. Six notebooks at once on two cores left each a third
+#: of a core and none finished in 12 minutes (#23), so a small machine runs them one at a time.
+CPUS_PER_NOTEBOOK = 4
+
+
+def notebooks_at_once(cpus: float) -> int:
+    """How many notebooks :func:`regenerate` runs side by side on a Ray cluster of ``cpus`` CPUs: one per
+    :data:`CPUS_PER_NOTEBOOK`, at least one."""
+    return max(1, int(cpus // CPUS_PER_NOTEBOOK))
 
 
 class _Regeneration:
@@ -392,56 +407,72 @@ class _Regeneration:
             raise self.failed(name, injected, exc.ename, exc.evalue, exc.exec_count) from exc
         return self.done(name, injected, depends_on, time.perf_counter() - started)
 
-    def together(self, pm: Any, names: list[str]) -> list[NotebookRun]:
-        """Run ``names`` at once, each in a process of its own, their timings marked as taken under load; one
-        notebook to run runs here, alone. Returns their runs in plan order once all have ended."""
+    def together(self, pm: Any, names: list[str], at_once: int) -> list[NotebookRun]:
+        """Run ``names`` side by side, at most ``at_once`` at a time, each in a process of its own, their timings
+        marked as taken under load (the next starts when one ends); with one to run, or one at a time, they run
+        here, one after another, unmarked. Returns their runs in plan order once all have ended."""
         judged = {name: self.judge(name) for name in names}
         running = [name for name in names if judged[name][0]]
-        if len(running) < 2:
+        if len(running) < 2 or at_once < 2:
             return [self.here(pm, name) if judged[name][0] else
                     NotebookRun(name, "skipped", 0.0, self.out / "notebooks" / f"{name}.ipynb") for name in names]
+        self.say(f"  {len(running)} notebooks, at most {at_once} at a time")
         runs = {name: NotebookRun(name, "skipped", 0.0, self.out / "notebooks" / f"{name}.ipynb")
                 for name in names if not judged[name][0]}
         env = {**os.environ, UNDER_LOAD_ENV: "1", PROGRESS_ENV: "0"}
         failures: dict[str, NotebookFailed] = {}
         children: dict[str, tuple[subprocess.Popen, Path, float]] = {}
+        waiting = list(running)
         with tempfile.TemporaryDirectory(prefix="gansurvey-regenerate-") as work:
             try:
-                for name in running:
-                    job = Path(work) / f"{name}.json"
-                    job.write_text(json.dumps({
-                        "source": str(self.source(name)), "target": str(self.out / "notebooks" / f"{name}.ipynb"),
-                        "params": self.parameters(name, judged[name][1]), "cwd": str(self.plan.folder),
-                        "kernel_name": self.kernel_name, "name": name, "outcome": str(job.with_suffix(".out"))}))
-                    child = subprocess.Popen([sys.executable, "-c", "from gansurvey.runner import _execute_apart; "
-                                              "_execute_apart()", str(job)], env=env)
-                    children[name] = (child, job.with_suffix(".out"), time.perf_counter())
-                while children:
-                    time.sleep(0.2)
-                    for name, (child, outcome_path, started) in list(children.items()):
-                        if child.poll() is None:
-                            continue
-                        del children[name]
-                        outcome = json.loads(outcome_path.read_text()) if outcome_path.exists() else \
-                            ["failed", "ProcessEnded", f"its process ended with status {child.returncode}", None]
-                        _, injected, depends_on = judged[name]
-                        if outcome[0] == "ok":
-                            runs[name] = self.done(name, injected, depends_on, time.perf_counter() - started)
-                        else:
-                            failures[name] = self.failed(name, injected, *outcome[1:])
-                            self.say(f"{self.head(name)}: failed: {failures[name]}")
+                while waiting or children:
+                    while waiting and len(children) < at_once:
+                        name = waiting.pop(0)
+                        children[name] = self._start(name, judged[name][1], Path(work), env)
+                    self._reap(children, judged, runs, failures)
             except BaseException:  # an interrupt: each child stops its notebook and removes its temporary copy
                 for child, _, _ in children.values():
                     child.terminate()
+                deadline = time.monotonic() + 30
                 for child, _, _ in children.values():
                     try:
-                        child.wait(timeout=60)
+                        child.wait(timeout=max(0.1, deadline - time.monotonic()))
                     except subprocess.TimeoutExpired:
                         child.kill()
                 raise
         if failures:
             raise failures[next(name for name in names if name in failures)]
         return [runs[name] for name in names]
+
+    def _start(self, name: str, injected: dict[str, Any], work: Path,
+               env: dict[str, str]) -> tuple[subprocess.Popen, Path, float]:
+        """Start ``name`` in a child process (:func:`_execute_apart`); its job file and outcome go to ``work``."""
+        job = work / f"{name}.json"
+        job.write_text(json.dumps({
+            "source": str(self.source(name)), "target": str(self.out / "notebooks" / f"{name}.ipynb"),
+            "params": self.parameters(name, injected), "cwd": str(self.plan.folder),
+            "kernel_name": self.kernel_name, "name": name, "outcome": str(job.with_suffix(".out"))}))
+        child = subprocess.Popen([sys.executable, "-c", "from gansurvey.runner import _execute_apart; "
+                                  "_execute_apart()", str(job)], env=env)
+        return child, job.with_suffix(".out"), time.perf_counter()
+
+    def _reap(self, children: dict[str, tuple[subprocess.Popen, Path, float]],
+              judged: dict[str, tuple[bool, dict[str, Any], dict[str, str | None]]],
+              runs: dict[str, NotebookRun], failures: dict[str, NotebookFailed]) -> None:
+        """Wait a moment, then enter every child that has ended (its run, or its failure) and forget it."""
+        time.sleep(0.2)
+        for name, (child, outcome_path, started) in list(children.items()):
+            if child.poll() is None:
+                continue
+            del children[name]
+            outcome = json.loads(outcome_path.read_text()) if outcome_path.exists() else \
+                ["failed", "ProcessEnded", f"its process ended with status {child.returncode}", None]
+            _, injected, depends_on = judged[name]
+            if outcome[0] == "ok":
+                runs[name] = self.done(name, injected, depends_on, time.perf_counter() - started)
+            else:
+                failures[name] = self.failed(name, injected, *outcome[1:])
+                self.say(f"{self.head(name)}: failed: {failures[name]}")
 
 
 def _execute_apart() -> None:
@@ -451,9 +482,15 @@ def _execute_apart() -> None:
     job = json.loads(Path(sys.argv[1]).read_text())
 
     def interrupt(signum, frame) -> None:
-        raise KeyboardInterrupt("terminated (SIGTERM)")
+        # this process only runs the notebook being stopped: what its clean-up logs as the kernel is killed
+        # ("Kernel died while waiting for execute reply", asyncio's unretrieved DeadKernelError) is noise; the
+        # parent says in one line what stopped
+        logging.disable(logging.CRITICAL)
+        raise KeyboardInterrupt(f"stopped ({signal.Signals(signum).name})")
 
     signal.signal(signal.SIGTERM, interrupt)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # Ctrl-C in a terminal reaches the whole group
+        signal.signal(signal.SIGINT, interrupt)
     import papermill as pm
 
     try:
@@ -470,12 +507,12 @@ def _execute_apart() -> None:
 
 
 @contextmanager
-def _ray_cluster(plan: _Plan, address: str | None) -> Iterator[None]:
+def _ray_cluster(plan: _Plan, address: str | None) -> Iterator[float]:
     """The Ray cluster the notebooks' kernels join (through ``RAY_ADDRESS``): ``address``, ``RAY_ADDRESS``, or a
-    local Ray started here for the regeneration and stopped after it. Nothing starts when no notebook of the plan
-    declares an executor."""
+    local Ray started here for the regeneration and stopped after it; yields its CPUs. Nothing starts when no
+    notebook of the plan declares an executor (the CPUs are then this machine's)."""
     if not any("executor" in notebook_parameter_names(plan.folder / f"{name}.ipynb") for name in plan.names):
-        yield
+        yield float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
         return
     from gansurvey.experiments.executor import connect, ray_module
 
@@ -484,7 +521,7 @@ def _ray_cluster(plan: _Plan, address: str | None) -> Iterator[None]:
     before = os.environ.get("RAY_ADDRESS")
     os.environ["RAY_ADDRESS"] = connect(address)
     try:
-        yield
+        yield float(ray.cluster_resources().get("CPU", 1))
     finally:
         if before is None:
             os.environ.pop("RAY_ADDRESS", None)
@@ -536,6 +573,11 @@ def _execute(pm, source: Path, target: Path, params: dict, cwd: Path, kernel_nam
                             # made it print a ZMQ traceback (#21)
                             shutdown_kernel="immediate")
         tmp.replace(target)
+    except KeyboardInterrupt:
+        # the kernel is killed mid-cell: nbclient's pending task then fails with DeadKernelError, which asyncio
+        # prints as "Task exception was never retrieved" at exit, a traceback for an ordinary Ctrl-C (#23)
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
         if before is None:

@@ -282,32 +282,43 @@ from pathlib import Path
 signal.signal(signal.SIGINT, signal.default_int_handler)
 from gansurvey import cli, runner
 runner.notebooks_dir = lambda: Path(sys.argv[1])
-raise SystemExit(cli.main(["regenerate", "--profile", "quick"]))
+runner.notebooks_at_once = lambda cpus: 2  # --executor ray: both notebooks side by side, as on a cluster
+raise SystemExit(cli.main(["regenerate", "--profile", "quick", "--executor", sys.argv[2]]))
 """
 
 
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
-def test_an_interrupted_regeneration_ends_in_one_line_and_leaves_no_temporary(tmp_path, sig):
+@pytest.mark.parametrize("sig,executor", [("SIGTERM", "serial"), ("SIGINT", "serial"), ("SIGTERM", "ray"),
+                                          ("SIGINT", "ray")])
+def test_an_interrupted_regeneration_ends_in_one_line_and_leaves_no_temporary(tmp_path, sig, executor):
+    """Serial: the notebook runs in this process; ray: two notebooks run side by side in child processes, which
+    stop too (#23: asyncio printed a DeadKernelError traceback for each)."""
     import os
     import signal
     import time
 
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    started = tmp_path / "started"
-    _notebook(folder / "00_slow.ipynb", f"import pathlib, time\npathlib.Path({str(started)!r}).write_text('')\n"
-                                        "time.sleep(60)")
+    names = ["00_slow"] if executor == "serial" else ["00_slow", "01_slow"]
+    for name in names:
+        started = tmp_path / f"started-{name}"
+        _notebook(folder / f"{name}.ipynb", f"import pathlib, time\npathlib.Path({str(started)!r}).write_text('')\n"
+                                            "time.sleep(60)")
     env = {**os.environ, "GANSURVEY_RESULTS": str(tmp_path / "results"),
            "GANSURVEY_ARTIFACTS": str(tmp_path / "artifacts")}
-    proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_RUN, str(folder)], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # a session of its own: SIGINT goes to the whole group, kernels and child processes too, as Ctrl-C does
+    proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_RUN, str(folder), executor], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 120
-    while not started.exists() and time.monotonic() < deadline and proc.poll() is None:
+    started = [tmp_path / f"started-{name}" for name in names]
+    while not all(path.exists() for path in started) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    assert started.exists(), proc.communicate()
+    assert all(path.exists() for path in started), proc.communicate()
     time.sleep(0.5)
-    proc.send_signal(getattr(signal, sig))
-    out, err = proc.communicate(timeout=60)
+    if sig == "SIGINT":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=45)
     assert proc.returncode == 130, err
     lines = [line for line in err.splitlines() if line.strip() and "cells" not in line]
     assert len(lines) == 1 and "Traceback" not in err, err

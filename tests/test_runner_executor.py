@@ -1,5 +1,6 @@
 """``regenerate --executor ray`` (#23): the notebooks that read no other notebook's records run at once, each in a
-process of its own and marked as timed under load; 06 starts after them and 07 last, alone; ``executor`` is
+process of its own and marked as timed under load, as many at a time as the cluster's CPUs allow (one at a time,
+unmarked, on a small machine); 06 starts after them and 07 last, alone; ``executor`` is
 injected where declared but is no parameter of the staleness judgement; a failing notebook lets the others finish.
 Tiny notebooks with the real names (the dependencies are read by name) log when they ran; no Ray starts for them."""
 
@@ -43,7 +44,8 @@ def collection(tmp_path, monkeypatch, artifacts):
     # others may edit the package meanwhile: each notebook depends on itself only
     monkeypatch.setattr(runner, "dependency_digests",
                         lambda source, profile, records, graph: {f"notebooks/{source.name}": file_digest(source)})
-    monkeypatch.setattr(runner, "_ray_cluster", lambda plan, address: contextlib.nullcontext())
+    # a cluster of 8 CPUs: two notebooks at a time
+    monkeypatch.setattr(runner, "_ray_cluster", lambda plan, address: contextlib.nullcontext(8.0))
     return folder, log
 
 
@@ -93,3 +95,37 @@ def test_cli_takes_the_executor_and_refuses_an_address_without_ray(capsys):
     assert cli.EXECUTORS == EXECUTORS
     assert cli.main(["regenerate", "--address", "auto", "--only", "00_background"]) == 2
     assert "pass executor='ray'" in capsys.readouterr().err
+
+
+def test_at_most_one_notebook_per_four_cpus_at_a_time():
+    assert [runner.notebooks_at_once(cpus) for cpus in (1, 2, 4, 7.5, 8, 16, 64)] == [1, 1, 1, 1, 2, 4, 16]
+
+
+def _overlapping(ran, names):
+    return max(sum(ran[a]["start"] < ran[b]["end"] and ran[b]["start"] < ran[a]["end"] for b in names)
+               for a in names)
+
+
+def test_the_next_notebook_starts_when_one_ends(collection, tmp_path):
+    folder, log = collection
+    names = ("00_background", "01_pruning", "02_distillation")
+    for name in names:
+        _notebook(folder / f"{name}.ipynb")
+    runs = runner.regenerate("quick", folder=folder, out=tmp_path / "out", executor="ray")
+    assert [r.status for r in runs] == ["ran"] * 3
+    ran = _ran(log)
+    assert _overlapping(ran, names) == 2  # itself and one other: never three at once on 8 CPUs
+    assert ran["02_distillation"]["start"] >= min(ran["00_background"]["end"], ran["01_pruning"]["end"])
+
+
+def test_a_small_machine_runs_them_one_at_a_time_unmarked(collection, tmp_path, monkeypatch):
+    folder, log = collection
+    monkeypatch.setattr(runner, "_ray_cluster", lambda plan, address: contextlib.nullcontext(2.0))
+    names = ("01_pruning", "02_distillation")
+    for name in names:
+        _notebook(folder / f"{name}.ipynb", executor=True)
+    runner.regenerate("quick", folder=folder, out=tmp_path / "out", executor="ray")
+    ran = _ran(log)
+    assert ran["02_distillation"]["start"] >= ran["01_pruning"]["end"]
+    assert [ran[name]["under_load"] for name in names] == [None, None]
+    assert [ran[name]["executor"] for name in names] == ["ray", "ray"]  # their arms still run on Ray
