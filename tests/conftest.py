@@ -18,8 +18,9 @@ from gansurvey.models import generators
 #: The two profiles' settings, as the notebooks resolve them once and pass them down.
 QUICK, FULL = profile_settings("quick"), profile_settings("full")
 
-# Tests are small: one intra-op thread keeps them reproducible and leaves the other core to the test runner.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Tests are small: at most two intra-op threads, and OMP_NUM_THREADS where it is set (make test runs one test file
+# per core, each with one thread, so the workers do not oversubscribe the cores).
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, min(2, os.cpu_count() or 1)))
 
 #: Small members of each architecture: fast, but with every layer kind (ConvTranspose2d, BatchNorm, residual
 #: sums of two blocks). The ResNet's channels are c1, c2, c3 = 4, 8, 16; the DCGAN's 32, 16, 8, then 1.
