@@ -54,9 +54,10 @@ TOPICS: dict[str, str] = {
     "05_encoding": "k-means weight sharing, Huffman and ANS entropy coding into real bitstreams, Deep Compression's "
                    "three stages on GAN generators, k-means against uniform codebooks at equal bits, trained against "
                    "post-training sharing",
-    "06_combinations": "pipelines across families with training steps between stages, orders that cannot work "
-                       "(refused before any training), the Pareto front, the headline targets, the premise measured "
-                       "on this device's roofline, the literature's generators at real size",
+    "06_combinations": "pipelines across families with training steps between stages, how long a chain takes to "
+                       "recover, orders that cannot work (refused before any training), the Pareto front, the "
+                       "headline targets, the premise measured on this device's roofline, the literature's "
+                       "generators at real size",
     "07_survey_tables": "the comparison tables of the surveyed works, rebuilt from their primary sources "
                         "(`data/literature.csv`, every number with its source; the survey's own tables could not be "
                         "consulted), its findings checked, our measurements beside them",
