@@ -6,6 +6,7 @@ import functools
 import os
 import random
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from gansurvey.checks import display_path as display_path  # re-exported: paths 
 #: equal-total budget, the extended combinations), for a GPU or a cluster
 PROFILES = ("quick", "full", "paper")
 DEVICES = ("auto", "cpu", "cuda")
+
+#: The family notebooks, one per taxonomy family: 06 joins their records, 07 shows them.
+FAMILY_NOTEBOOKS = ("01_pruning", "02_distillation", "03_low_rank", "04_precision", "05_encoding")
 
 #: Bump when a change alters what a cached teacher, classifier or statistic would contain.
 CODE_VERSION = "2"
@@ -38,6 +42,22 @@ def code_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("+changes" if changed else "")
+
+
+def same_code(commit: str, other: str, paths: Sequence[str]) -> bool:
+    """Whether two commits of this checkout (:func:`code_commit` values) hold the same ``paths`` (files or folders,
+    relative to the project; ``git diff --quiet``). False when either is not a clean commit that this repository
+    knows (``+changes``, ``unknown``, a foreign hash) or git cannot answer: a match must be shown, not assumed."""
+    if any("+" in c or c == "unknown" or not c for c in (commit, other)):
+        return False
+    if commit == other:
+        return True
+    try:
+        diff = subprocess.run(["git", "diff", "--quiet", commit, other, "--", *paths], cwd=project_root(),
+                              capture_output=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return diff.returncode == 0  # 1: they differ; 128: a commit git does not know
 
 
 def artifacts_dir() -> Path:

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gansurvey.checks import GanSurveyError, display_path, project_root
+from gansurvey.config import FAMILY_NOTEBOOKS
 from gansurvey.io import sha256_bytes
 
 #: The package whose modules are followed.
@@ -38,9 +39,8 @@ PACKAGE = "gansurvey"
 #: notebook's records (``ResultsStore(profile).load_all()``). A records file that does not exist yet is a
 #: dependency too: when it appears, the reader is stale.
 RECORDS_READ: dict[str, tuple[str, ...]] = {
-    "06_combinations": ("01_pruning", "02_distillation", "03_low_rank", "04_precision", "05_encoding"),
-    "07_survey_tables": ("00_background", "01_pruning", "02_distillation", "03_low_rank", "04_precision",
-                         "05_encoding", "06_combinations"),
+    "06_combinations": FAMILY_NOTEBOOKS,
+    "07_survey_tables": ("00_background", *FAMILY_NOTEBOOKS, "06_combinations"),
 }
 
 #: The function through which modules read ``data/`` (``gansurvey.config.data_dir``).

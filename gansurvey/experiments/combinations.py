@@ -19,7 +19,7 @@ from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_choice, check_number
 from gansurvey.compress import CompressConfig, masks, to_sparse_storage
 from gansurvey.compress.pipeline import Distill, Finetune, Stage, check_pipeline, describe, run_pipeline
-from gansurvey.config import ProfileSettings
+from gansurvey.config import FAMILY_NOTEBOOKS, ProfileSettings, same_code
 from gansurvey.experiments.common import budget_steps, finetune, sweep_seeds
 from gansurvey.experiments.distillation import distilled_student
 from gansurvey.experiments.executor import Task, run_tasks
@@ -404,22 +404,28 @@ def order_experiment(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mod
     return measure_pipelines(bench, teacher, discriminator, runnable, **kwargs), pd.DataFrame(refused)
 
 
+#: What decides the records of 01-05: the package, the data it reads and those notebooks. Records written by a
+#: commit that agrees with the running one on these are the records the running code would write.
+FAMILY_CODE = ("gansurvey", "data", *(f"notebooks/{name}.ipynb" for name in FAMILY_NOTEBOOKS))
+
+
 def stored_family_records(profile: str, benchmarks: Sequence[str],
                           commit: str | None = None) -> tuple[pd.DataFrame, int]:
     """The records a regeneration of the family notebooks (01-05) wrote for ``profile``, trained arms only, and
     how many were left out for their commit; empty when none were written (e.g. before the first
     ``make regenerate``).
 
-    With ``commit`` (the running code's, :func:`gansurvey.config.code_commit`), only records written by that
-    same commit of a clean checkout are kept: verdicts computed over them then describe one version of the code,
-    and a fresh checkout, whose committed records predate its own commit, computes from this notebook's runs
-    alone. A checkout with uncommitted changes (``+changes``) or outside git (``unknown``) keeps none."""
+    With ``commit`` (the running code's, :func:`gansurvey.config.code_commit`), only records written by the same
+    code are kept: by that commit, or by one that holds the same :data:`FAMILY_CODE` (so editing 06 itself, the
+    README or the tests does not orphan them). Verdicts computed over them then describe one version of the code,
+    and a fresh checkout whose committed records came from other code computes from this notebook's runs alone. A
+    checkout with uncommitted changes (``+changes``) or outside git (``unknown``) keeps none."""
     from gansurvey.records import ResultsStore, with_settings
 
     frame = ResultsStore(profile).load_all()
     if frame.empty:
         return frame, 0
-    frame = frame[frame["notebook"].astype(str).str[:2].isin(["01", "02", "03", "04", "05"])
+    frame = frame[frame["notebook"].astype(str).str[:2].isin([name[:2] for name in FAMILY_NOTEBOOKS])
                   & frame["benchmark"].isin(list(benchmarks))]
     if frame.empty:
         return frame, 0
@@ -427,9 +433,9 @@ def stored_family_records(profile: str, benchmarks: Sequence[str],
     frame = frame[frame["stage"] == "trained"].drop(columns=["stage"])
     if commit is None:
         return frame, 0
-    clean = "+" not in commit and commit != "unknown"
-    same = frame["commit"].astype(str).eq(commit) if clean and "commit" in frame.columns else \
-        pd.Series(False, index=frame.index)
+    written_by = frame["commit"].astype(str) if "commit" in frame.columns else pd.Series("", index=frame.index)
+    agrees = {other: same_code(other, commit, FAMILY_CODE) for other in written_by.unique()}
+    same = written_by.map(agrees).astype(bool)
     return frame[same], int((~same).sum())
 
 

@@ -242,8 +242,8 @@ def _combinations(rows: pd.DataFrame, profile: str, settings: ClaimSettings, **_
     # 06 writes its arms and its order experiment together; F3 and F4 read the arms, the headlines both
     orders = rows["technique"].astype(str).isin(list(ex.order_arms()))
     frame = rows[~orders]
-    # 06 joins 01-05's trained records of its own commit (a regeneration runs them first); records of several
-    # commits, or of a checkout with changes, join none there either
+    # 06 joins 01-05's trained records written by its own code (its commit, or one that agrees with it on the
+    # package, data and notebooks 01-05); 06's records of several commits, or of a checkout with changes, join none
     commits = frame["commit"].dropna().astype(str).unique() if "commit" in frame.columns else []
     stored = pd.DataFrame()
     if len(commits) == 1:

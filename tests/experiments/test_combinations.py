@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pandas as pd
 import pytest
@@ -210,6 +211,46 @@ def test_roofline_and_real_size_costs(toy):
                                latency_batches=(1,), latency_of=(), device="cpu")
     assert list(costs["name"]) == ["uncompressed", "channels 50%"]
     assert costs["params_x"].iloc[1] > 1.5 and "latency_ms_b1" in costs and pd.isna(costs["latency_ms_b1"].iloc[1])
+
+
+def _git(root, *args):
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_06_joins_family_records_of_every_commit_with_the_same_code(tmp_path, monkeypatch):
+    """A commit that changes only 06 (or the README) keeps 01-05's records; one that changes the package, the data
+    or a family notebook does not (#22: a full run spread over sessions must not be orphaned by a note)."""
+    from gansurvey import config
+
+    root = tmp_path / "checkout"
+    for path in ("gansurvey/a.py", "data/t.csv", "notebooks/01_pruning.ipynb", "notebooks/06_combinations.ipynb",
+                 "README.md"):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text("1\n")
+    _git(root, "init", "-q")
+    commits = []
+    for path in (None, "notebooks/06_combinations.ipynb", "README.md", "gansurvey/a.py", "notebooks/01_pruning.ipynb",
+                 "data/t.csv"):
+        if path:
+            (root / path).write_text("2\n")
+        _git(root, "add", "-A")
+        _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", path or "first")
+        commits.append(_git(root, "rev-parse", "--short", "HEAD"))
+    first, notebook_06, readme, package, family_notebook, data = commits
+    monkeypatch.setattr(config, "project_root", lambda: root)
+    assert [config.same_code(first, c, ex.FAMILY_CODE) for c in commits] == [True, True, True, False, False, False]
+    assert not config.same_code(package, family_notebook, ex.FAMILY_CODE)
+    assert config.same_code(readme, notebook_06, ex.FAMILY_CODE)
+    for odd in (f"{first}+changes", "unknown", "", "0123456"):  # not a clean commit this repository knows
+        assert not config.same_code(odd, first, ex.FAMILY_CODE)
+
+    monkeypatch.setenv("GANSURVEY_RESULTS", str(tmp_path / "results"))
+    (tmp_path / "results" / "quick").mkdir(parents=True)
+    base = _rows([("a", "pruning", 50, 50, 1.0, 9.0)])
+    base.assign(notebook="01_pruning", commit=first, settings="{}", primary_metric="m").to_csv(
+        tmp_path / "results" / "quick" / "01_pruning.csv", index=False)
+    assert len(ex.stored_family_records("quick", ["b"], commit=readme)[0]) == 1
+    assert ex.stored_family_records("quick", ["b"], commit=package)[0].empty
 
 
 def test_06_joins_only_family_records_of_its_own_commit(tmp_path, monkeypatch):
