@@ -94,7 +94,11 @@ def test_a_quantized_model_is_timed_on_the_fastest_faithful_engine(monkeypatch):
     from gansurvey.config import PROFILE_SETTINGS
 
     bench = gs.get_benchmark("mnist-dcgan")
-    teacher = bench.new_generator(width=0.25).eval()  # the teacher's architecture, small: the test stays fast
+    # the teacher's architecture, small: the test stays fast. Seeded: some random initialisations put the fused
+    # graph's output near the 25 dB bound (37-40 dB for most seeds, 25.7 for seed 2), so the test would depend on
+    # which tests ran before it in the process
+    torch.manual_seed(0)
+    teacher = bench.new_generator(width=0.25).eval()
     model = quantize(teacher, QuantConfig(weight_bits=8))
     cpu, quick = torch.device("cpu"), PROFILE_SETTINGS["quick"]
 
