@@ -512,7 +512,9 @@ def _ray_cluster(plan: _Plan, address: str | None) -> Iterator[float]:
     local Ray started here for the regeneration and stopped after it; yields its CPUs. Nothing starts when no
     notebook of the plan declares an executor (the CPUs are then this machine's)."""
     if not any("executor" in notebook_parameter_names(plan.folder / f"{name}.ipynb") for name in plan.names):
-        yield float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        from gansurvey.experiments.executor import local_cores
+
+        yield float(local_cores())
         return
     from gansurvey.experiments.executor import connect, ray_module
 

@@ -422,6 +422,42 @@ def headline_target(records: pd.DataFrame, benchmark: str, cost: str, target_x: 
     return out
 
 
+#: The columns of :func:`headline_by_family`.
+BY_FAMILY_COLUMNS = ["benchmark", "cost", "family", "deepest_x", "deepest_technique", "deepest_quality",
+                     "reference_quality", "holding_x", "holding_technique", "verdict", "decision"]
+
+
+def headline_by_family(records: pd.DataFrame, benchmark: str, cost: str, target_x: float,
+                       baseline: str = "teacher", selection_seeds: Collection[int] | None = None) -> pd.DataFrame:
+    """Where the quality goes on the way to a headline target: per family (or combination) of ``benchmark``'s
+    compressed arms, the deepest cut of ``cost`` any of its arms reaches (``deepest_x``) and that arm's quality
+    (``deepest_quality``, mean over seeds, beside the reference's), and the largest cut that holds by
+    :func:`headline_target`'s tests run over that family's arms alone (``holding_x``; against the same teacher,
+    control and dense controls), with that search's verdict and evidence. One row per family, in record order."""
+    check_choice("cost", cost, ("stored_bytes", "macs", "latency_ms", "energy_uj"))
+    rows = records[records["benchmark"] == benchmark]
+    base_rows = rows[rows["technique"] == baseline]
+    if base_rows.empty:
+        return pd.DataFrame(columns=BY_FAMILY_COLUMNS)
+    fixed = rows[(rows["technique"] == baseline) | control_family(rows)]
+    control = control_rows(rows)
+    reference_quality = float((control if len(control) else base_rows)["primary_value"].mean())
+    base_cost = float(base_rows[cost].mean())
+    out = []
+    for family, arms in rows.drop(fixed.index).groupby("family", sort=False):
+        cuts = base_cost / arms.groupby("technique", sort=False)[cost].mean()
+        deepest = str(cuts.idxmax())
+        found = headline_target(pd.concat([fixed, arms]), benchmark, cost, target_x, baseline, selection_seeds)
+        out.append({"benchmark": benchmark, "cost": cost, "family": family, "deepest_x": float(cuts.max()),
+                    "deepest_technique": deepest,
+                    "deepest_quality": float(arms.loc[arms["technique"].astype(str) == deepest, "primary_value"]
+                                             .mean()),
+                    "reference_quality": reference_quality, "holding_x": found["best_x"],
+                    "holding_technique": found["best_technique"], "verdict": str(Verdict.of(found["verdict"])),
+                    "decision": found["decision"]})
+    return pd.DataFrame(out, columns=BY_FAMILY_COLUMNS)
+
+
 class _HeadlineSplit:
     """Which numbers a headline's best-of is chosen on and which it is reported on (see :func:`headline_target`):
     the records' validation values, else ``selection_seeds`` against the other seeds, else the reported values

@@ -167,6 +167,11 @@ def ray_module() -> Any:
     return ray
 
 
+def local_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def connect(address: str | None = None) -> str:
     """Start or join Ray once per process and return the cluster's address (what other processes join with):
     ``address`` or ``RAY_ADDRESS`` joins that cluster; otherwise a local Ray starts with one CPU per core of this
@@ -176,8 +181,7 @@ def connect(address: str | None = None) -> str:
         options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         address = address or os.environ.get("RAY_ADDRESS") or None
         if address is None:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-            ray.init(num_cpus=cores, **options)
+            ray.init(num_cpus=local_cores(), **options)
         else:
             ray.init(address=address, **options)
     return ray.get_runtime_context().gcs_address

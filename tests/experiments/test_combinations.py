@@ -11,7 +11,12 @@ import torch
 
 import gansurvey as gs
 from gansurvey.checks import GanSurveyError
-from gansurvey.claims.combinations import bytes_pay_where_memory_bound, combinations_beat_single, headline_target
+from gansurvey.claims.combinations import (
+    bytes_pay_where_memory_bound,
+    combinations_beat_single,
+    headline_by_family,
+    headline_target,
+)
 from gansurvey.claims.verdict import Verdict
 from gansurvey.compress import ChannelPruneConfig, MagnitudePruneConfig, StudentConfig, compress
 from gansurvey.compress.pipeline import Distill, Finetune, check_pipeline, describe, run_pipeline
@@ -172,6 +177,33 @@ def _with_dense(frame, dense):
     out = pd.concat([frame.assign(settings="{}"), *rows], ignore_index=True)
     out.loc[out["family"] == "control", "settings"] = json.dumps({"control": "dense"})
     return out
+
+
+def test_headline_by_family_says_where_each_family_loses_its_quality():
+    rows = _seeded([("teacher", "baseline", 100, 100, 1.0, 10.0), ("a", "pruning", 50, 50, 1.0, 9.0),
+                    ("a2", "pruning", 10, 10, 1.0, 40.0), ("c", "pruning+precision", 10, 50, 1.0, 9.5),
+                    ("d", "encoding", 5, 100, 1.0, 40.0)], seeds=6)
+    weak = _with_dense(rows, [("dense w0.25", 20, 20, 15.0), ("dense w0.125", 6, 6, 30.0)])
+    table = headline_by_family(weak, "b", "stored_bytes", target_x=10, selection_seeds=[0, 1, 2])
+    assert list(table["family"]) == ["pruning", "pruning+precision", "encoding"]  # no teacher, no controls
+    by = table.set_index("family")
+    # pruning reaches 10x only with a2, which loses its quality (40 against 10); what holds is a, at 2x
+    assert by.loc["pruning", ["deepest_x", "deepest_technique", "holding_x", "holding_technique"]].tolist() == \
+        [pytest.approx(10), "a2", pytest.approx(2), "a"]
+    assert by.loc["pruning", "deepest_quality"] == pytest.approx(40, abs=0.5) and by.loc["pruning", "verdict"] == \
+        "contradicted"
+    # the combination holds at 10x; encoding reaches 20x and holds nowhere
+    assert by.loc["pruning+precision", "holding_x"] == pytest.approx(10)
+    assert by.loc["pruning+precision", "verdict"] == "supported"
+    assert by.loc["encoding", "deepest_x"] == pytest.approx(20) and pd.isna(by.loc["encoding", "holding_x"])
+    assert table["reference_quality"].tolist() == [pytest.approx(10, abs=0.5)] * 3  # the teacher: no control here
+    # the family search is the headline search over that family alone
+    alone = headline_target(weak[weak["family"].isin(["baseline", "control", "pruning+precision"])], "b",
+                            "stored_bytes", target_x=10, selection_seeds=[0, 1, 2])
+    assert by.loc["pruning+precision", "decision"] == alone["decision"]
+    assert headline_by_family(weak, "other", "stored_bytes", 10).empty
+    with pytest.raises(GanSurveyError, match="cost"):
+        headline_by_family(weak, "b", "params", 10)
 
 
 def test_headline_target_chooses_apart_from_what_it_reports():
