@@ -14,7 +14,8 @@ PACKAGE = Path(gansurvey.__file__).parent
 
 #: Layers from the bottom up; a module may import its own layer and those below. The first matching prefix wins.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("gansurvey.checks", "gansurvey.io", "gansurvey.config")),
+    # dependencies: what a notebook reads, from its code (the project's files, like config; imports only base)
+    ("base", ("gansurvey.checks", "gansurvey.io", "gansurvey.config", "gansurvey.dependencies")),
     ("data", ("gansurvey.data",)),
     ("models", ("gansurvey.models",)),
     ("kernels", ("gansurvey.kernels",)),

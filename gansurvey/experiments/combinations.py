@@ -20,6 +20,7 @@ from gansurvey.checks import GanSurveyError, check_choice, check_number
 from gansurvey.compress import CompressConfig, masks, to_sparse_storage
 from gansurvey.compress.pipeline import Distill, Finetune, Stage, check_pipeline, describe, run_pipeline
 from gansurvey.config import FAMILY_NOTEBOOKS, ProfileSettings, same_code
+from gansurvey.dependencies import PackageGraph, notebook_dependencies
 from gansurvey.experiments.common import budget_steps, finetune, sweep_seeds
 from gansurvey.experiments.distillation import distilled_student
 from gansurvey.experiments.executor import Task, run_tasks
@@ -404,9 +405,14 @@ def order_experiment(bench: Benchmark, teacher: nn.Module, discriminator: nn.Mod
     return measure_pipelines(bench, teacher, discriminator, runnable, **kwargs), pd.DataFrame(refused)
 
 
-#: What decides the records of 01-05: the package, the data it reads and those notebooks. Records written by a
-#: commit that agrees with the running one on these are the records the running code would write.
-FAMILY_CODE = ("gansurvey", "data", *(f"notebooks/{name}.ipynb" for name in FAMILY_NOTEBOOKS))
+def family_code(notebook: str, graph: PackageGraph | None = None) -> tuple[str, ...]:
+    """What decides the records of one family notebook: the files its manifest entry depends on (the notebook, the
+    package modules it imports, closed over theirs, and the data they read; :mod:`gansurvey.dependencies`). Its
+    records written by a commit that agrees with the running one on these are the records the running code would
+    write, so editing 04 re-runs 04 (and 06) while 01's records still join."""
+    graph = graph or PackageGraph()
+    found = notebook_dependencies(graph.root / "notebooks" / f"{notebook}.ipynb", "full", graph=graph)
+    return tuple(key for key in found if not key.startswith("results/"))
 
 
 def stored_family_records(profile: str, benchmarks: Sequence[str],
@@ -416,10 +422,11 @@ def stored_family_records(profile: str, benchmarks: Sequence[str],
     ``make regenerate``).
 
     With ``commit`` (the running code's, :func:`gansurvey.config.code_commit`), only records written by the same
-    code are kept: by that commit, or by one that holds the same :data:`FAMILY_CODE` (so editing 06 itself, the
-    README or the tests does not orphan them). Verdicts computed over them then describe one version of the code,
-    and a fresh checkout whose committed records came from other code computes from this notebook's runs alone. A
-    checkout with uncommitted changes (``+changes``) or outside git (``unknown``) keeps none."""
+    code are kept: by that commit, or by one that holds the same :func:`family_code` of the notebook that wrote
+    them (so editing 06 itself, another family notebook, the README or the tests does not orphan them). Verdicts
+    computed over them then describe one version of each notebook's code, and a fresh checkout whose committed
+    records came from other code computes from this notebook's runs alone. A checkout with uncommitted changes
+    (``+changes``) or outside git (``unknown``) keeps none."""
     from gansurvey.records import ResultsStore, with_settings
 
     frame = ResultsStore(profile).load_all()
@@ -434,8 +441,14 @@ def stored_family_records(profile: str, benchmarks: Sequence[str],
     if commit is None:
         return frame, 0
     written_by = frame["commit"].astype(str) if "commit" in frame.columns else pd.Series("", index=frame.index)
-    agrees = {other: same_code(other, commit, FAMILY_CODE) for other in written_by.unique()}
-    same = written_by.map(agrees).astype(bool)
+    by_prefix = {name[:2]: name for name in FAMILY_NOTEBOOKS}
+    notebooks = frame["notebook"].astype(str).str[:2].map(by_prefix)
+    graph = PackageGraph()
+    code = {notebook: family_code(notebook, graph) for notebook in set(notebooks)}
+    agrees = {(other, notebook): same_code(other, commit, code[notebook])
+              for other, notebook in set(zip(written_by, notebooks, strict=True))}
+    same = pd.Series([agrees[pair] for pair in zip(written_by, notebooks, strict=True)], index=frame.index,
+                     dtype=bool)
     return frame[same], int((~same).sum())
 
 

@@ -243,7 +243,8 @@ def _combinations(rows: pd.DataFrame, profile: str, settings: ClaimSettings, **_
     orders = rows["technique"].astype(str).isin(list(ex.order_arms()))
     frame = rows[~orders]
     # 06 joins 01-05's trained records written by its own code (its commit, or one that agrees with it on the
-    # package, data and notebooks 01-05); 06's records of several commits, or of a checkout with changes, join none
+    # package, data and the notebook that wrote them); 06's records of several commits, or of a checkout with
+    # changes, join none
     commits = frame["commit"].dropna().astype(str).unique() if "commit" in frame.columns else []
     stored = pd.DataFrame()
     if len(commits) == 1:

@@ -250,39 +250,71 @@ def _git(root, *args):
 
 
 def test_06_joins_family_records_of_every_commit_with_the_same_code(tmp_path, monkeypatch):
-    """A commit that changes only 06 (or the README) keeps 01-05's records; one that changes the package, the data
-    or a family notebook does not (#22: a full run spread over sessions must not be orphaned by a note)."""
+    """A family notebook's records join while the files its manifest entry depends on are unchanged (the notebook,
+    the modules it imports, the data they read): a commit that changes only 06, the README, another family notebook
+    or a module it does not import keeps them; one that changes that notebook, a module or data file it reads does
+    not (#22: a full run spread over sessions must not be orphaned by a note)."""
+    import nbformat
+
     from gansurvey import config
+    from gansurvey.dependencies import PackageGraph
 
     root = tmp_path / "checkout"
-    for path in ("gansurvey/a.py", "data/t.csv", "notebooks/01_pruning.ipynb", "notebooks/06_combinations.ipynb",
-                 "README.md"):
+    files = {"gansurvey/__init__.py": "", "gansurvey/a.py": "FILE = (data_dir, 't.csv')\n", "gansurvey/b.py": "X = 1\n",
+             "data/t.csv": "1\n", "README.md": "1\n"}
+    for path, text in files.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text("1\n")
+        (root / path).write_text(text)
+
+    def write_notebook(name, code):
+        (root / "notebooks").mkdir(exist_ok=True)
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]),
+                       root / "notebooks" / f"{name}.ipynb")
+
+    write_notebook("01_pruning", "import gansurvey.a")
+    write_notebook("04_precision", "import gansurvey.b")
+    write_notebook("06_combinations", "x = 1")
     _git(root, "init", "-q")
     commits = []
-    for path in (None, "notebooks/06_combinations.ipynb", "README.md", "gansurvey/a.py", "notebooks/01_pruning.ipynb",
-                 "data/t.csv"):
-        if path:
-            (root / path).write_text("2\n")
+    edits = {"first": None, "06": lambda: write_notebook("06_combinations", "x = 2"),
+             "readme": lambda: (root / "README.md").write_text("2\n"),
+             "b": lambda: (root / "gansurvey/b.py").write_text("X = 2\n"),
+             "04": lambda: write_notebook("04_precision", "import gansurvey.b  # 2"),
+             "01": lambda: write_notebook("01_pruning", "import gansurvey.a  # 2"),
+             "a": lambda: (root / "gansurvey/a.py").write_text("FILE = (data_dir, 't.csv', 2)\n"),
+             "data": lambda: (root / "data/t.csv").write_text("2\n")}
+    for label, edit in edits.items():
+        if edit:
+            edit()
         _git(root, "add", "-A")
-        _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", path or "first")
+        _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", label)
         commits.append(_git(root, "rev-parse", "--short", "HEAD"))
-    first, notebook_06, readme, package, family_notebook, data = commits
+    at = dict(zip(edits, commits, strict=True))
     monkeypatch.setattr(config, "project_root", lambda: root)
-    assert [config.same_code(first, c, ex.FAMILY_CODE) for c in commits] == [True, True, True, False, False, False]
-    assert not config.same_code(package, family_notebook, ex.FAMILY_CODE)
-    assert config.same_code(readme, notebook_06, ex.FAMILY_CODE)
-    for odd in (f"{first}+changes", "unknown", "", "0123456"):  # not a clean commit this repository knows
-        assert not config.same_code(odd, first, ex.FAMILY_CODE)
+    graph = PackageGraph(root)
+    pruning, precision = ex.family_code("01_pruning", graph), ex.family_code("04_precision", graph)
+    assert set(pruning) == {"notebooks/01_pruning.ipynb", "gansurvey/__init__.py", "gansurvey/a.py", "data/t.csv"}
+    assert [config.same_code(at["first"], c, pruning) for c in commits] == [True] * 5 + [False] * 3
+    assert [config.same_code(at["first"], c, precision) for c in commits] == [True] * 3 + [False] * 5
+    for odd in (f"{at['first']}+changes", "unknown", "", "0123456"):  # not a clean commit this repository knows
+        assert not config.same_code(odd, at["first"], pruning)
 
+    monkeypatch.setattr(ex, "PackageGraph", lambda: PackageGraph(root))
     monkeypatch.setenv("GANSURVEY_RESULTS", str(tmp_path / "results"))
     (tmp_path / "results" / "quick").mkdir(parents=True)
     base = _rows([("a", "pruning", 50, 50, 1.0, 9.0)])
-    base.assign(notebook="01_pruning", commit=first, settings="{}", primary_metric="m").to_csv(
-        tmp_path / "results" / "quick" / "01_pruning.csv", index=False)
-    assert len(ex.stored_family_records("quick", ["b"], commit=readme)[0]) == 1
-    assert ex.stored_family_records("quick", ["b"], commit=package)[0].empty
+    for notebook in ("01_pruning", "04_precision"):
+        base.assign(notebook=notebook, commit=at["first"], settings="{}", primary_metric="m").to_csv(
+            tmp_path / "results" / "quick" / f"{notebook}.csv", index=False)
+
+    def joined(commit):
+        kept, left_out = ex.stored_family_records("quick", ["b"], commit=at[commit])
+        return (sorted(kept["notebook"]) if len(kept) else []), left_out
+
+    assert joined("readme") == (["01_pruning", "04_precision"], 0)
+    assert joined("b") == (["01_pruning"], 1)  # a module 04 imports changed: its records are another code's
+    assert joined("01") == ([], 2)
+    assert joined("data") == ([], 2)
 
 
 def test_06_joins_only_family_records_of_its_own_commit(tmp_path, monkeypatch):
