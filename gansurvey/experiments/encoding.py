@@ -72,6 +72,21 @@ def trained_sharing(model: nn.Module, benchmark: str | Benchmark, steps: int, di
     return result
 
 
+def frozen_centroids_finetune(model: nn.Module, benchmark: str | Benchmark, steps: int,
+                              discriminator: nn.Module | None = None, seed: int = 0, device: str = "auto",
+                              teacher: nn.Module | None = None, guide: str = "teacher") -> TrainResult:
+    """:func:`trained_sharing`'s control: the same fine-tuning of an encoded ``model`` with every codebook frozen,
+    so only biases and normalization parameters train. A codebook is a parameter that trains by default, so a
+    plain :func:`~gansurvey.experiments.common.finetune` would train the centroids too and the control would be
+    the treatment. The input is not modified; arguments as for :func:`trained_sharing`."""
+    if not codebook_layers(model):
+        raise GanSurveyError(f"{type(model).__name__} has no encoded layers; encode it before freezing its codebooks")
+    start = copy.deepcopy(model)
+    for layer in codebook_layers(start).values():
+        layer.codebook.requires_grad_(False)
+    return finetune(start, benchmark, steps, discriminator, seed=seed, device=device, teacher=teacher, guide=guide)
+
+
 def encode_decode_times(model: nn.Module, config: EncodeConfig, repeats: int = 3) -> dict[str, float]:
     """Median wall-clock milliseconds (over ``repeats``) to encode ``model`` with ``config`` and to decode every
     stream of the result from its bytes, on this machine's CPU (a benchmark, not a test)."""
@@ -192,7 +207,7 @@ def _trained_vs_post_run(bench: Benchmark, teacher: nn.Module, discriminator: nn
                          steps: int, coder: str, seed: int, device: str, measure_kwargs: dict) -> list[Measurement]:
     tuning = dict(seed=seed, device=device, teacher=teacher)
     trained = recode(trained_sharing(post, bench, steps, discriminator, **tuning).model, coder)
-    rest = recode(finetune(post, bench, steps, discriminator, **tuning).model, coder)  # centroids frozen
+    rest = recode(frozen_centroids_finetune(post, bench, steps, discriminator, **tuning).model, coder)
     return [measure(model, bench, technique=label, family=None, settings=dict(
         bits=bits, coder=coder, trained=tuned == "centroids+rest", tuned=tuned,
         finetune_steps=0 if tuned == "none" else steps), seed=seed, device=device, **measure_kwargs)

@@ -372,6 +372,27 @@ def test_trained_sharing_keeps_the_sharing_and_moves_the_centroids():
     assert times["encode_ms"] > 0 and times["decode_ms"] > 0
 
 
+def test_the_frozen_centroids_control_trains_everything_but_the_codebooks():
+    """ES's control: before the fix it was a plain fine-tuning, which trains the codebooks too (they are parameters),
+    so "centroids frozen" was the treatment itself."""
+    from gansurvey.benchmarks import get_benchmark
+    from gansurvey.experiments.encoding import frozen_centroids_finetune, trained_sharing
+
+    bench = get_benchmark("gaussians-mlp")
+    torch.manual_seed(0)
+    g = bench.new_generator(width=0.25)
+    shared = encode(g, EncodeConfig(bits=2, coder=None))
+    frozen = frozen_centroids_finetune(shared, bench, steps=3, device="cpu", teacher=g).model
+    trained = trained_sharing(shared, bench, steps=3, device="cpu", teacher=g).model
+    before, after, moved = codebook_layers(shared), codebook_layers(frozen), codebook_layers(trained)
+    assert all(torch.equal(after[n].codebook, before[n].codebook) for n in before)
+    assert any(not torch.equal(moved[n].codebook, before[n].codebook) for n in before)
+    biases = [(a, b) for (k, a), (_, b) in zip(frozen.state_dict().items(), shared.state_dict().items(), strict=True)
+              if k.endswith("bias")]
+    assert biases and any(not torch.equal(a, b) for a, b in biases)  # the rest did train
+    assert all(layer.codebook.requires_grad for layer in before.values())  # the input is not modified
+
+
 def test_trained_sharing_meets_the_same_tuning_with_frozen_centroids(quick_profile):
     from gansurvey.benchmarks import get_benchmark
     from gansurvey.experiments.encoding import trained_vs_post
