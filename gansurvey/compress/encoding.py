@@ -493,7 +493,10 @@ class CodebookMixin(CompressedLayer):
 
     @property
     def weight(self) -> torch.Tensor:
-        shared = self.codebook[self._indices]
+        # index_select, not codebook[indices]: the gradient of advanced indexing accumulates with atomic adds on
+        # several CPU threads, so trained centroids would differ from run to run; index_select's gradient
+        # (index_add_ on a 1-D tensor) sums in a fixed order on the CPU.
+        shared = self.codebook.index_select(0, self._indices)
         if not self.has_positions:
             return shared.view(self.weight_shape)
         dense = shared.new_zeros(math.prod(self.weight_shape)).index_put((self._positions,), shared)

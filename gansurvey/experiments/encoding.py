@@ -57,13 +57,8 @@ def trained_sharing(model: nn.Module, benchmark: str | Benchmark, steps: int, di
         shared = encode(teacher, EncodeConfig(bits=3, coder=None))
         tuned = trained_sharing(shared, "mnist-dcgan", steps=40, discriminator=disc, teacher=teacher).model
     """
-    if not codebook_layers(model):
-        raise GanSurveyError(f"{type(model).__name__} has no encoded layers; encode it before trained sharing")
-    check_number("steps", steps, minimum=0, integer=True)
-    start = copy.deepcopy(model)
-    for layer in codebook_layers(start).values():
-        layer.codebook.requires_grad_(True)
-    result = finetune(start, benchmark, steps, discriminator, seed=seed, device=device, teacher=teacher, guide=guide)
+    result = _codebook_finetune(model, benchmark, steps, discriminator, train_centroids=True, seed=seed,
+                                device=device, teacher=teacher, guide=guide)
     for name, layer in codebook_layers(result.model).items():
         limit = 2**layer.bits + (1 if layer.has_positions else 0)
         if layer.distinct_weights() > limit:  # pragma: no cover - guarded by construction
@@ -79,11 +74,22 @@ def frozen_centroids_finetune(model: nn.Module, benchmark: str | Benchmark, step
     so only biases and normalization parameters train. A codebook is a parameter that trains by default, so a
     plain :func:`~gansurvey.experiments.common.finetune` would train the centroids too and the control would be
     the treatment. The input is not modified; arguments as for :func:`trained_sharing`."""
+    return _codebook_finetune(model, benchmark, steps, discriminator, train_centroids=False, seed=seed,
+                              device=device, teacher=teacher, guide=guide)
+
+
+def _codebook_finetune(model: nn.Module, benchmark: str | Benchmark, steps: int, discriminator: nn.Module | None,
+                       *, train_centroids: bool, seed: int, device: str, teacher: nn.Module | None,
+                       guide: str) -> TrainResult:
+    """Fine-tune a copy of an encoded ``model`` with its codebooks trainable or frozen (the one difference between
+    trained sharing and its control)."""
     if not codebook_layers(model):
-        raise GanSurveyError(f"{type(model).__name__} has no encoded layers; encode it before freezing its codebooks")
+        raise GanSurveyError(f"{type(model).__name__} has no encoded layers; encode it before "
+                             f"{'trained sharing' if train_centroids else 'freezing its codebooks'}")
+    check_number("steps", steps, minimum=0, integer=True)
     start = copy.deepcopy(model)
     for layer in codebook_layers(start).values():
-        layer.codebook.requires_grad_(False)
+        layer.codebook.requires_grad_(train_centroids)
     return finetune(start, benchmark, steps, discriminator, seed=seed, device=device, teacher=teacher, guide=guide)
 
 

@@ -393,6 +393,31 @@ def test_the_frozen_centroids_control_trains_everything_but_the_codebooks():
     assert all(layer.codebook.requires_grad for layer in before.values())  # the input is not modified
 
 
+def test_the_centroid_gradient_is_the_same_on_every_run_with_several_threads():
+    """Trained sharing must give the same centroids for the same seed: the gradient of ``codebook[indices]``
+    summed with atomic adds over the CPU threads, so it changed from call to call at two threads (session 5
+    found trained arms differing within one process); the sum is now in a fixed order and matches float64."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(128, 128, 3))  # 147 456 weights sharing 4 centroids
+    layer = next(iter(codebook_layers(encode(model, EncodeConfig(bits=2, coder=None))).values()))
+    layer.codebook.requires_grad_(True)
+    upstream = torch.randn(layer.weight_shape, generator=torch.Generator().manual_seed(1))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        grads = []
+        for _ in range(8):
+            layer.codebook.grad = None
+            (layer.weight * upstream).sum().backward()
+            grads.append(layer.codebook.grad.clone())
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(g, grads[0]) for g in grads), torch.stack(grads)
+    exact = torch.zeros(layer.codebook.numel(), dtype=torch.float64).index_add_(
+        0, layer._indices, upstream.flatten().double())
+    torch.testing.assert_close(grads[0].double(), exact, rtol=1e-4, atol=1e-2)
+
+
 def test_trained_sharing_meets_the_same_tuning_with_frozen_centroids(quick_profile):
     from gansurvey.benchmarks import get_benchmark
     from gansurvey.experiments.encoding import trained_vs_post
