@@ -50,7 +50,15 @@ def test_a_teacher_card_holds_its_curve_plateau_quality_and_interval(name):
     curve = gs.get_benchmark(name).teacher_curve()
     metric = card["evaluation"]["metric"]
     assert curve["step"].is_monotonic_increasing and curve["step"].iloc[-1] == card["steps"]
-    assert curve_plateau(curve, metric, card["evaluation"]["higher_is_better"]) == card["plateau"]
+    # the card was written on the machine that trained the teacher: the plateau's fitted numbers may differ in the
+    # last bits on another CPU (summation order), its decision and every other field not at all
+    plateau = curve_plateau(curve, metric, card["evaluation"]["higher_is_better"])
+    assert plateau.keys() == card["plateau"].keys()
+    for key, value in card["plateau"].items():
+        if isinstance(value, float):
+            assert plateau[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+        else:
+            assert plateau[key] == value, key
     estimate = card["quality"][metric]
     assert card["interval"]["low"] <= estimate <= card["interval"]["high"]
     assert card["evaluation"]["samples"] >= 1000
