@@ -397,21 +397,19 @@ def test_the_centroid_gradient_is_the_same_on_every_run_with_several_threads():
     """Trained sharing must give the same centroids for the same seed: the gradient of ``codebook[indices]``
     summed with atomic adds over the CPU threads, so it changed from call to call at two threads (session 5
     found trained arms differing within one process); the sum is now in a fixed order and matches float64."""
+    from gansurvey.benchmarks.teachers import fixed_threads
+
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(128, 128, 3))  # 147 456 weights sharing 4 centroids
     layer = next(iter(codebook_layers(encode(model, EncodeConfig(bits=2, coder=None))).values()))
     layer.codebook.requires_grad_(True)
     upstream = torch.randn(layer.weight_shape, generator=torch.Generator().manual_seed(1))
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        grads = []
+    grads = []
+    with fixed_threads(2):
         for _ in range(8):
             layer.codebook.grad = None
             (layer.weight * upstream).sum().backward()
             grads.append(layer.codebook.grad.clone())
-    finally:
-        torch.set_num_threads(before)
     assert all(torch.equal(g, grads[0]) for g in grads), torch.stack(grads)
     exact = torch.zeros(layer.codebook.numel(), dtype=torch.float64).index_add_(
         0, layer._indices, upstream.flatten().double())
