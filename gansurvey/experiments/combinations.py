@@ -7,6 +7,8 @@ themselves are :mod:`gansurvey.compress.pipeline`.
 
 from __future__ import annotations
 
+import copy
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,7 @@ from gansurvey.dependencies import PackageGraph, notebook_dependencies
 from gansurvey.experiments.common import budget_steps, finetune, sweep_seeds
 from gansurvey.experiments.distillation import distilled_student
 from gansurvey.experiments.executor import Task, run_tasks
+from gansurvey.io import state_sha256
 from gansurvey.measuring import measure
 from gansurvey.metrics.cost import (
     activation_traffic_bytes,
@@ -61,9 +64,72 @@ def trainer(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, prof
 
 def run_arm(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, stages: Sequence[Stage], *,
             profile: ProfileSettings, seed: int = 0, device: str = "auto") -> nn.Module:
-    """The teacher put through ``stages`` (order checked first), trained where the pipeline says so."""
-    return run_pipeline(teacher, stages, train=trainer(bench, teacher, discriminator, profile, seed, device),
-                        example_input=bench.example_input(8))
+    """The teacher put through ``stages`` (order checked first), trained where the pipeline says so.
+
+    Arms that start the same way (``channels 50%``, then ``channels 50% -> int4``, with the same seed) share their
+    trained start: the model after each training step is kept in :data:`TRAINED_PREFIXES` and the next arm starts
+    from a copy of it. Training is seeded by the step itself, so this returns the weights a run from the teacher
+    would, without training them again."""
+    stages = check_pipeline(stages, teacher)
+    train = trainer(bench, teacher, discriminator, profile, seed, device)
+    example = bench.example_input(8)
+    key = TRAINED_PREFIXES.key(bench, teacher, discriminator, profile, seed, device)
+    cuts = [i + 1 for i, stage in enumerate(stages) if isinstance(stage, (Finetune, Distill))]
+    model, done = teacher, 0
+    for cut in reversed(cuts):  # the longest trained start already computed
+        found = TRAINED_PREFIXES.get(key, stages[:cut])
+        if found is not None:
+            model, done = found, cut
+            break
+    for cut in [c for c in cuts if c > done] + [len(stages)]:
+        if cut > done:
+            model = run_pipeline(model, stages[done:cut], train=train, example_input=example)
+            if cut in cuts:
+                TRAINED_PREFIXES.put(key, stages[:cut], model)
+        done = cut
+    return model
+
+
+class TrainedPrefixes:
+    """The models after each training step of the arms run so far in this process, keyed by everything that
+    decides them (benchmark, teacher and discriminator by value, profile, seed, device, the stages up to that
+    step), the last ``capacity`` of them. Models go in and come out as copies, so a later stage never changes a
+    kept one; the global random state a run leaves after the step is kept and restored with it, so what follows
+    a reused start runs as it would after a trained one."""
+
+    def __init__(self, capacity: int = 32) -> None:
+        self.capacity = capacity
+        self._kept: OrderedDict[tuple, tuple[nn.Module, torch.Tensor]] = OrderedDict()
+
+    @staticmethod
+    def key(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module, profile: ProfileSettings, seed: int,
+            device: str) -> tuple:
+        nets = state_sha256({"teacher": teacher.state_dict(), "discriminator": discriminator.state_dict()})
+        return bench.name, nets, repr(profile), seed, str(device)
+
+    def get(self, key: tuple, stages: Sequence[Stage]) -> nn.Module | None:
+        entry = self._kept.get((*key, repr(list(stages))))
+        if entry is None:
+            return None
+        self._kept.move_to_end((*key, repr(list(stages))))
+        model, random_state = entry
+        torch.set_rng_state(random_state)
+        return copy.deepcopy(model)
+
+    def put(self, key: tuple, stages: Sequence[Stage], model: nn.Module) -> None:
+        self._kept[(*key, repr(list(stages)))] = copy.deepcopy(model), torch.get_rng_state()
+        while len(self._kept) > self.capacity:
+            self._kept.popitem(last=False)
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+#: This process's trained starts of pipeline arms (:func:`run_arm`).
+TRAINED_PREFIXES = TrainedPrefixes()
 
 
 def measure_pipelines(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,

@@ -50,6 +50,37 @@ def test_distillation_steps_in_a_pipeline(toy):
     assert gs.measure(out, bench, profile=QUICK).family == "distillation+pruning"
 
 
+def test_arms_that_start_alike_reuse_the_trained_start_and_get_the_same_weights(toy, monkeypatch):
+    bench, g, d = toy
+    calls = []
+    real_finetune = ex.finetune
+    monkeypatch.setattr(ex, "finetune", lambda *a, **k: calls.append(k["seed"]) or real_finetune(*a, **k))
+    start = [ChannelPruneConfig(0.5), Finetune(steps=3)]
+    longer = [*start, MagnitudePruneConfig(0.5), Finetune(steps=2)]
+    ex.TRAINED_PREFIXES.clear()
+    alone = ex.run_arm(bench, g, d, longer, profile=QUICK, seed=1)  # nothing kept: trained from the teacher
+    assert calls == [1, 1] and len(ex.TRAINED_PREFIXES) == 2
+    ex.TRAINED_PREFIXES.clear()
+    first = ex.run_arm(bench, g, d, start, profile=QUICK, seed=1)
+    first.net[0].weight.data.zero_()  # what a caller does to its copy never reaches the kept one
+    reused = ex.run_arm(bench, g, d, longer, profile=QUICK, seed=1)
+    assert calls == [1, 1, 1, 1]  # the start trained once, the second step once
+    assert [e["type"] for e in reused.compression] == [e["type"] for e in alone.compression]
+    assert all(torch.equal(a, b) for a, b in zip(alone.state_dict().values(), reused.state_dict().values(),
+                                                 strict=True))
+    again = ex.run_arm(bench, g, d, longer, profile=QUICK, seed=1)  # the whole arm kept: no training
+    assert calls == [1, 1, 1, 1] and all(torch.equal(a, b) for a, b in zip(
+        alone.state_dict().values(), again.state_dict().values(), strict=True))
+    ex.run_arm(bench, g, d, start, profile=QUICK, seed=2)  # another seed is another run
+    assert calls[-1] == 2
+    small = ex.TrainedPrefixes(capacity=1)
+    key = small.key(bench, g, d, QUICK, 0, "cpu")
+    small.put(key, start, g)
+    small.put(key, longer, g)
+    assert len(small) == 1 and small.get(key, start) is None and small.get(key, longer) is not None
+    ex.TRAINED_PREFIXES.clear()
+
+
 def test_pipelines_and_deep_compression_run_once_per_seed(toy, quick_profile):
     from gansurvey.experiments.encoding import deep_compression_stages
 
