@@ -63,8 +63,9 @@ def _parser() -> argparse.ArgumentParser:
                                                "their cards and check their files, or retrain them")
     teachers.add_argument("--train", nargs="*", metavar="NAME",
                           help="retrain these (default: all) with their recipes and rewrite their files and cards")
-    controls = sub.add_parser("controls", help="the dense-from-scratch controls of a profile (the full profile's "
-                                               "are committed under data/dense-controls/): list them, or train them")
+    controls = sub.add_parser("controls", help="the dense-from-scratch controls of a profile (the quick and full "
+                                               "profiles' are committed under data/dense-controls/): list them, or "
+                                               "train them")
     controls.add_argument("--profile", choices=PROFILES, default="full", help=PROFILE_HELP)
     controls.add_argument("--train", action="store_true",
                           help="train the missing ones (each as long as a teacher) and copy them into "

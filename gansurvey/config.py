@@ -171,7 +171,7 @@ class ProfileSettings:
     #: quick and full profiles cap it to fit their time, and 02 says the arm is capped
     total_steps_cap: int | None = None
     #: Most steps a dense-from-scratch control trains for (None: the teacher's steps plus the fine-tuning, as in
-    #: full, whose controls are shipped under data/dense-controls/ and keyed by these steps)
+    #: full); quick's and full's controls are shipped under data/dense-controls/, keyed by these steps
     dense_steps_cap: int | None = None
     #: 03's rank grid per method (fractions of each layer's full rank). CP's full rank is kh*kw*min(in, out), the
     #: size of an exact CP, so its useful fractions are smaller: at 0.03 a DCGAN layer keeps about as many weights
@@ -181,6 +181,10 @@ class ProfileSettings:
     roofline_batches: tuple[int, ...] = (1,)
     #: 06: also the second settings per family and the longer pipelines (minutes of training each).
     extended_arms: bool = False
+    #: 06: how many of its benchmarks (the first ones) the order experiment runs on; None: all. Every order trains
+    #: once or twice per seed and benchmark (a third of full's 06 on a 2-core CPU with both benchmarks) and only the
+    #: headline search reads its records (as more candidates), so quick and full keep the first benchmark.
+    order_benchmarks: int | None = None
     #: 06's real-size weight sharing: "uniform" codebooks stored packed, or "k-means+ans" (k-means and entropy
     #: coding of tens of millions of weights take minutes on a CPU).
     real_size_sharing: str = "uniform"
@@ -199,7 +203,7 @@ PROFILE_SETTINGS = {
         latency_warmup=2, latency_repeats=5, seeds=1, student_widths=(0.5,), lottery_steps=500,
         total_budget_widths=(0.5,), total_steps_cap=300, dense_steps_cap=300,
         rank_grids={"svd": (0.25,), "tucker2": (0.25,), "cp": (0.03,)},
-        roofline_batches=(1, 8, 64), real_size_latency_of=("uncompressed", "channels 50%"),
+        roofline_batches=(1, 8, 64), real_size_latency_of=("uncompressed", "channels 50%"), order_benchmarks=1,
     ),
     # Sized on this machine class (2 cores): every notebook about an hour or less, every arm a verdict uses over 3
     # seeds, 2000 evaluation samples; what did not fit moved to "paper" (below).
@@ -209,11 +213,12 @@ PROFILE_SETTINGS = {
         total_budget_widths=(0.5,), total_steps_cap=1500,
         rank_grids={"svd": (0.5, 0.25), "tucker2": (0.5, 0.25), "cp": (0.1, 0.03)},
         roofline_batches=(1, 4, 16, 64, 256), real_size_sharing="k-means+ans",
-        real_size_latency_batches=(1, 8), recovery_steps=1000, recovery_every=100,
+        real_size_latency_batches=(1, 8), recovery_steps=1000, recovery_every=100, order_benchmarks=1,
     ),
     # full plus what a 2-core CPU cannot afford in an hour per notebook: 02's narrower students and equal-total
     # students trained for the whole budget (the teacher's steps plus fine-tuning: 10500 steps on mnist-dcgan),
-    # and 06's second setting per family and longer pipelines. Its dense controls are full's (same keys).
+    # and 06's second setting per family, longer pipelines and order experiment on every benchmark. Its dense
+    # controls are full's (same keys).
     "paper": ProfileSettings(
         name="paper", finetune_steps=500, eval_samples=2000, inception_samples=1000,
         latency_warmup=10, latency_repeats=50, seeds=3, student_widths=(0.25, 0.5), lottery_steps=1000,

@@ -4,7 +4,8 @@ edit re-run all of them).
 
 A notebook depends on
 
-- itself (``notebooks/<name>.ipynb``);
+- itself (``notebooks/<name>.ipynb``): its cells' kinds, sources and tags (:func:`notebook_digest`), not the
+  outputs it was committed with, so re-executing the committed quick notebooks leaves the full runs current;
 - the package modules its code cells import, closed over the package's own imports (:func:`module_closure`):
   ``import gansurvey.x``, ``from gansurvey.x import y`` (``y`` a submodule or a name), ``from gansurvey import x``,
   relative imports, module names written as strings (``importlib.import_module`` and the lazy loaders, the way
@@ -22,6 +23,7 @@ was given other folders (tests, ``GANSURVEY_RESULTS``), so a manifest reads the 
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 from collections.abc import Iterable
@@ -50,6 +52,25 @@ DATA_DIR_FUNCTION = "data_dir"
 def file_digest(path: Path) -> str | None:
     """SHA-256 of the file's bytes, or None when there is no such file."""
     return sha256_bytes(path.read_bytes()) if path.is_file() else None
+
+
+def notebook_digest(path: Path) -> str | None:
+    """SHA-256 of what a run of the notebook executes: each cell's kind, source and tags (papermill finds the
+    ``parameters`` cell by its tag), without outputs, execution counts or other metadata; None when there is no
+    such file. A file that is not a notebook is digested as bytes (a run of it fails and says why)."""
+    if not path.is_file():
+        return None
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        text = json.dumps([[cell["cell_type"], _joined(cell["source"]),
+                            sorted(cell.get("metadata", {}).get("tags", []))] for cell in cells])
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return file_digest(path)
+    return sha256_bytes(text.encode())
+
+
+def _joined(source: str | list[str]) -> str:
+    return source if isinstance(source, str) else "".join(source)  # nbformat stores either
 
 
 def _is_module_name(text: str) -> bool:
@@ -231,4 +252,5 @@ def notebook_dependencies(notebook: Path, profile: str, records: Path | None = N
 def dependency_digests(notebook: Path, profile: str, records: Path | None = None,
                        graph: PackageGraph | None = None) -> dict[str, str | None]:
     """:func:`notebook_dependencies` with the SHA-256 of each file's bytes (None: a records file not written yet)."""
-    return {key: file_digest(path) for key, path in notebook_dependencies(notebook, profile, records, graph).items()}
+    return {key: notebook_digest(path) if key.endswith(".ipynb") else file_digest(path)
+            for key, path in notebook_dependencies(notebook, profile, records, graph).items()}

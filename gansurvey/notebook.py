@@ -287,6 +287,9 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "batch_sizes": Param("list", "roofline batch sizes (>= 1); None: the profile's", item="int", minimum=1,
                              optional=True),
         "real_size": Param("bool", "also cost CycleGAN ResNet-9 and pix2pix U-Net-256 at 256x256"),
+        "order_benchmarks": Param("list", "benchmarks of the order experiment, among benchmarks; None: the "
+                                          "profile's (quick and full the first, paper all)", item="str",
+                                  choices=COMMON["benchmarks"].choices, optional=True),
         "records_to": COMMON["records_to"],
     },
     "07_survey_tables": {

@@ -115,6 +115,10 @@ class Measurement:
 
 
 COLUMNS = tuple(f.name for f in dataclasses.fields(Measurement))
+#: Columns read back as text whatever they hold: a commit such as ``0958123`` or ``12e4567`` (or a label made of
+#: digits) would otherwise come back from a CSV as a number, and no longer name what it named.
+TEXT_COLUMNS = tuple(f.name for f in dataclasses.fields(Measurement)
+                     if str(f.type).split(" |")[0] == "str" or f.name == "settings")
 #: Set to ``1`` in the environment of a process whose timings run beside other work (``regenerate`` sets it for
 #: the notebooks it runs at once): :func:`gansurvey.measure` then marks its records ``timed_under_load``.
 UNDER_LOAD_ENV = "GANSURVEY_UNDER_LOAD"
@@ -160,7 +164,7 @@ def read_records_csv(path: Path) -> pd.DataFrame:
     :data:`REQUIRED_COLUMNS`, or holds a seed that is not an integer or a primary value that is not a number."""
     shown = display_path(path)
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str))
     except UnicodeDecodeError as exc:
         raise GanSurveyError(f"records file {shown} is not text (byte {exc.start} cannot be decoded as UTF-8); "
                              f"delete it or regenerate its notebook") from exc

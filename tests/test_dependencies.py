@@ -6,7 +6,13 @@ import nbformat
 import pytest
 
 from gansurvey.checks import GanSurveyError, project_root
-from gansurvey.dependencies import PackageGraph, dependency_digests, file_digest, notebook_dependencies
+from gansurvey.dependencies import (
+    PackageGraph,
+    dependency_digests,
+    file_digest,
+    notebook_dependencies,
+    notebook_digest,
+)
 
 #: A small checkout: a package with every import form the analysis follows, data files read and not read, and a
 #: module no notebook reaches. ``common`` is imported by every notebook's closure, ``a`` by 01 only, ``z`` by 04 only.
@@ -85,7 +91,7 @@ def test_readers_of_other_notebooks_records_depend_on_those_records(tmp_path):
     digests = dependency_digests(root / "notebooks" / "06_combinations.ipynb", "full", root / "out",
                                  PackageGraph(root))
     # keyed as in a default checkout, read from the folder given; a records file not written yet has no digest
-    assert digests == {"notebooks/06_combinations.ipynb": file_digest(root / "notebooks" / "06_combinations.ipynb"),
+    assert digests == {"notebooks/06_combinations.ipynb": notebook_digest(root / "notebooks" / "06_combinations.ipynb"),
                        **{f"results/full/{name}.csv": None for name in ("01_pruning", "02_distillation",
                                                                         "03_low_rank", "04_precision",
                                                                         "05_encoding")}}
@@ -94,6 +100,28 @@ def test_readers_of_other_notebooks_records_depend_on_those_records(tmp_path):
     again = dependency_digests(root / "notebooks" / "06_combinations.ipynb", "full", root / "out",
                                PackageGraph(root))
     assert again["results/full/03_low_rank.csv"] == file_digest(root / "out" / "03_low_rank.csv") is not None
+
+
+def test_a_notebook_digest_follows_what_runs_not_the_outputs_it_was_committed_with(tmp_path):
+    path = notebook(tmp_path / "01_pruning.ipynb", "x = 1\nprint(x)")
+    before = notebook_digest(path)
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    nb.cells[1].execution_count = 7
+    nb.metadata["papermill"] = {"duration": 12.5}
+    nbformat.write(nb, path)
+    assert notebook_digest(path) == before != file_digest(path)  # re-executed: the same code
+    for change in ("source", "tags"):
+        edited = nbformat.read(path, as_version=4)
+        if change == "source":
+            edited.cells[1].source = "x = 2\nprint(x)"
+        else:
+            edited.cells[0].metadata["tags"] = []  # papermill would no longer find the parameters cell
+        nbformat.write(edited, tmp_path / f"{change}.ipynb")
+        assert notebook_digest(tmp_path / f"{change}.ipynb") != before, change
+    (tmp_path / "broken.ipynb").write_text("{not json")
+    assert notebook_digest(tmp_path / "broken.ipynb") == file_digest(tmp_path / "broken.ipynb")
+    assert notebook_digest(tmp_path / "absent.ipynb") is None
 
 
 def test_a_cell_that_is_not_python_and_a_folder_without_the_package_are_refused(tmp_path):

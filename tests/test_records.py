@@ -18,6 +18,18 @@ def test_a_sound_records_file_reads(tmp_path):
     assert frame["primary_value"].tolist() == [1.5]
 
 
+@pytest.mark.parametrize("commit", ["0958123", "12e4567", "1234567", "0000000+changes"])
+def test_text_columns_read_back_as_written_even_when_they_look_like_numbers(tmp_path, commit):
+    # a commit made of digits (or digits around an "e") came back as 958123.0 or 1.2e+4571, so 06 could not
+    # tell it was the commit of the family records it joins
+    store = ResultsStore("quick", root=tmp_path)
+    store.write("01_pruning", [Measurement("01_pruning", "toy-mlp", "2024", "baseline", method="1e3",
+                                           primary_metric="fid", primary_value=1.5, seed=0, commit=commit)])
+    row = store.read("01_pruning").iloc[0]
+    assert (row["commit"], row["technique"], row["method"]) == (commit, "2024", "1e3")
+    assert row["seed"] == 0 and row["primary_value"] == 1.5  # numeric columns stay numbers
+
+
 @pytest.mark.parametrize("content, pattern", [
     (b"\xff\xfe\x00garbage\x81\x82", r"records file .*01_pruning\.csv is not text"),
     (b"", r"records file .*01_pruning\.csv is not a CSV table"),

@@ -456,6 +456,19 @@ def order_arms() -> dict[str, list[Stage]]:
     }
 
 
+def order_benchmark_names(profile: ProfileSettings, benchmarks: Sequence[str],
+                          chosen: Sequence[str] | None = None) -> list[str]:
+    """The benchmarks the order experiment runs on: ``chosen``, each of which must be one of ``benchmarks`` (the
+    notebook's), or else the first ``profile.order_benchmarks`` of ``benchmarks`` (all of them when that is None)."""
+    if chosen is None:
+        return list(benchmarks)[:profile.order_benchmarks]
+    stray = [name for name in chosen if name not in benchmarks]
+    if stray:
+        raise GanSurveyError(f"order benchmark {stray[0]!r} is not among the notebook's benchmarks "
+                             f"{list(benchmarks)}; the order experiment starts from their teachers")
+    return list(dict.fromkeys(chosen))
+
+
 def order_experiment(bench: Benchmark, teacher: nn.Module, discriminator: nn.Module,
                      orders: dict[str, Sequence[Stage]], **kwargs: Any) -> tuple[list[Measurement], pd.DataFrame]:
     """Measure every order that can run; the others are listed with the reason the order check gives, found

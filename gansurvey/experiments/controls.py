@@ -125,7 +125,7 @@ def trained_dense(bench: Benchmark, teacher: nn.Module, width: float, steps: int
     return student.eval()
 
 
-#: The benchmarks whose dense controls the full profile commits: the family notebooks' default ones.
+#: The benchmarks whose dense controls the quick and full profiles commit: the family notebooks' default ones.
 SHIPPED_BENCHMARKS = ("mnist-dcgan", "edges2digits-resnet")
 
 

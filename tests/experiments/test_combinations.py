@@ -118,6 +118,16 @@ def test_incompatible_orders_are_refused_before_any_work(toy):
         Distill("scratch")
 
 
+def test_the_order_experiment_runs_on_the_profiles_first_benchmarks_or_those_chosen():
+    names = ["mnist-dcgan", "edges2digits-resnet"]
+    assert ex.order_benchmark_names(gs.profile_settings("full"), names) == ["mnist-dcgan"]
+    assert ex.order_benchmark_names(gs.profile_settings("paper"), names) == names
+    assert ex.order_benchmark_names(gs.profile_settings("quick"), names, ["edges2digits-resnet"]) == \
+        ["edges2digits-resnet"]
+    with pytest.raises(GanSurveyError, match=r"order benchmark 'mnist-mlp' is not among the notebook's benchmarks"):
+        ex.order_benchmark_names(gs.profile_settings("full"), names, ["mnist-mlp"])
+
+
 def test_search_rejects_over_budget_early_and_says_when_nothing_fits(toy):
     bench, g, d = toy
     candidates = {"half": [ChannelPruneConfig(0.5)], "three quarters": [ChannelPruneConfig(0.75)]}

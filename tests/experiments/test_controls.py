@@ -7,6 +7,7 @@ import torch
 import gansurvey as gs
 from gansurvey.checks import GanSurveyError
 from gansurvey.experiments import controls
+from gansurvey.experiments.common import run_seeds
 from gansurvey.metrics.cost import stored_bytes
 
 
@@ -49,3 +50,14 @@ def test_dense_controls_train_smaller_models_from_scratch_once(toy, quick_profil
                                                                           (2, False, False)]
     with pytest.raises(GanSurveyError, match="dense control width"):
         controls.dense_controls(bench, teacher, [0], profile=profile, widths=(1.5,), device="cpu")
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_the_dense_controls_of_the_quick_and_full_profiles_ship_with_the_project(profile):
+    # a clean checkout (make test, make regenerate) loads them: quick's would cost minutes of every make test,
+    # full's hours of every full run
+    settings = gs.profile_settings(profile)
+    files = controls.dense_control_files(list(controls.SHIPPED_BENCHMARKS), settings,
+                                         run_seeds(settings))
+    assert len(files) == len(controls.SHIPPED_BENCHMARKS) * len(controls.DENSE_WIDTHS) * settings.seeds
+    assert [f["file"] for f in files if not f["committed"]] == []
