@@ -251,6 +251,7 @@ def notebook_dependencies(notebook: Path, profile: str, records: Path | None = N
 
 def dependency_digests(notebook: Path, profile: str, records: Path | None = None,
                        graph: PackageGraph | None = None) -> dict[str, str | None]:
-    """:func:`notebook_dependencies` with the SHA-256 of each file's bytes (None: a records file not written yet)."""
+    """:func:`notebook_dependencies` with the SHA-256 of each file's bytes, a notebook's by :func:`notebook_digest`
+    (None: a records file not written yet)."""
     return {key: notebook_digest(path) if key.endswith(".ipynb") else file_digest(path)
             for key, path in notebook_dependencies(notebook, profile, records, graph).items()}
