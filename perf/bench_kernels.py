@@ -224,17 +224,24 @@ def torchao_baseline(matrix: torch.Tensor) -> tuple[Callable | None, str]:
         return None, f"torchao not importable: {type(err).__name__}: {err}"
     if not matrix.is_cuda:
         return None, "torchao int4 weight-only needs CUDA"
-    try:
-        lin = torch.nn.Linear(matrix.shape[1], matrix.shape[0], bias=False, device=matrix.device,
-                              dtype=torch.bfloat16)
-        with torch.no_grad():
-            lin.weight.copy_(matrix)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_(lin, Int4WeightOnlyConfig(group_size=128))
-        return (lambda x: lin(x.to(torch.bfloat16))), f"torchao {torchao.__version__}"
-    except Exception as err:  # noqa: BLE001 - record why, keep benchmarking
-        return None, f"torchao int4 failed: {type(err).__name__}: {err}"
+    # tile_packed_to_4d is torchao's tinygemm layout (torch's own _weight_int4pack_mm); the default "plain" layout
+    # needs fbgemm-gpu-genai, which a bare image lacks. Older torchao has no such keyword: its default is tinygemm.
+    failures = []
+    for kwargs in ({"int4_packing_format": "tile_packed_to_4d"}, {}):
+        try:
+            lin = torch.nn.Linear(matrix.shape[1], matrix.shape[0], bias=False, device=matrix.device,
+                                  dtype=torch.bfloat16)
+            with torch.no_grad():
+                lin.weight.copy_(matrix)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quantize_(lin, Int4WeightOnlyConfig(group_size=128, **kwargs))
+            lin(torch.zeros(1, matrix.shape[1], device=matrix.device, dtype=torch.bfloat16))  # fails here if unusable
+            layout = kwargs.get("int4_packing_format", "default layout")
+            return (lambda x, lin=lin: lin(x.to(torch.bfloat16))), f"torchao {torchao.__version__} ({layout})"
+        except Exception as err:  # noqa: BLE001 - record why, keep benchmarking
+            failures.append(f"{kwargs or 'default'}: {type(err).__name__}: {err}")
+    return None, "torchao int4 failed: " + "; ".join(failures)
 
 
 def _sqnr(ref: torch.Tensor, out: torch.Tensor) -> float:

@@ -9,7 +9,8 @@
 #
 # PYTHON picks the interpreter (default .venv/bin/python, else python3); OUT_DIR the output folder
 # (default results/gpu, or results/gpu-smoke with --smoke). On the GPU each step has a time budget (seconds:
-# TESTS_S=150, BENCH_S=180, GENERATORS_S=120; with start-up and summary under 8 minutes in all): a step that
+# TESTS_S=150, BENCH_S=180, GENERATORS_S=120, TEST_WORKERS=8 test processes; with start-up and summary under 8
+# minutes in all; on 2026-12-04 Triton compile time made every step run out, results/gpu/README.md): a step that
 # runs out is stopped, its log kept, and steps.json and summary.json say which one (the smoke run has none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,10 +72,12 @@ if [[ $SMOKE == 1 ]]; then
     "$PY" -m pytest -q -p no:cacheprovider tests/kernels --junitxml="$OUT/kernel_tests.xml"
 else
   # compiled on the GPU: fp16/bf16 production branches checked against the dequantized reference, all selected
-  # autotune configs, atomics, W8A8 exactness
+  # autotune configs, atomics, W8A8 exactness. Triton compiles on the CPU, one config after another per process,
+  # and that dominated the time on an H200 (results/gpu/README.md: 17 tests in 280 s serially), so the tests run
+  # in TEST_WORKERS processes (pytest-xdist) on the GPU machine's cores.
   budgeted "kernel tests" "${TESTS_S:-150}" "$OUT/kernel_tests.log" \
-    "$PY" -m pytest -q -p no:cacheprovider tests/kernels/test_cuda.py tests/kernels/test_triton_compile.py \
-    --junitxml="$OUT/kernel_tests.xml"
+    "$PY" -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-8}" \
+    tests/kernels/test_cuda.py tests/kernels/test_triton_compile.py --junitxml="$OUT/kernel_tests.xml"
 fi
 tail -3 "$OUT/kernel_tests.log"
 
