@@ -189,6 +189,33 @@ def time_fn(fn: Callable[[], object], warmup: int, reps: int, cuda: bool,
     return {"median": med, "q1": q1, "q3": q3, "iqr": q3 - q1, "reps": len(times), "warmup": warmup}
 
 
+def time_graph(fn: Callable[[], object], reps: int, cuda: bool,
+               flush: torch.Tensor | None = None) -> tuple[dict | None, str | None]:
+    """Device time of ``fn()`` replayed from a CUDA graph, or ``None`` and why it could not be captured.
+
+    Why: an event pair around one eager call also holds the host's dispatch whenever that outlasts the GPU work
+    queued before it (the 2026-12-04 H200 run, ``results/gpu/README.md``). A replayed graph launches its kernels
+    without Python in between, so this interval is the kernels' own time (plus one graph launch). ``fn`` must have
+    been called before (Triton autotunes eagerly, not during capture).
+    """
+    if not cuda:
+        return None, "CUDA graphs need a CUDA device"
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up on a side stream, as graph capture requires
+            for _ in range(2):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+        torch.cuda.synchronize()
+    except Exception as err:  # noqa: BLE001 - record why, keep benchmarking
+        return None, f"{type(err).__name__}: {err}"
+    return time_fn(graph.replay, 2, reps, True, flush), None
+
+
 def median_time(fn: Callable[[], object], warmup: int, reps: int, cuda: bool) -> float:
     """Median seconds of ``fn()`` (see :func:`time_fn`)."""
     return time_fn(fn, warmup, reps, cuda)["median"]
@@ -257,8 +284,13 @@ def run_benchmark(
     warmup: int = 5,
     reps: int = 20,
     log: Callable[[str], None] = print,
+    graphs: bool = False,
 ) -> dict:
-    """Time dense fp16/bf16 (``dtype`` only on CPU) and the compressed formats on every case and batch."""
+    """Time dense fp16/bf16 (``dtype`` only on CPU) and the compressed formats on every case and batch.
+
+    ``graphs``: also time each method replayed from a CUDA graph (``graph_*`` fields: device time without the
+    host's dispatch), or say in ``graph_error`` why it could not be captured.
+    """
     cuda = device.startswith("cuda")
     flush = l2_flush_buffer(device)
     notes = []
@@ -299,6 +331,7 @@ def run_benchmark(
                     methods["torchao int4"] = (ao, x32.to(torch.bfloat16), matrix.numel() // 2)
                 if why not in notes:
                     notes.append(why)
+            graph_base = None
             for method, (fn, x, wbytes) in methods.items():
                 stats = time_fn(lambda fn=fn, x=x: fn(x), warmup, reps, cuda, flush)
                 seconds = stats["median"]
@@ -314,10 +347,25 @@ def run_benchmark(
                 }
                 if peaks["bandwidth"]:
                     row["bandwidth_fraction_of_peak"] = row["bandwidth_GBps"] * 1e9 / peaks["bandwidth"]
+                graph_text = ""
+                if graphs:
+                    gstats, why = time_graph(lambda fn=fn, x=x: fn(x), reps, cuda, flush)
+                    if gstats is None:
+                        row["graph_error"] = why
+                        graph_text = "  graph: not captured"
+                    else:
+                        if method == next(iter(methods)):  # the dense baseline, timed first
+                            graph_base = gstats["median"]
+                        row.update(graph_median_ms=gstats["median"] * 1e3, graph_q1_ms=gstats["q1"] * 1e3,
+                                   graph_q3_ms=gstats["q3"] * 1e3, graph_bandwidth_GBps=nbytes / gstats["median"] / 1e9)
+                        graph_text = f"  graph {row['graph_median_ms']:.4f} ms"
+                        if graph_base is not None:  # None when the dense baseline could not be captured
+                            row["graph_speedup_vs_dense"] = graph_base / gstats["median"]
+                            graph_text += f" x{row['graph_speedup_vs_dense']:.2f}"
                 rows.append(row)
                 log(f"{case.name:38s} {batch:5d} {method:14s} {row['median_ms']:9.4f} {row['iqr_ms']:8.4f} "
                     f"{row['bandwidth_GBps']:8.1f} "
-                    f"{row['tflops']:8.2f} {row['speedup_vs_dense']:7.2f} {row['sqnr_db_vs_fp32']:6.1f}")
+                    f"{row['tflops']:8.2f} {row['speedup_vs_dense']:7.2f} {row['sqnr_db_vs_fp32']:6.1f}{graph_text}")
     if peaks["bandwidth"]:
         log(f"peaks of {peaks['label']}: {peaks['bandwidth'] / 1e9:.0f} GB/s, {peaks['fp16_flops'] / 1e12:.0f} "
             f"dense fp16 TFLOP/s, {peaks['int8_ops'] / 1e12:.0f} dense int8 TOP/s")
@@ -326,7 +374,8 @@ def run_benchmark(
     return {
         "device": name, "peaks": peaks, "torch": torch.__version__, "cases": [asdict(c) for c in cases],
         "batches": list(batches), "warmup": warmup, "reps": reps, "results": rows,
-        "timing": "CUDA events per repeat, L2 flushed before each" if cuda else "perf_counter per repeat",
+        "timing": ("CUDA events per repeat, L2 flushed before each" if cuda else "perf_counter per repeat")
+        + ("; graph_* fields: the same, around a CUDA graph's replay" if graphs else ""),
         "l2_flush_bytes": 0 if flush is None else flush.numel() * 4, "notes": notes,
         "triton": _triton_version(),
     }
@@ -347,15 +396,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batches", default="1,4,16,64", help="comma-separated batch sizes")
     parser.add_argument("--reps", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--graphs", action="store_true",
+                        help="also time each method replayed from a CUDA graph (device time without host dispatch)")
     args = parser.parse_args(argv)
     if args.smoke:
-        report = run_benchmark(smoke_cases(), (1, 2), "cpu", torch.float32, warmup=1, reps=2)
+        report = run_benchmark(smoke_cases(), (1, 2), "cpu", torch.float32, warmup=1, reps=2, graphs=args.graphs)
         report["mode"] = "smoke"
     else:
         if not torch.cuda.is_available():
             parser.error("no CUDA device here; use --smoke for the CPU check")
         batches = tuple(int(b) for b in args.batches.split(","))
-        report = run_benchmark(default_cases(), batches, "cuda", torch.float16, args.warmup, args.reps)
+        report = run_benchmark(default_cases(), batches, "cuda", torch.float16, args.warmup, args.reps,
+                               graphs=args.graphs)
         report["mode"] = "full"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

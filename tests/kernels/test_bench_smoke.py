@@ -27,6 +27,12 @@ def test_bench_smoke_runs_and_writes_json(tmp_path, reference_backend):
         "dense float32", "w8", "w4g128", "w8a8", "lut4", "torch._int_mm"}
     assert all(r["median_ms"] > 0 and r["iqr_ms"] >= 0 and r["sqnr_db_vs_fp32"] > 10 for r in report["results"])
     assert any("torchao" in note for note in report["notes"])  # present or the reason it is absent
+    # graph timing off the GPU: every row says why it has no graph_* times, and the eager times stay
+    graphed = bench.run_benchmark(bench.smoke_cases()[:1], (1,), "cpu", torch.float32, warmup=0, reps=1,
+                                  log=lambda line: None, graphs=True)
+    assert all(r["graph_error"] == "CUDA graphs need a CUDA device" and "graph_median_ms" not in r
+               and r["median_ms"] > 0 for r in graphed["results"])
+    assert "graph" in graphed["timing"] and "graph" not in report["timing"]
     stats = bench.time_fn(lambda: None, warmup=1, reps=5, cuda=False)
     assert stats["reps"] == 5 and stats["q1"] <= stats["median"] <= stats["q3"]
     assert bench.device_peaks("NVIDIA H100 80GB HBM3")["bandwidth"] == 3.35e12
