@@ -16,6 +16,7 @@ import torch
 
 from gansurvey.checks import GanSurveyError, check_choice, check_number, project_root
 from gansurvey.checks import display_path as display_path  # re-exported: paths in messages
+from gansurvey.io import notebook_sha256
 
 #: quick: minutes per notebook on a CPU (CI runs it); full: the reproduction proper, sized to about an hour per
 #: notebook on a 2-core CPU; paper: the full design where full had to be trimmed to fit (more widths, the uncapped
@@ -30,18 +31,39 @@ FAMILY_NOTEBOOKS = ("01_pruning", "02_distillation", "03_low_rank", "04_precisio
 CODE_VERSION = "2"
 
 
+#: What a run writes into the checkout, which is not code: records, manifests, tables and executed notebooks under
+#: ``results/``. The notebooks under ``notebooks/`` are code only in their cells' sources and tags.
+GENERATED_FOLDERS = ("results/",)
+
+
 @functools.lru_cache(maxsize=1)
 def code_commit() -> str:
-    """The checkout's commit (short hash), with ``+changes`` when tracked files differ from it, or ``unknown``
-    outside a git checkout: what records and cards name as the code that produced them."""
+    """The checkout's commit (short hash), with ``+changes`` when tracked code differs from it, or ``unknown``
+    outside a git checkout: what records and cards name as the code that produced them.
+
+    What a run writes is not code: files under :data:`GENERATED_FOLDERS`, and a notebook whose cells' sources and
+    tags match the commit's (a re-executed notebook differs in outputs only). Otherwise the records a regeneration
+    writes for its first notebook would mark every later notebook's records ``+changes``, and 06 could join none."""
     try:
         root = project_root()
-        run = functools.partial(subprocess.run, cwd=root, capture_output=True, text=True, timeout=20, check=True)
-        commit = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip()
-        changed = run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+        run = functools.partial(subprocess.run, cwd=root, capture_output=True, timeout=20, check=True)
+        commit = run(["git", "rev-parse", "--short", "HEAD"], text=True).stdout.strip()
+        changed = run(["git", "diff", "--name-only", "-z", "HEAD", "--"], text=True).stdout.split("\0")
+        edited = [path for path in changed if path and not _generated_change(root, path, run)]
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return commit + ("+changes" if changed else "")
+    return commit + ("+changes" if edited else "")
+
+
+def _generated_change(root: Path, path: str, run: Any) -> bool:
+    """Whether a tracked file that differs from HEAD holds output, not code (see :func:`code_commit`)."""
+    if path.startswith(GENERATED_FOLDERS):
+        return True
+    if not path.endswith(".ipynb") or not (root / path).is_file():
+        return False
+    committed = run(["git", "show", f"HEAD:{path}"], check=False)
+    here = (root / path).read_bytes()
+    return committed.returncode == 0 and notebook_sha256(committed.stdout) == notebook_sha256(here)
 
 
 def same_code(commit: str, other: str, paths: Sequence[str]) -> bool:

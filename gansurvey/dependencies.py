@@ -23,7 +23,6 @@ was given other folders (tests, ``GANSURVEY_RESULTS``), so a manifest reads the 
 from __future__ import annotations
 
 import ast
-import json
 import re
 import subprocess
 from collections.abc import Iterable
@@ -31,7 +30,7 @@ from pathlib import Path
 
 from gansurvey.checks import GanSurveyError, display_path, project_root
 from gansurvey.config import FAMILY_NOTEBOOKS
-from gansurvey.io import sha256_bytes
+from gansurvey.io import notebook_sha256, sha256_bytes
 
 #: The package whose modules are followed.
 PACKAGE = "gansurvey"
@@ -55,22 +54,9 @@ def file_digest(path: Path) -> str | None:
 
 
 def notebook_digest(path: Path) -> str | None:
-    """SHA-256 of what a run of the notebook executes: each cell's kind, source and tags (papermill finds the
-    ``parameters`` cell by its tag), without outputs, execution counts or other metadata; None when there is no
-    such file. A file that is not a notebook is digested as bytes (a run of it fails and says why)."""
-    if not path.is_file():
-        return None
-    try:
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        text = json.dumps([[cell["cell_type"], _joined(cell["source"]),
-                            sorted(cell.get("metadata", {}).get("tags", []))] for cell in cells])
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
-        return file_digest(path)
-    return sha256_bytes(text.encode())
-
-
-def _joined(source: str | list[str]) -> str:
-    return source if isinstance(source, str) else "".join(source)  # nbformat stores either
+    """:func:`gansurvey.io.notebook_sha256` of the notebook's file (its cells' kinds, sources and tags, not its
+    outputs), or None when there is no such file."""
+    return notebook_sha256(path.read_bytes()) if path.is_file() else None
 
 
 def _is_module_name(text: str) -> bool:

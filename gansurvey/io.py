@@ -73,6 +73,23 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def notebook_sha256(data: bytes) -> str:
+    """SHA-256 of what a run of a notebook (its bytes) executes: each cell's kind, source and tags (papermill finds
+    the ``parameters`` cell by its tag), without outputs, execution counts or other metadata. Bytes that are not a
+    notebook are digested as bytes (a run of them fails and says why)."""
+    try:
+        cells = json.loads(data.decode("utf-8"))["cells"]
+        text = json.dumps([[cell["cell_type"], _joined(cell["source"]),
+                            sorted(cell.get("metadata", {}).get("tags", []))] for cell in cells])
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return sha256_bytes(data)
+    return sha256_bytes(text.encode())
+
+
+def _joined(source: str | list[str]) -> str:
+    return source if isinstance(source, str) else "".join(source)  # nbformat stores either
+
+
 def state_sha256(state: dict[str, dict[str, Any]]) -> str:
     """A digest of the networks' tensors themselves (names, dtypes, shapes, values), independent of how the file
     serialises them: what a loaded teacher is checked against."""
