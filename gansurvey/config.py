@@ -238,7 +238,7 @@ PROFILE_SETTINGS = {
         real_size_latency_batches=(1, 8), recovery_steps=1000, recovery_every=100, order_benchmarks=1,
     ),
     # full plus what a 2-core CPU cannot afford in an hour per notebook: 02's narrower students and equal-total
-    # students trained for the whole budget (the teacher's steps plus fine-tuning: 10500 steps on mnist-dcgan),
+    # students trained for the whole budget (the teacher's steps plus fine-tuning: 20500 steps on mnist-dcgan),
     # and 06's second setting per family, longer pipelines and order experiment on every benchmark. Its dense
     # controls are full's (same keys).
     "paper": ProfileSettings(

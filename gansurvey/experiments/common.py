@@ -176,7 +176,7 @@ def total_steps(profile: ProfileSettings, benchmark: str | Benchmark, finetune_s
 
     Example:
         >>> total_steps(profile_settings("full"), "mnist-dcgan", 500, purpose="dense")  # doctest: +SKIP
-        10500
+        20500
     """
     check_choice("total budget", purpose, TOTAL_BUDGETS)
     bench = get_benchmark(benchmark)
