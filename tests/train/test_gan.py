@@ -4,7 +4,7 @@ from torch import nn
 
 from gansurvey.checks import GanSurveyError
 from gansurvey.models import generators
-from gansurvey.train.gan import PairedTask, TrainConfig, UnconditionalTask, train_gan
+from gansurvey.train.gan import PairedTask, TrainConfig, UnconditionalTask, ema_decay_at, train_gan
 
 
 def test_training_is_seeded_and_learns_the_toy():
@@ -63,6 +63,26 @@ def test_paired_training_with_l1_reduces_error_and_ema():
                                                 ema_decay=0.5, log_every=10, progress=False))
     assert log[-1]["g_l1"] < log[0]["g_l1"]
     assert not g.training
+
+
+def test_moving_average_warms_up_in_a_run_shorter_than_its_horizon():
+    # decay 0.999 averages over about 1000 steps; without the warm-up, 40 steps would leave 96 % of the initial
+    # weights in the average and the "trained" generator would be close to its initialisation
+    assert ema_decay_at(0.999, 0) == pytest.approx(0.1) and ema_decay_at(0.999, 20000) == 0.999
+    assert ema_decay_at(0.5, 0) == pytest.approx(0.1) and ema_decay_at(0.5, 100) == 0.5
+    inputs = torch.rand(64, 1, 32, 32) * 2 - 1
+
+    def run(ema_decay):
+        torch.manual_seed(0)
+        g = generators.ResNetGenerator(ngf=4, blocks=1)
+        start = torch.nn.utils.parameters_to_vector(g.parameters()).detach().clone()
+        train_gan(g, None, PairedTask(inputs, -inputs), TrainConfig(
+            steps=40, batch_size=16, lr_g=3e-3, l1_weight=1.0, ema_decay=ema_decay, log_every=10, progress=False))
+        return start, torch.nn.utils.parameters_to_vector(g.parameters()).detach()
+
+    start, raw = run(None)
+    _, averaged = run(0.999)
+    assert (averaged - raw).norm() < 0.5 * (averaged - start).norm()
 
 
 def test_bad_train_config():
