@@ -1,12 +1,16 @@
 """Convolutions on compressed weights, built on the GEMM ops of :mod:`gansurvey.kernels.dispatch`.
 
 Why: GAN generators are mostly convolutions, and the compressed formats are GEMM formats. On the Triton backend
-``conv2d`` is im2col (``F.unfold``) -> GEMM -> reshape, and ``conv_transpose2d`` is GEMM on the input pixels ->
-col2im (``F.fold``). A transposed convolution is *exactly* that: each input pixel ``x[b, :, i, j]`` times the
-weight gives a ``(Cout, kh, kw)`` patch that is added into the output at ``(i*stride - padding, j*stride -
-padding)``, which is what ``F.fold`` does (it also crops the padding). The usual alternative, a direct
-convolution over the zero-upsampled input, spends ``stride**2 - 1`` of every ``stride**2`` multiplications on
-inserted zeros (3/4 of them at stride 2); the GEMM + col2im form does none, and its GEMM has ``K = Cin``.
+both ops run as implicit GEMMs (:mod:`gansurvey.kernels.triton_conv`): the input tile of each output tile is
+addressed in the NCHW input directly, so no column tensor is written; W8A8 with a static activation grid (what
+calibrated layers use) too, on the input's int8 codes. The GEMM form serves the reference backend's int8 path
+and dynamic per-row activations (whose rows are im2col's): ``conv2d`` as im2col (``F.unfold``) -> GEMM ->
+reshape, and ``conv_transpose2d`` as GEMM on the input pixels -> col2im (``F.fold``). A transposed convolution
+is *exactly* that: each input pixel ``x[b, :, i, j]`` times the weight gives a ``(Cout, kh, kw)`` patch that is
+added into the output at ``(i*stride - padding, j*stride - padding)``, which is what ``F.fold`` does (it also
+crops the padding). A direct convolution over the zero-upsampled input would spend ``stride**2 - 1`` of every
+``stride**2`` multiplications on inserted zeros (3/4 of them at stride 2); the GEMM + col2im form does none, nor
+does the implicit kernel, which splits the output by stride phase.
 On the reference backend both ops dequantize the weight and call ``F.conv2d`` / ``F.conv_transpose2d``
 (the plain torch reference); :func:`conv2d_gemm` and :func:`conv_transpose2d_gemm` run the GEMM form on any
 backend (the tests compare the two).
@@ -33,7 +37,14 @@ from gansurvey.checks import GanSurveyError, check_number
 
 from . import reference as ref
 from .dispatch import backend, linear
-from .formats import CodebookWeight, QuantizedWeight
+from .formats import CodebookWeight, QuantizedWeight, quantize_activations_static
+from .triton_conv import (
+    conv2d_implicit_triton,
+    conv_transpose2d_implicit_triton,
+    tap_major,
+    w8a8_conv2d_implicit_triton,
+    w8a8_conv_transpose2d_implicit_triton,
+)
 
 Pair = int | tuple[int, int]
 
@@ -117,10 +128,9 @@ def conv2d_gemm(
 ) -> Tensor:
     """:func:`conv2d` computed as im2col -> :func:`linear` -> reshape, on whichever backend ``linear`` takes."""
     ks, (stride, padding, dilation) = _conv2d_args(x, w, stride, padding, dilation, groups, kernel_size)
-    b, _, h, wd = x.shape
+    b = x.shape[0]
     cout = w.shape[0]
-    hout = (h + 2 * padding[0] - dilation[0] * (ks[0] - 1) - 1) // stride[0] + 1
-    wout = (wd + 2 * padding[1] - dilation[1] * (ks[1] - 1) - 1) // stride[1] + 1
+    hout, wout = _conv2d_out_size(x, ks, stride, padding, dilation)
     cols = F.unfold(x, ks, dilation=dilation, padding=padding, stride=stride)  # (B, Cin*kh*kw, L), C outermost
     k, cout_g = w.shape[1], cout // groups
     outs = []
@@ -130,6 +140,70 @@ def conv2d_gemm(
         bg = None if bias is None else bias[g * cout_g:(g + 1) * cout_g]  # fused in the GEMM's epilogue
         outs.append(linear(xg, wg, bg, activation_bits, act_qparams))  # (B, L, Cout/groups)
     return torch.cat(outs, dim=2).transpose(1, 2).reshape(b, cout, hout, wout)
+
+
+def _conv2d_out_size(x: Tensor, ks, stride, padding, dilation) -> tuple[int, int]:
+    return tuple((x.shape[2 + i] + 2 * padding[i] - dilation[i] * (ks[i] - 1) - 1) // stride[i] + 1 for i in range(2))
+
+
+def _conv_transpose2d_out_size(x: Tensor, ks, stride, padding, output_padding, dilation) -> tuple[int, int]:
+    return tuple((x.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (ks[i] - 1) + output_padding[i] + 1
+                 for i in range(2))
+
+
+def _per_group(w: QuantizedWeight | CodebookWeight, groups: int, taps: int | None = None) -> tuple:
+    """``w``'s rows split per group (tap-major when ``taps`` is given), built once per weight and kept on it."""
+    def build() -> tuple:
+        rows = w.shape[0] // groups
+        parts = [w if groups == 1 else w.rows(g * rows, (g + 1) * rows) for g in range(groups)]
+        return tuple(parts if taps is None else (tap_major(part, taps) for part in parts))
+
+    return w.kernel_layout(("groups", groups, taps), build)
+
+
+def _implicit_w8a8(x: Tensor, w: object, activation_bits: int | None, act_qparams) -> bool:
+    """True when the int8 activations take the implicit Triton kernels: a static grid on the Triton backend."""
+    if activation_bits != 8 or act_qparams is None or not isinstance(w, QuantizedWeight) or backend(x) != "triton":
+        return False
+    ref.check_w8a8_weight(w)
+    return True
+
+
+def _static_codes(x: Tensor, act_qparams: tuple[float, float]) -> tuple[Tensor, float, int]:
+    """The input's int8 codes on the static grid (no padding: padded pixels are the kernels' ``-offset``)."""
+    values, scale, offset = quantize_activations_static(x.reshape(x.shape[0], -1), *act_qparams)
+    return values.reshape(x.shape), float(scale[0]), offset
+
+
+def conv2d_implicit(
+    x: Tensor,
+    w: QuantizedWeight | CodebookWeight,
+    bias: Tensor | None = None,
+    stride: Pair = 1,
+    padding: Pair = 0,
+    dilation: Pair = 1,
+    groups: int = 1,
+    kernel_size: Pair = 3,
+    act_qparams: tuple[float, float] | None = None,
+) -> Tensor:
+    """:func:`conv2d` as an implicit GEMM on the Triton backend (no im2col tensor); the output is in ``x.dtype``.
+    ``act_qparams``: W8A8 on that static activation grid (an 8-bit symmetric ``w``)."""
+    ks, (stride, padding, dilation) = _conv2d_args(x, w, stride, padding, dilation, groups, kernel_size)
+    cout = w.shape[0]
+    out = torch.empty(x.shape[0], cout, *_conv2d_out_size(x, ks, stride, padding, dilation), dtype=x.dtype,
+                      device=x.device)
+    cin_g, cout_g = x.shape[1] // groups, cout // groups
+    if act_qparams is not None:
+        codes, scale, offset = _static_codes(x, act_qparams)
+    for g, wg in enumerate(_per_group(w, groups)):
+        bg = None if bias is None else bias[g * cout_g:(g + 1) * cout_g].contiguous()
+        geometry = (bg, stride, padding, dilation, ks)
+        if act_qparams is None:
+            conv2d_implicit_triton(x[:, g * cin_g:(g + 1) * cin_g], wg, out[:, g * cout_g:(g + 1) * cout_g], *geometry)
+        else:
+            w8a8_conv2d_implicit_triton(codes[:, g * cin_g:(g + 1) * cin_g], scale, offset, wg,
+                                        out[:, g * cout_g:(g + 1) * cout_g], *geometry)
+    return out
 
 
 def conv2d(
@@ -146,8 +220,9 @@ def conv2d(
 ) -> Tensor:
     """``F.conv2d`` with a compressed ``(Cout, Cin/groups*kh*kw)`` weight matrix (see :func:`conv2d_weight_matrix`).
 
-    Triton backend: im2col + fused GEMM (:func:`conv2d_gemm`); reference backend: dequantize + ``F.conv2d``
-    (``activation_bits=8`` always takes the GEMM form, whose int8 activations the reference cannot mimic;
+    Triton backend: implicit GEMM (:func:`conv2d_implicit`); reference backend: dequantize + ``F.conv2d``
+    (``activation_bits=8`` always takes the im2col GEMM form :func:`conv2d_gemm`, whose int8 activations the
+    reference cannot mimic;
     ``act_qparams``: a static activation grid, see :func:`~gansurvey.kernels.dispatch.w8a8_matmul`).
 
     >>> from gansurvey.kernels.formats import quantize_weight
@@ -156,8 +231,12 @@ def conv2d(
     torch.Size([1, 8, 16, 16])
     """
     ks, args = _conv2d_args(x, w, stride, padding, dilation, groups, kernel_size)
-    if backend(x) == "triton" or activation_bits is not None:
+    if _implicit_w8a8(x, w, activation_bits, act_qparams):
+        return conv2d_implicit(x, w, bias, *args, groups, ks, act_qparams)
+    if activation_bits is not None:
         return conv2d_gemm(x, w, bias, *args, groups, ks, activation_bits, act_qparams)
+    if backend(x) == "triton":
+        return conv2d_implicit(x, w, bias, *args, groups, ks)
     return ref.conv2d_ref(x, w, bias, *args, groups, ks)
 
 
@@ -204,8 +283,7 @@ def conv_transpose2d_gemm(
         x, w, stride, padding, output_padding, dilation, groups, kernel_size, out_channels
     )
     b, _, h, wd = x.shape
-    hout = (h - 1) * stride[0] - 2 * padding[0] + dilation[0] * (ks[0] - 1) + output_padding[0] + 1
-    wout = (wd - 1) * stride[1] - 2 * padding[1] + dilation[1] * (ks[1] - 1) + output_padding[1] + 1
+    hout, wout = _conv_transpose2d_out_size(x, ks, stride, padding, output_padding, dilation)
     cin_g = w.shape[1]
     rows_g = w.shape[0] // groups
     pixels = x.permute(0, 2, 3, 1).reshape(b, h * wd, groups * cin_g)  # (B, L, Cin)
@@ -218,6 +296,42 @@ def conv_transpose2d_gemm(
     out = F.fold(cols, (hout, wout), ks, dilation=dilation, padding=padding, stride=stride)
     if bias is not None:
         out = out + bias.to(out.dtype).reshape(1, -1, 1, 1)
+    return out
+
+
+def conv_transpose2d_implicit(
+    x: Tensor,
+    w: QuantizedWeight | CodebookWeight,
+    bias: Tensor | None = None,
+    stride: Pair = 1,
+    padding: Pair = 0,
+    output_padding: Pair = 0,
+    dilation: Pair = 1,
+    groups: int = 1,
+    kernel_size: Pair = 4,
+    out_channels: int = 1,
+    act_qparams: tuple[float, float] | None = None,
+) -> Tensor:
+    """:func:`conv_transpose2d` as an implicit GEMM per stride phase on the Triton backend (no column tensor, no
+    multiplication by inserted zeros); the output is in ``x.dtype``. ``act_qparams``: W8A8 on that static
+    activation grid (an 8-bit symmetric ``w``)."""
+    ks, (stride, padding, output_padding, dilation) = _conv_transpose2d_args(
+        x, w, stride, padding, output_padding, dilation, groups, kernel_size, out_channels
+    )
+    size = _conv_transpose2d_out_size(x, ks, stride, padding, output_padding, dilation)
+    out = torch.empty(x.shape[0], out_channels, *size, dtype=x.dtype, device=x.device)
+    cin_g, cout_g = w.shape[1], out_channels // groups
+    if act_qparams is not None:
+        codes, scale, offset = _static_codes(x, act_qparams)
+    for g, wg in enumerate(_per_group(w, groups, taps=ks[0] * ks[1])):
+        bg = None if bias is None else bias[g * cout_g:(g + 1) * cout_g].contiguous()
+        geometry = (bg, stride, padding, dilation, ks)
+        if act_qparams is None:
+            conv_transpose2d_implicit_triton(x[:, g * cin_g:(g + 1) * cin_g], wg,
+                                             out[:, g * cout_g:(g + 1) * cout_g], *geometry)
+        else:
+            w8a8_conv_transpose2d_implicit_triton(codes[:, g * cin_g:(g + 1) * cin_g], scale, offset, wg,
+                                                  out[:, g * cout_g:(g + 1) * cout_g], *geometry)
     return out
 
 
@@ -238,8 +352,9 @@ def conv_transpose2d(
     """``F.conv_transpose2d`` with a compressed ``(Cout*kh*kw, Cin/groups)`` weight matrix
     (see :func:`conv_transpose2d_weight_matrix`).
 
-    Triton backend: fused GEMM + col2im (:func:`conv_transpose2d_gemm`); reference backend: dequantize +
-    ``F.conv_transpose2d`` (``activation_bits=8`` always takes the GEMM form).
+    Triton backend: implicit GEMM per stride phase (:func:`conv_transpose2d_implicit`); reference backend:
+    dequantize + ``F.conv_transpose2d`` (``activation_bits=8`` always takes the GEMM + col2im form,
+    :func:`conv_transpose2d_gemm`).
 
     >>> from gansurvey.kernels.formats import quantize_weight
     >>> w = quantize_weight(conv_transpose2d_weight_matrix(torch.randn(16, 8, 4, 4)), bits=4)
@@ -248,7 +363,11 @@ def conv_transpose2d(
     """
     ks, args = _conv_transpose2d_args(x, w, stride, padding, output_padding, dilation, groups, kernel_size,
                                       out_channels)
-    if backend(x) == "triton" or activation_bits is not None:
+    if _implicit_w8a8(x, w, activation_bits, act_qparams):
+        return conv_transpose2d_implicit(x, w, bias, *args, groups, ks, out_channels, act_qparams)
+    if activation_bits is not None:
         return conv_transpose2d_gemm(x, w, bias, *args, groups, ks, out_channels, activation_bits, act_qparams)
+    if backend(x) == "triton":
+        return conv_transpose2d_implicit(x, w, bias, *args, groups, ks, out_channels)
     stride, padding, output_padding, dilation = args
     return ref.conv_transpose2d_ref(x, w, bias, stride, padding, output_padding, dilation, groups, ks, out_channels)

@@ -14,8 +14,9 @@ row: code ``k`` occupies bits ``k*bits .. k*bits+bits-1`` of the row, bit ``b`` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -229,14 +230,24 @@ class QuantizedWeight:
 
     def rows(self, start: int, stop: int) -> QuantizedWeight:
         """The rows ``start:stop`` as a weight of their own (used to split a matrix per convolution group)."""
+        return self.take_rows(slice(start, stop))
+
+    def take_rows(self, index: slice | Tensor) -> QuantizedWeight:
+        """The rows ``index`` (a slice, or a 1-D integer tensor giving their order) as a weight of their own."""
+        packed = self.packed[index].contiguous()
         return QuantizedWeight(
-            self.packed[start:stop].contiguous(),
+            packed,
             self.bits,
-            (stop - start, self.shape[1]),
-            self.scales[start:stop].contiguous(),
-            None if self.zeros is None else self.zeros[start:stop].contiguous(),
+            (packed.shape[0], self.shape[1]),
+            self.scales[index].contiguous(),
+            None if self.zeros is None else self.zeros[index].contiguous(),
             self.group_size,
         )
+
+    def kernel_layout(self, key: object, build: Callable[[], object]) -> object:
+        """What ``build()`` derives from this weight for a kernel (a reordered copy, ...), built once per ``key``
+        and kept: the fields are frozen, so it never goes stale."""
+        return _cached(self._layouts, key, build)
 
     def nbytes(self) -> int:
         """Bytes the format stores (codes, scales and zero points)."""
@@ -299,15 +310,24 @@ class CodebookWeight:
 
     def rows(self, start: int, stop: int) -> CodebookWeight:
         """The rows ``start:stop`` as a weight of their own (used to split a matrix per convolution group)."""
-        cb = self.codebook[start:stop].contiguous() if self.per_row else self.codebook
-        return CodebookWeight(self.packed[start:stop].contiguous(), self.bits, (stop - start, self.shape[1]), cb)
+        return self.take_rows(slice(start, stop))
+
+    def take_rows(self, index: slice | Tensor) -> CodebookWeight:
+        """The rows ``index`` (a slice, or a 1-D integer tensor giving their order) as a weight of their own."""
+        packed = self.packed[index].contiguous()
+        cb = self.codebook[index].contiguous() if self.per_row else self.codebook
+        return CodebookWeight(packed, self.bits, (packed.shape[0], self.shape[1]), cb)
+
+    def kernel_layout(self, key: object, build: Callable[[], object]) -> object:
+        """See :meth:`QuantizedWeight.kernel_layout`."""
+        return _cached(self._layouts, key, build)
 
     def nbytes(self) -> int:
         """Bytes the format stores (indices and codebook)."""
         return self.packed.numel() + self.codebook.numel() * 4
 
 
-def _cached(store: dict, key: str, build) -> Tensor:
+def _cached(store: dict, key: object, build: Callable[[], object]) -> Any:
     if key not in store:
         store[key] = build()
     return store[key]

@@ -105,20 +105,27 @@ def _gemv_configs(interpret: bool) -> list:
             for bn, bk, sk, w, s in shapes]
 
 
-@functools.cache
-def _kernels(interpret: bool) -> SimpleNamespace:
-    """Define (and cache) the jitted kernels for one interpreter setting; see the module docstring."""
+@contextlib.contextmanager
+def defining(interpret: bool):
+    """``TRITON_INTERPRET`` set to ``interpret`` while jitted functions are defined (see the module docstring)."""
     if not HAS_TRITON:
         raise RuntimeError("triton is not installed")
     previous = os.environ.get("TRITON_INTERPRET")
     os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
     try:
-        return _define(interpret)
+        yield
     finally:
         if previous is None:
             os.environ.pop("TRITON_INTERPRET", None)
         else:
             os.environ["TRITON_INTERPRET"] = previous
+
+
+@functools.cache
+def _kernels(interpret: bool) -> SimpleNamespace:
+    """Define (and cache) the jitted kernels for one interpreter setting; see the module docstring."""
+    with defining(interpret):
+        return _define(interpret)
 
 
 def _define(interpret: bool) -> SimpleNamespace:  # noqa: C901 - one place for every jitted function
@@ -164,13 +171,58 @@ def _define(interpret: bool) -> SimpleNamespace:  # noqa: C901 - one place for e
                 zero = tl.full((BLOCK_K, BLOCK_N), 1 << (BITS - 1), dtype=tl.float32)
         return (code.to(tl.float32) - zero) * scale
 
+    # The codebook (or this block's rows of it) as an (ENTRIES, BLOCK_N) register table, for decode_lut_tile.
+    @triton.jit
+    def lut_table(cb_ptr, offs_n, mask_n, BITS: tl.constexpr, PER_ROW: tl.constexpr, BLOCK_N: tl.constexpr):
+        ENTRIES: tl.constexpr = 1 << BITS
+        offs_e = tl.arange(0, ENTRIES)
+        if PER_ROW:
+            table = tl.load(cb_ptr + offs_n[None, :] * ENTRIES + offs_e[:, None], mask=mask_n[None, :], other=0.0)
+        else:
+            table = tl.broadcast_to(tl.load(cb_ptr + offs_e)[:, None], (ENTRIES, BLOCK_N))
+        return table
+
+    # Shared decode of a (BLOCK_K, BLOCK_N) codebook tile: indices unpacked as in decode_tile, then looked up in
+    # the staged table (STAGED) or in global memory; entries outside the tile are zero.
+    @triton.jit
+    def decode_lut_tile(p_ptr, cb_ptr, table, offs_k, offs_n, k0, mask_k, mask_n, N, KB,
+                        BITS: tl.constexpr, KMAJOR: tl.constexpr, PER_ROW: tl.constexpr, STAGED: tl.constexpr,
+                        BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr):
+        ENTRIES: tl.constexpr = 1 << BITS
+        mask_kn = mask_k[:, None] & mask_n[None, :]
+        if KMAJOR:
+            PER: tl.constexpr = 8 // BITS
+            offs_kb = k0 // PER + tl.arange(0, BLOCK_K // PER)
+            byte = tl.load(p_ptr + offs_kb[:, None] * N + offs_n[None, :],
+                           mask=(offs_kb[:, None] < KB) & mask_n[None, :], other=0).to(tl.int32)
+            if PER == 1:
+                idx = byte
+            else:
+                shifts = tl.arange(0, PER) * BITS
+                idx = (byte[:, None, :] >> shifts[None, :, None]) & (ENTRIES - 1)
+                idx = tl.reshape(idx, (BLOCK_K, BLOCK_N))
+        else:
+            bit = offs_k[:, None] * BITS
+            b0 = tl.load(p_ptr + offs_n[None, :] * KB + bit // 8, mask=mask_kn, other=0).to(tl.int32)
+            b1 = tl.load(p_ptr + offs_n[None, :] * KB + bit // 8 + 1, mask=mask_kn & (bit // 8 + 1 < KB),
+                         other=0).to(tl.int32)
+            idx = ((b0 | (b1 << 8)) >> (bit % 8)) & (ENTRIES - 1)
+        if STAGED:
+            wt = tl.gather(table, idx, 0)
+        elif PER_ROW:
+            wt = tl.load(cb_ptr + offs_n[None, :] * ENTRIES + idx, mask=mask_kn, other=0.0)
+        else:
+            wt = tl.load(cb_ptr + idx, mask=mask_kn, other=0.0)
+        return tl.where(mask_kn, wt, 0.0)
+
     @triton.jit
     def add(a, b):  # tl.sum is a triton.language.standard helper (see the module docstring): reduce by hand
         return a + b
 
+    helpers = dict(decode_tile=decode_tile, lut_table=lut_table, decode_lut_tile=decode_lut_tile, add=add)
     if interpret:
         # The compiler resolves a kernel's closure variables, the interpreter only its module globals.
-        globals().update(decode_tile=decode_tile, add=add)
+        publish_for_interpreter(globals(), helpers)
 
     @triton.autotune(configs=_configs(interpret), key=["M", "N", "K", "BITS", "G"])
     @triton.jit
@@ -308,45 +360,18 @@ def _define(interpret: bool) -> SimpleNamespace:  # noqa: C901 - one place for e
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_m = offs_m < M
         mask_n = offs_n < N
-        ENTRIES: tl.constexpr = 1 << BITS
         if STAGED:  # the codebook (or this block's rows of it) in registers, (ENTRIES, BLOCK_N)
-            offs_e = tl.arange(0, ENTRIES)
-            if PER_ROW:
-                table = tl.load(cb_ptr + offs_n[None, :] * ENTRIES + offs_e[:, None], mask=mask_n[None, :],
-                                other=0.0)
-            else:
-                table = tl.broadcast_to(tl.load(cb_ptr + offs_e)[:, None], (ENTRIES, BLOCK_N))
+            table = lut_table(cb_ptr, offs_n, mask_n, BITS, PER_ROW, BLOCK_N)
+        else:
+            table = cb_ptr  # unused: entries are read from global memory
         acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.float32)
         for k0 in range(0, K, BLOCK_K):
             offs_k = k0 + tl.arange(0, BLOCK_K)
             mask_k = offs_k < K
-            mask_kn = mask_k[:, None] & mask_n[None, :]
             xt = tl.load(x_ptr + offs_m[:, None] * K + offs_k[None, :],
                          mask=mask_m[:, None] & mask_k[None, :], other=0.0)
-            if KMAJOR:
-                PER: tl.constexpr = 8 // BITS
-                offs_kb = k0 // PER + tl.arange(0, BLOCK_K // PER)
-                byte = tl.load(p_ptr + offs_kb[:, None] * N + offs_n[None, :],
-                               mask=(offs_kb[:, None] < KB) & mask_n[None, :], other=0).to(tl.int32)
-                if PER == 1:
-                    idx = byte
-                else:
-                    shifts = tl.arange(0, PER) * BITS
-                    idx = (byte[:, None, :] >> shifts[None, :, None]) & (ENTRIES - 1)
-                    idx = tl.reshape(idx, (BLOCK_K, BLOCK_N))
-            else:
-                bit = offs_k[:, None] * BITS
-                b0 = tl.load(p_ptr + offs_n[None, :] * KB + bit // 8, mask=mask_kn, other=0).to(tl.int32)
-                b1 = tl.load(p_ptr + offs_n[None, :] * KB + bit // 8 + 1, mask=mask_kn & (bit // 8 + 1 < KB),
-                             other=0).to(tl.int32)
-                idx = ((b0 | (b1 << 8)) >> (bit % 8)) & (ENTRIES - 1)
-            if STAGED:
-                wt = tl.gather(table, idx, 0)
-            elif PER_ROW:
-                wt = tl.load(cb_ptr + offs_n[None, :] * ENTRIES + idx, mask=mask_kn, other=0.0)
-            else:
-                wt = tl.load(cb_ptr + idx, mask=mask_kn, other=0.0)
-            wt = tl.where(mask_kn, wt, 0.0)
+            wt = decode_lut_tile(p_ptr, cb_ptr, table, offs_k, offs_n, k0, mask_k, mask_n, N, KB,
+                                 BITS, KMAJOR, PER_ROW, STAGED, BLOCK_K, BLOCK_N)
             if UPCAST:
                 xt = xt.to(tl.float32)
             else:
@@ -357,23 +382,32 @@ def _define(interpret: bool) -> SimpleNamespace:  # noqa: C901 - one place for e
         out_ptrs = out_ptr + offs_m[:, None] * N + offs_n[None, :]
         tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
-    return SimpleNamespace(weight_only=weight_only_kernel, gemv=gemv_kernel, w8a8=w8a8_kernel, lut=lut_kernel)
+    return SimpleNamespace(weight_only=weight_only_kernel, gemv=gemv_kernel, w8a8=w8a8_kernel, lut=lut_kernel,
+                           helpers=helpers)
 
 
-#: Jitted helpers the interpreter finds in this module's globals (the compiler finds them as closure variables).
-_INTERPRETER_HELPERS = ("decode_tile", "add")
+#: The module namespaces holding the interpreter's jitted helpers, and the names published in each.
+_PUBLISHED: dict[int, tuple[dict, set[str]]] = {}
+
+
+def publish_for_interpreter(namespace: dict, helpers: dict) -> None:
+    """Put jitted helpers in a module's globals, where the interpreter looks a kernel's callees up (the compiler
+    finds them as closure variables); :func:`compiler_scope` hides them again."""
+    namespace.update(helpers)
+    _PUBLISHED.setdefault(id(namespace), (namespace, set()))[1].update(helpers)
 
 
 @contextlib.contextmanager
 def compiler_scope():
-    """Hide the interpreter's helpers from this module's globals while compiling for a GPU in a process that also
+    """Hide the interpreter's helpers from the modules' globals while compiling for a GPU in a process that also
     ran the interpreter: the compiler resolves a global before a closure variable and refuses interpreted ones.
     Only a test session mixes the two (ahead-of-time compile tests beside interpreter tests)."""
-    saved = {name: globals().pop(name) for name in _INTERPRETER_HELPERS if name in globals()}
+    saved = [(home, {name: home.pop(name) for name in names if name in home}) for home, names in _PUBLISHED.values()]
     try:
         yield
     finally:
-        globals().update(saved)
+        for home, values in saved:
+            home.update(values)
 
 
 def _grid(m: int, n: int):

@@ -86,3 +86,64 @@ def test_lut_native_half(device, shape, dtype, bits, per_row):
     w = CodebookWeight(pack_codes(idx, bits).to(device), bits, (n, k), cb.to(device))
     out = lut_matmul_triton(x.to(dtype), w, out_dtype=dtype, upcast=False)
     assert sqnr(x.to(dtype).float() @ w.dequantize().T, out.float()) >= MIN_SQNR[dtype]
+
+
+# (kind, Cin, Cout, kernel, stride, padding, H, batch): the generators' shapes on the GPU, tiny ones in the smoke run
+CONVS = [("conv2d", 6, 10, 3, 1, 1, 9, 2), ("conv_transpose2d", 12, 6, 4, 2, 1, 5, 2)]
+if not SMOKE:
+    CONVS += [("conv2d", 256, 256, 3, 1, 1, 64, 1), ("conv_transpose2d", 256, 128, 4, 2, 1, 4, 16),
+              ("conv_transpose2d", 256, 128, 3, 2, 1, 64, 1)]
+
+
+@pytest.mark.parametrize("case", CONVS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fmt", ["weight-only", "lut"])
+def test_implicit_convs_native_half(device, case, dtype, fmt):
+    import torch.nn.functional as F
+
+    from gansurvey.kernels import conv2d, conv2d_weight_matrix, conv_transpose2d, conv_transpose2d_weight_matrix
+
+    kind, cin, cout, ks, stride, pad, h, batch = case
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(batch, cin, h, h, generator=g).to(device, dtype)
+    shape = (cout, cin, ks, ks) if kind == "conv2d" else (cin, cout, ks, ks)
+    weight = torch.randn(shape, generator=g) * 0.05
+    matrix = conv2d_weight_matrix(weight) if kind == "conv2d" else conv_transpose2d_weight_matrix(weight)
+    if fmt == "lut":
+        idx = torch.randint(0, 16, matrix.shape, generator=g)
+        w = CodebookWeight(pack_codes(idx, 4).to(device), 4, tuple(matrix.shape), torch.randn(16, generator=g) * 0.05)
+    else:
+        w = quantize_weight(matrix.to(device), 4, group_size=min(matrix.shape[1], 128), symmetric=False)
+    dense = w.dequantize().cpu()
+    bias = torch.randn(cout, generator=g).to(device)
+    if kind == "conv2d":
+        want = F.conv2d(x.float(), dense.reshape(shape).to(device), bias, stride, pad)
+        got = conv2d(x, w, bias, stride, pad, 1, 1, ks)
+    else:
+        dense = dense.T.reshape(shape).to(device)  # (Cout*k*k, Cin) -> (Cin, Cout, k, k), one group
+        want = F.conv_transpose2d(x.float(), dense, bias, stride, pad, stride - 1 if ks == 3 else 0)
+        got = conv_transpose2d(x, w, bias, stride, pad, stride - 1 if ks == 3 else 0, 1, 1, ks, cout)
+    assert got.dtype == dtype and sqnr(want, got.float()) >= MIN_SQNR[dtype]
+
+
+@pytest.mark.parametrize("case", CONVS)
+def test_implicit_w8a8_convs_match_the_reference(device, monkeypatch, case):
+    from gansurvey.kernels import conv2d_weight_matrix, conv_transpose2d_weight_matrix
+    from gansurvey.kernels.conv import conv2d, conv2d_gemm, conv_transpose2d, conv_transpose2d_gemm
+
+    kind, cin, cout, ks, stride, pad, h, batch = case
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(batch, cin, h, h, generator=g)
+    shape = (cout, cin, ks, ks) if kind == "conv2d" else (cin, cout, ks, ks)
+    matrix = conv2d_weight_matrix(torch.randn(shape, generator=g)) if kind == "conv2d" else \
+        conv_transpose2d_weight_matrix(torch.randn(shape, generator=g))
+    w = quantize_weight(matrix, 8, group_size=min(matrix.shape[1], 128))
+    grid, opad = (0.02, 117), (stride - 1 if ks == 3 else 0)
+    with monkeypatch.context() as m:  # the reference: im2col/col2im + the integer GEMM in torch, on the CPU
+        m.setenv("GANSURVEY_KERNELS", "reference")
+        want = conv2d_gemm(x, w, None, stride, pad, 1, 1, ks, 8, grid) if kind == "conv2d" else \
+            conv_transpose2d_gemm(x, w, None, stride, pad, opad, 1, 1, ks, cout, 8, grid)
+    wd = quantize_weight(matrix.to(device), 8, group_size=min(matrix.shape[1], 128))
+    got = conv2d(x.to(device), wd, None, stride, pad, 1, 1, ks, 8, grid) if kind == "conv2d" else \
+        conv_transpose2d(x.to(device), wd, None, stride, pad, opad, 1, 1, ks, cout, 8, grid)
+    torch.testing.assert_close(got.cpu(), want, rtol=1e-5, atol=1e-4)

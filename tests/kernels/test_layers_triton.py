@@ -1,8 +1,9 @@
 """Compressed layers on the Triton path (interpreter): which kernel each layer runs, named by ``engine()``, and
 that it computes what the CPU reference path computes.
 
-Spies count the kernel entry points in ``gansurvey.kernels.dispatch``, so a layer that silently took another
-path (fake-quantized input + weight-only kernel, or a dense weight rebuilt per forward) fails here.
+Spies count the kernel entry points (``gansurvey.kernels.dispatch``'s GEMMs, ``gansurvey.kernels.conv``'s implicit
+convolutions), so a layer that silently took another path (fake-quantized input + weight-only kernel, a dense
+weight rebuilt per forward, an im2col GEMM) fails here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import torch
 from torch import nn
 
 from gansurvey.compress import EncodeConfig, MagnitudePruneConfig, QuantConfig, codebook_layers, compress, quantize
-from gansurvey.kernels import dispatch
+from gansurvey.kernels import conv, dispatch
+from gansurvey.kernels.formats import CodebookWeight, QuantizedWeight
 
 from .conftest import sqnr
 
@@ -26,16 +28,34 @@ LAYERS = {
 }
 
 
-def _spy(monkeypatch, name: str) -> list:
+#: The float-activation kernel entry point each layer kind reaches (the weight's format is the spy's record).
+FLOAT_ENTRY = {"linear": (dispatch, None), "conv2d": (conv, "conv2d_implicit_triton"),
+               "conv2d-reflect-groups": (conv, "conv2d_implicit_triton"),
+               "conv_transpose2d": (conv, "conv_transpose2d_implicit_triton")}
+#: The W8A8 kernel entry point each layer kind reaches.
+W8A8_ENTRY = {"linear": (dispatch, "w8a8_matmul_triton"), "conv2d": (conv, "w8a8_conv2d_implicit_triton"),
+              "conv2d-reflect-groups": (conv, "w8a8_conv2d_implicit_triton"),
+              "conv_transpose2d": (conv, "w8a8_conv_transpose2d_implicit_triton")}
+
+
+def _spy(monkeypatch, name: str, module=dispatch) -> list:
+    """Record each call of ``module.name`` as the type of its weight argument."""
     calls = []
-    real = getattr(dispatch, name)
+    real = getattr(module, name)
 
     def spy(*args, **kwargs):
-        calls.append(name)
+        calls.append(type(args[1]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(dispatch, name, spy)
+    monkeypatch.setattr(module, name, spy)
     return calls
+
+
+def _spy_float_kernel(monkeypatch, kind: str, fmt: type) -> list:
+    module, name = FLOAT_ENTRY[kind]
+    if name is None:
+        name = "lut_matmul_triton" if fmt is CodebookWeight else "weight_only_matmul_triton"
+    return _spy(monkeypatch, name, module)
 
 
 def _layer_and_input(kind: str, seed: int = 0):
@@ -62,14 +82,16 @@ def test_activation_bits_8_layers_run_the_w8a8_kernel(triton_backend, monkeypatc
     layer, x = _layer_and_input(kind)
     q = quantize(layer, config, x)
     want = _reference_output(q, x, monkeypatch)  # fake-quantized input, dequantized weight, float ops
-    w8a8, weight_only = _spy(monkeypatch, "w8a8_matmul_triton"), _spy(monkeypatch, "weight_only_matmul_triton")
+    module, name = W8A8_ENTRY[kind]
+    w8a8, weight_only = _spy(monkeypatch, name, module), _spy_float_kernel(monkeypatch, kind, QuantizedWeight)
+    gemm_w8a8 = _spy(monkeypatch, "w8a8_matmul_triton") if kind != "linear" else []
     assert q.engine() == q.engine(x) == "triton-w8a8"
     with monkeypatch.context() as m:
         m.setenv("GANSURVEY_KERNELS", "reference")
         assert q.engine(x) == "reference-dense-fakequant"
     with torch.no_grad():
         out = q(x)
-    assert w8a8 and not weight_only
+    assert w8a8 and not weight_only and not gemm_w8a8  # convolutions: implicit, not im2col + GEMM
     assert out.shape == want.shape and sqnr(want, out) >= 90.0  # same integers; float rounding only
 
 
@@ -92,11 +114,11 @@ def test_three_and_six_bit_layers_decode_in_the_kernel(triton_backend, monkeypat
     layer, x = _layer_and_input(kind)
     q = quantize(layer, QuantConfig(bits, granularity="per-group", group_size=2), x)
     want = _reference_output(q, x, monkeypatch)
-    weight_only = _spy(monkeypatch, "weight_only_matmul_triton")
+    weight_only = _spy_float_kernel(monkeypatch, kind, QuantizedWeight)
     assert q.engine(x) == "triton-weight-only"
     with torch.no_grad():
         out = q(x)
-    assert weight_only and sqnr(want, out) >= 90.0
+    assert weight_only and set(weight_only) == {QuantizedWeight} and sqnr(want, out) >= 90.0
 
 
 @pytest.mark.parametrize("bits", [4, 8])
@@ -106,13 +128,13 @@ def test_pruned_shared_layers_use_the_lut_kernel_up_to_8_bits_and_name_the_9_bit
     enc = compress(nn.Sequential(layer), [MagnitudePruneConfig(0.5), EncodeConfig(bits=bits, coder=None)])
     shared = codebook_layers(enc)["0"]
     want = _reference_output(enc, x, monkeypatch)
-    lut = _spy(monkeypatch, "lut_matmul_triton")
+    lut = _spy_float_kernel(monkeypatch, "conv_transpose2d", CodebookWeight)
     with caplog.at_level(logging.WARNING), torch.no_grad():
         out = enc(x)
         engine = shared.engine(x)
     torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
     if bits == 4:  # 5-bit indices (the zero is entry 16): the LUT kernel reads them
-        assert shared.kernel_bits == 5 and engine == "triton-lut" and lut
+        assert shared.kernel_bits == 5 and engine == "triton-lut" and set(lut) == {CodebookWeight}
     else:  # 9-bit indices: no kernel; named and logged
         assert shared.kernel_bits is None and engine == "reference-dense" and not lut
         assert "reference-dense" in caplog.text

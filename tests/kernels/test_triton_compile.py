@@ -84,3 +84,39 @@ def test_lut_compiles_with_a_staged_or_global_codebook(bits, per_row):
         "BITS": bits, "KMAJOR": bits in triton_kernels.ALIGNED_BITS, "PER_ROW": per_row, "STAGED": staged,
         "HAS_BIAS": False, "UPCAST": False, "PRECISION": "tf32", "BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 64})
     assert "mma" in compiled.asm["ptx"]
+
+
+CONV_GEOMETRY = ("H", "W", "HO", "WO")
+STRIDES = ("sxb", "sxc", "sxh", "sxw", "sob", "soc", "soh", "sow")
+
+
+@pytest.mark.parametrize(("kernel", "fmt"), [("conv2d", "weight-only"), ("conv2d", "lut"),
+                                             ("conv_transpose2d", "weight-only"), ("conv_transpose2d", "lut")])
+def test_implicit_convs_use_tensor_cores_and_write_x_dtype(kernel, fmt):
+    from gansurvey.kernels import triton_conv
+
+    kernels = triton_conv._kernels(False)
+    taps = ("KW", "KHW") if kernel == "conv2d" else ("HQ", "WQ", "KH", "KW")
+    geometry = dict.fromkeys((*CONV_GEOMETRY, *taps, "SH", "SW", "PH", "PW", "DH", "DW", *STRIDES), "i32")
+    sig = {"x_ptr": "*fp16", **FLOAT_ARGS, "out_ptr": "*fp16", **geometry}
+    lut = fmt == "lut"
+    compiled = _compile(getattr(kernels, kernel), sig, {
+        "FORMAT": int(lut), "BITS": 4, "KMAJOR": True, "HAS_ZEROS": not lut, "PER_ROW": lut, "STAGED": lut,
+        "HAS_BIAS": True, "UPCAST": False, "PRECISION": "tf32", "BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 64})
+    ptx = compiled.asm["ptx"]
+    assert "mma" in ptx
+    assert "st.global.b16" in ptx or "st.global.v" in ptx
+
+
+@pytest.mark.parametrize("kernel", ["w8a8_conv2d", "w8a8_conv_transpose2d"])
+def test_implicit_w8a8_convs_use_int8_mma(kernel):
+    from gansurvey.kernels import triton_conv
+
+    kernels = triton_conv._kernels(False)
+    taps = ("KW", "KHW") if kernel == "w8a8_conv2d" else ("HQ", "WQ", "KH", "KW")
+    geometry = dict.fromkeys((*CONV_GEOMETRY, *taps, "SH", "SW", "PH", "PW", "DH", "DW", *STRIDES), "i32")
+    sig = {"x_ptr": "*i8", "p_ptr": "*u8", "s_ptr": "*fp32", "ws_ptr": "*i32", "b_ptr": "*fp32", "out_ptr": "*fp16",
+           **INTS, "G": "i32", "group_size": "i32", "x_scale": "fp32", "x_offset": "i32", **geometry}
+    compiled = _compile(getattr(kernels, kernel), sig, {"HAS_OFFSET": True, "HAS_BIAS": True, "BLOCK_M": 64,
+                                                        "BLOCK_N": 64, "BLOCK_K": 64})
+    assert ".s32.s8.s8" in compiled.asm["ptx"]
