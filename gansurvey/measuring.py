@@ -11,10 +11,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from gansurvey import kernels
 from gansurvey.benchmarks import get_benchmark
 from gansurvey.benchmarks.base import Benchmark
 from gansurvey.checks import GanSurveyError, check_number
 from gansurvey.compress.base import chain_family, chain_method, compression_chain
+from gansurvey.compress.fusion import FusedEpilogue, fuse_epilogues
 from gansurvey.compress.precision import output_sqnr, to_fused_engine, to_int4_cpu_engine, to_integer_engine
 from gansurvey.compress.quantized_layers import (
     FusedEngineModel,
@@ -158,6 +160,8 @@ UNTIMED: ContextVar[list[Untimed] | None] = ContextVar("gansurvey_untimed", defa
 #: An integer engine's output must stay this close to the stored model's own (output SQNR, dB) to be timed in
 #: its place: 8-bit activations cost about 6 dB per bit below the weights' own error, far above this floor.
 MIN_ENGINE_SQNR_DB = 25.0
+#: Samples on which a form's output is compared with the model's before the form is timed.
+FORM_CHECK_BATCH = 8
 #: The integer CPU engine the quantized models are tried on (``qnnpack`` is for ARM; ``x86``/``onednn`` compute
 #: ConvTranspose2d wrongly here).
 CPU_ENGINE = "fbgemm"
@@ -170,12 +174,20 @@ def engine_forms(model: nn.Module, bench: Benchmark, device: torch.device) -> di
     folded and int8 activations between layers (:func:`~gansurvey.compress.precision.to_fused_engine`), each
     calibrated on 64 evaluation inputs and kept only when its output stays within :data:`MIN_ENGINE_SQNR_DB` of
     the model's own; and its 4-bit Linear layers on PyTorch's packed int4 weight-only CPU matmul
-    (:func:`~gansurvey.compress.precision.to_int4_cpu_engine`). A form an engine cannot build is left out."""
+    (:func:`~gansurvey.compress.precision.to_int4_cpu_engine`). Where the Triton kernels run (a GPU), also the
+    model with its batch norms and activations in the kernels' epilogue
+    (:func:`~gansurvey.compress.fusion.fuse_epilogues`), checked on that device. A form an engine cannot build is
+    left out."""
     forms = {execution_engines(model, device): model}
+    check = bench.example_input(FORM_CHECK_BATCH)
+    if kernels.backend(device) == "triton":
+        fused, count = fuse_epilogues(model)
+        on_device = [copy.deepcopy(m).to(device) for m in (model, fused)]
+        if count and output_sqnr(*on_device, check.to(device)) >= MIN_ENGINE_SQNR_DB:
+            forms.setdefault(execution_engines(fused, device), fused)
     if device.type != "cpu" or not any(isinstance(m, QuantizedLayer) for m in model.modules()):
         return forms
     calibration = bench.eval_inputs(64, seed=1)
-    check = bench.example_input(8)
     builds = (lambda: to_integer_engine(model, calibration, CPU_ENGINE),
               lambda: to_fused_engine(model, calibration, CPU_ENGINE), lambda: to_int4_cpu_engine(model))
     for build in builds:
@@ -267,9 +279,12 @@ def execution_engines(model: nn.Module, device: torch.device | str) -> str:
     """The engines that run ``model``'s layers on ``device``, ``;``-separated: each compressed layer's own
     (:meth:`~gansurvey.layers.CompressedLayer.engine`), ``<engine>-int8`` for layers handed to PyTorch's integer
     engines one by one, ``<engine>-int8-fused`` for a model run by one as a static-quantized graph,
-    ``torch-int4pack`` for Linear layers on the packed int4 CPU matmul, and ``torch-dense`` when every layer is
-    a plain one (a really smaller model: channel-pruned, a student)."""
-    names = {layer.engine(device) for layer in compressed_layers(model).values()}
+    ``torch-int4pack`` for Linear layers on the packed int4 CPU matmul, ``<engine>+epilogue`` for a layer that
+    runs its batch norm and activation inside its Triton kernel (:func:`~gansurvey.compress.fusion.fuse_epilogues`),
+    and ``torch-dense`` when every layer is a plain one (a really smaller model: channel-pruned, a student)."""
+    fused = {id(m.layer): m for m in model.modules() if isinstance(m, FusedEpilogue)}
+    names = {(fused[id(layer)] if id(layer) in fused else layer).engine(device)
+             for layer in compressed_layers(model).values()}
     names |= {f"{m.engine}-int8" for m in model.modules() if isinstance(m, IntegerEngineLayer)}
     names |= {m.engine_name for m in model.modules() if isinstance(m, (FusedEngineModel, Int4PackLinear))}
     return ";".join(sorted(names)) or "torch-dense"

@@ -1,5 +1,6 @@
 """Time the published generators (CycleGAN ResNet-9, pix2pix U-Net-256) dense fp16 vs int8/int4 weight-only on
-the Triton kernels, and record each quantized layer's engine and the output SQNR (a script, never a test).
+the Triton kernels (int4 also with each layer's batch norm and activation in its kernel's epilogue), and record
+the engines that ran and the output SQNR (a script, never a test).
 
     python perf/bench_generators.py --out results/gpu/bench_generators.json      # CUDA, 256x256, batch 1 and 8
     python perf/bench_generators.py --smoke --out /tmp/gen.json                  # CPU interpreter, tiny sizes
@@ -8,7 +9,6 @@ the Triton kernels, and record each quantized layer's engine and the output SQNR
 from __future__ import annotations
 
 import argparse
-import collections
 import copy
 import importlib.util
 import json
@@ -22,7 +22,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from gansurvey.compress import QuantConfig, QuantizedLayer, quantize  # noqa: E402
+from gansurvey.compress import FusedEpilogue, QuantConfig, QuantizedLayer, fuse_epilogues, quantize  # noqa: E402
+from gansurvey.measuring import execution_engines  # noqa: E402
 
 try:  # noqa: SIM105 - the package moved its generators into gansurvey.models (restructure under way)
     from gansurvey.models.published import ResnetGenerator9, UnetGenerator256  # noqa: E402
@@ -39,10 +40,10 @@ def _bench_module():
 
 
 def half_except_quantized(model: nn.Module, dtype: torch.dtype) -> nn.Module:
-    """Float parameters and buffers of every module but the quantized layers (their scales stay float32) in
-    ``dtype``."""
+    """Float parameters and buffers of every module but the quantized layers and fused epilogues (their scales
+    stay float32) in ``dtype``."""
     for module in model.modules():
-        if isinstance(module, QuantizedLayer):
+        if isinstance(module, QuantizedLayer | FusedEpilogue):
             continue
         for p in module.parameters(recurse=False):
             p.data = p.data.to(dtype)
@@ -80,22 +81,24 @@ def run(smoke: bool, device: str, batches: tuple[int, ...], warmup: int, reps: i
             for bits in (8, 4):
                 q = quantize(model, QuantConfig(bits, granularity="per-channel"))
                 variants[f"int{bits} weight-only"] = half_except_quantized(q, dtype).to(device)
+            fused = fuse_epilogues(q)[0]  # the int4 model, its norms and activations in the kernels' epilogue
+            variants["int4 weight-only + epilogue"] = half_except_quantized(fused, dtype).to(device)
             x = x32.to(device=device, dtype=dtype)
             base = None
             for label, net in variants.items():
                 with torch.no_grad():
                     stats = bench.time_fn(lambda net=net, x=x: net(x), warmup, reps, cuda, flush)
                     out = net(x)
-                engines = collections.Counter(m.engine(x) for m in net.modules() if isinstance(m, QuantizedLayer))
+                engines = execution_engines(net, x.device)
                 base = stats["median"] if base is None else base
                 row = {"generator": name, "image": size, "batch": batch, "variant": label,
                        "median_ms": stats["median"] * 1e3, "iqr_ms": stats["iqr"] * 1e3, "reps": stats["reps"],
                        "speedup_vs_dense": base / stats["median"], "sqnr_db_vs_fp32": _sqnr(want, out.float().cpu()),
-                       "engines": dict(engines)}
+                       "engines": engines}
                 rows.append(row)
                 print(f"{name:18s} {size:4d} b{batch:<3d} {label:20s} {row['median_ms']:9.3f} ms "
                       f"(IQR {row['iqr_ms']:.3f}) x{row['speedup_vs_dense']:.2f} SQNR {row['sqnr_db_vs_fp32']:.1f} "
-                      f"{dict(engines)}")
+                      f"{engines}")
     return {"device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
             "mode": "smoke" if smoke else "full", "warmup": warmup, "reps": reps, "results": rows}
 

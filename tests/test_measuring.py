@@ -146,3 +146,31 @@ def test_speedups_time_every_arm_interleaved_with_the_reference_on_its_engine(qu
         speedups(teacher, {"teacher": teacher}, bench, profile=settings)
     with pytest.raises(GanSurveyError, match="at least one arm"):
         speedups(teacher, {}, bench, profile=settings)
+
+
+def test_on_the_triton_path_a_quantized_model_is_also_timed_with_its_epilogues_fused(monkeypatch):
+    from gansurvey import measuring
+    from gansurvey.compress import FusedEpilogue, QuantConfig, quantize, sqnr_db
+    from gansurvey.kernels import triton_kernels
+
+    if not triton_kernels.HAS_TRITON:
+        pytest.skip("triton is not installed")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # the Triton path on CPU tensors
+    monkeypatch.setenv("GANSURVEY_KERNELS", "triton")
+    monkeypatch.setattr(measuring, "FORM_CHECK_BATCH", 2)  # the interpreter is slow
+
+    def refuse(*args):
+        raise GanSurveyError("the CPU integer forms are another test's")
+
+    for build in ("to_integer_engine", "to_fused_engine", "to_int4_cpu_engine"):
+        monkeypatch.setattr(measuring, build, refuse)
+    bench = gs.get_benchmark("mnist-dcgan")
+    torch.manual_seed(0)
+    model = quantize(bench.new_generator(width=0.25).eval(), QuantConfig(weight_bits=4))
+    forms = measuring.engine_forms(model, bench, torch.device("cpu"))
+    assert list(forms) == ["triton-weight-only", "triton-weight-only+epilogue"] and forms["triton-weight-only"] is model
+    fused = forms["triton-weight-only+epilogue"]
+    assert sum(isinstance(m, FusedEpilogue) for m in fused.modules()) == 4
+    with torch.no_grad():
+        z = bench.example_input(1)
+        assert sqnr_db(model(z), fused(z)) >= measuring.MIN_ENGINE_SQNR_DB

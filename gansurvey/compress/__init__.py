@@ -9,7 +9,8 @@ verb, students, output/feature/adversarial/perceptual terms). Precision: ``preci
 packed layers and the quantizer arithmetic). Encoding: ``encoding`` (the ``encode`` verb, k-means weight
 sharing, codebook layers whose state is an entropy-coded bitstream) and ``entropy`` (Huffman, ANS and range
 coders). Low-rank: ``lowrank`` (the ``factorize`` verb, ``LowRankConfig``: SVD, Tucker-2, CP and tensor-train
-layers, with ranks given, as fractions, by energy or estimated by VBMF).
+layers, with ranks given, as fractions, by energy or estimated by VBMF). Execution: ``fusion`` (a compressed
+layer's batch norm and activation run inside its kernel's epilogue).
 """
 
 from gansurvey.compress.base import (
@@ -55,6 +56,7 @@ from gansurvey.compress.encoding import (
     kmeans_codebook,
     serialize,
 )
+from gansurvey.compress.fusion import FusedEpilogue, fuse_epilogues
 from gansurvey.compress.lowrank import (
     LOWRANK_METHODS,
     FactorizedLayer,
@@ -128,6 +130,7 @@ __all__ = [
     "quantize", "quantized_bytes", "sqnr_db", "to_fused_engine", "to_int4_cpu_engine", "to_integer_engine",
     "CodebookConv2d", "CodebookConvTranspose2d", "CodebookLinear", "EncodeConfig", "codebook_layers", "decode",
     "deserialize", "encode", "encoding_report", "kmeans_codebook", "serialize",
+    "FusedEpilogue", "fuse_epilogues",
     "LOWRANK_METHODS", "FactorizedLayer", "LowRankConfig", "TTLinear", "factorizable_layers",
     "factorization_plan", "factorize", "factorized_layers", "lowrank_report",
 ]

@@ -589,37 +589,55 @@ class CodebookMixin(CompressedLayer):
 class CodebookLinear(CodebookMixin, nn.Linear):
     """A Linear layer stored as coded codebook indices (built by :func:`encode`)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def kernel_forward(self, x: torch.Tensor, bias: torch.Tensor | None,
+                       epilogue: kernels.Epilogue | None = None) -> torch.Tensor | None:
+        """The forward on the LUT kernel with ``bias`` and ``epilogue`` fused, or None off that path."""
         if not self._use_kernel(x):
-            return F.linear(x, self.weight, self.bias)
-        return kernels.linear(x, self.kernel_weight(), self.bias)
+            return None
+        return kernels.linear(x, self.kernel_weight(), bias, epilogue=epilogue)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.kernel_forward(x, self.bias)
+        return F.linear(x, self.weight, self.bias) if out is None else out
 
 
 class CodebookConv2d(CodebookMixin, nn.Conv2d):
     """A Conv2d layer stored as coded codebook indices (built by :func:`encode`)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def kernel_forward(self, x: torch.Tensor, bias: torch.Tensor | None,
+                       epilogue: kernels.Epilogue | None = None) -> torch.Tensor | None:
+        """The forward on the LUT kernel with ``bias`` and ``epilogue`` fused, or None off that path."""
         if not self._use_kernel(x) or isinstance(self.padding, str):
-            return self._conv_forward(x, self.weight, self.bias)
+            return None
         padding = self.padding
         if self.padding_mode != "zeros":
             x = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
             padding = (0, 0)
-        return kernels.conv2d(x, self.kernel_weight(), self.bias, self.stride, padding, self.dilation, self.groups,
-                              self.kernel_size)
+        return kernels.conv2d(x, self.kernel_weight(), bias, self.stride, padding, self.dilation, self.groups,
+                              self.kernel_size, epilogue=epilogue)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.kernel_forward(x, self.bias)
+        return self._conv_forward(x, self.weight, self.bias) if out is None else out
 
 
 class CodebookConvTranspose2d(CodebookMixin, nn.ConvTranspose2d):
     """A ConvTranspose2d stored as coded codebook indices (built by :func:`encode`)."""
 
-    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+    def kernel_forward(self, x: torch.Tensor, bias: torch.Tensor | None, epilogue: kernels.Epilogue | None = None,
+                       output_size: list[int] | None = None) -> torch.Tensor | None:
+        """The forward on the LUT kernel with ``bias`` and ``epilogue`` fused, or None off that path."""
         if not self._use_kernel(x):
-            return super().forward(x, output_size)
+            return None
         output_padding = self._output_padding(x, output_size, self.stride, self.padding, self.kernel_size, 2,
                                               self.dilation)
-        return kernels.conv_transpose2d(x, self.kernel_weight(), self.bias, self.stride, self.padding,
+        return kernels.conv_transpose2d(x, self.kernel_weight(), bias, self.stride, self.padding,
                                         output_padding, self.dilation, self.groups, self.kernel_size,
-                                        self.out_channels)
+                                        self.out_channels, epilogue=epilogue)
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        out = self.kernel_forward(x, self.bias, output_size=output_size)
+        return super().forward(x, output_size) if out is None else out
 
 
 _BASES = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)

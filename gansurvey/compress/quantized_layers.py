@@ -453,17 +453,26 @@ class QuantizedLayer(nn.Module, CompressedLayer):
         scale, zero = self.act_qparams[0], self.act_qparams[1]
         return (torch.clamp(torch.round(x / scale) + zero, 0, 255) - zero) * scale
 
+    def kernel_forward(self, x: Tensor, bias: Tensor | None,
+                       epilogue: kernels.Epilogue | None = None) -> Tensor | None:
+        """The forward on the Triton kernels with ``bias`` and ``epilogue`` in their epilogue (what
+        :func:`~gansurvey.compress.fusion.fuse_epilogues` calls), or None when ``x`` does not take that path."""
+        if kernels.backend(x) != "triton":
+            return None
+        if self.activation_bits == 8:
+            w8 = self.int8_weight()
+            if w8 is not None:  # the int8 kernel quantizes x on the layer's grid itself
+                return self._kernel(x, w8, bias, self._act_qparams(), epilogue)
+            if not self.__dict__.get("_fallback_logged"):
+                self.__dict__["_fallback_logged"] = True
+                _LOG.warning("%s: weight values exceed int8, so activation_bits=8 runs as "
+                             "triton-weight-only-fakequant (input rounded in float)", self.extra_repr())
+        return self._kernel(self._input(x), self.quantized_weight(), bias, None, epilogue)
+
     def forward(self, x: Tensor) -> Tensor:
-        if kernels.backend(x) == "triton":
-            if self.activation_bits == 8:
-                w8 = self.int8_weight()
-                if w8 is not None:  # the int8 kernel quantizes x on the layer's grid itself
-                    return self._kernel(x, w8, self._act_qparams())
-                if not self.__dict__.get("_fallback_logged"):
-                    self.__dict__["_fallback_logged"] = True
-                    _LOG.warning("%s: weight values exceed int8, so activation_bits=8 runs as "
-                                 "triton-weight-only-fakequant (input rounded in float)", self.extra_repr())
-            return self._kernel(self._input(x), self.quantized_weight())
+        out = self.kernel_forward(x, self.bias)
+        if out is not None:
+            return out
         x = self._input(x)
         return self._float(x, self._dense(x.dtype))
 
@@ -479,8 +488,9 @@ class QuantizedLinear(QuantizedLayer):
 
     kind = "linear"
 
-    def _kernel(self, x: Tensor, w: QuantizedWeight, act_qparams: tuple[float, float] | None = None) -> Tensor:
-        return kernels.linear(x, w, self.bias, 8 if act_qparams else None, act_qparams)
+    def _kernel(self, x: Tensor, w: QuantizedWeight, bias: Tensor | None,
+                act_qparams: tuple[float, float] | None = None, epilogue: kernels.Epilogue | None = None) -> Tensor:
+        return kernels.linear(x, w, bias, 8 if act_qparams else None, act_qparams, epilogue)
 
     def _float(self, x: Tensor, w: Tensor) -> Tensor:
         return F.linear(x, w, None if self.bias is None else self.bias.to(x.dtype))
@@ -501,10 +511,11 @@ class QuantizedConv2d(QuantizedLayer):
             return x, self.padding
         return F.pad(x, self._pad, mode=self.padding_mode), 0
 
-    def _kernel(self, x: Tensor, w: QuantizedWeight, act_qparams: tuple[float, float] | None = None) -> Tensor:
+    def _kernel(self, x: Tensor, w: QuantizedWeight, bias: Tensor | None,
+                act_qparams: tuple[float, float] | None = None, epilogue: kernels.Epilogue | None = None) -> Tensor:
         x, padding = self._padded(x)
-        return kernels.conv2d(x.contiguous(), w, self.bias, self.stride, padding, self.dilation, self.groups,
-                              self.kernel_size, 8 if act_qparams else None, act_qparams)
+        return kernels.conv2d(x.contiguous(), w, bias, self.stride, padding, self.dilation, self.groups,
+                              self.kernel_size, 8 if act_qparams else None, act_qparams, epilogue)
 
     def _float(self, x: Tensor, w: Tensor) -> Tensor:
         x, padding = self._padded(x)
@@ -522,10 +533,11 @@ class QuantizedConvTranspose2d(QuantizedLayer):
         self.output_padding, self.groups, self.kernel_size = module.output_padding, module.groups, module.kernel_size
         self.out_channels = module.out_channels
 
-    def _kernel(self, x: Tensor, w: QuantizedWeight, act_qparams: tuple[float, float] | None = None) -> Tensor:
-        return kernels.conv_transpose2d(x.contiguous(), w, self.bias, self.stride, self.padding,
+    def _kernel(self, x: Tensor, w: QuantizedWeight, bias: Tensor | None,
+                act_qparams: tuple[float, float] | None = None, epilogue: kernels.Epilogue | None = None) -> Tensor:
+        return kernels.conv_transpose2d(x.contiguous(), w, bias, self.stride, self.padding,
                                         self.output_padding, self.dilation, self.groups, self.kernel_size,
-                                        self.out_channels, 8 if act_qparams else None, act_qparams)
+                                        self.out_channels, 8 if act_qparams else None, act_qparams, epilogue)
 
     def _float(self, x: Tensor, w: Tensor) -> Tensor:
         return F.conv_transpose2d(x, w, None if self.bias is None else self.bias.to(x.dtype), self.stride,

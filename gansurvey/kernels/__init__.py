@@ -14,6 +14,7 @@ torch.Size([2, 4])
 
 from .conv import conv2d, conv2d_weight_matrix, conv_transpose2d, conv_transpose2d_weight_matrix
 from .dispatch import backend, engine, linear, lut_matmul, w8a8_matmul, weight_only_matmul
+from .epilogue import Epilogue
 from .formats import (
     CodebookWeight,
     Int8Activation,
@@ -27,6 +28,7 @@ from .formats import (
 
 __all__ = [
     "CodebookWeight",
+    "Epilogue",
     "Int8Activation",
     "QuantizedWeight",
     "backend",

@@ -37,6 +37,7 @@ from gansurvey.checks import GanSurveyError, check_number
 
 from . import reference as ref
 from .dispatch import backend, linear
+from .epilogue import Epilogue, apply_epilogue, check_epilogue
 from .formats import CodebookWeight, QuantizedWeight, quantize_activations_static
 from .triton_conv import (
     conv2d_implicit_triton,
@@ -161,6 +162,18 @@ def _per_group(w: QuantizedWeight | CodebookWeight, groups: int, taps: int | Non
     return w.kernel_layout(("groups", groups, taps), build)
 
 
+def _group_epilogue(epilogue: Epilogue | None, g: int, channels: int) -> Epilogue | None:
+    """The part of ``epilogue`` that applies to group ``g``'s ``channels`` output channels."""
+    if epilogue is None or epilogue.scale is None:
+        return epilogue
+    return Epilogue(epilogue.scale[g * channels:(g + 1) * channels].contiguous(), epilogue.activation, epilogue.slope)
+
+
+def _after(out: Tensor, bias: Tensor | None, epilogue: Epilogue | None) -> Tensor:
+    """The epilogue in torch, on an NCHW output computed without its bias (the GEMM form and the reference)."""
+    return apply_epilogue(out, bias, epilogue, channel_dim=1)
+
+
 def _implicit_w8a8(x: Tensor, w: object, activation_bits: int | None, act_qparams) -> bool:
     """True when the int8 activations take the implicit Triton kernels: a static grid on the Triton backend."""
     if activation_bits != 8 or act_qparams is None or not isinstance(w, QuantizedWeight) or backend(x) != "triton":
@@ -185,9 +198,11 @@ def conv2d_implicit(
     groups: int = 1,
     kernel_size: Pair = 3,
     act_qparams: tuple[float, float] | None = None,
+    epilogue: Epilogue | None = None,
 ) -> Tensor:
     """:func:`conv2d` as an implicit GEMM on the Triton backend (no im2col tensor); the output is in ``x.dtype``.
-    ``act_qparams``: W8A8 on that static activation grid (an 8-bit symmetric ``w``)."""
+    ``act_qparams``: W8A8 on that static activation grid (an 8-bit symmetric ``w``); ``epilogue``: see
+    :func:`conv2d`."""
     ks, (stride, padding, dilation) = _conv2d_args(x, w, stride, padding, dilation, groups, kernel_size)
     cout = w.shape[0]
     out = torch.empty(x.shape[0], cout, *_conv2d_out_size(x, ks, stride, padding, dilation), dtype=x.dtype,
@@ -195,14 +210,17 @@ def conv2d_implicit(
     cin_g, cout_g = x.shape[1] // groups, cout // groups
     if act_qparams is not None:
         codes, scale, offset = _static_codes(x, act_qparams)
+    epilogue = check_epilogue(epilogue, cout, x.device)
     for g, wg in enumerate(_per_group(w, groups)):
         bg = None if bias is None else bias[g * cout_g:(g + 1) * cout_g].contiguous()
         geometry = (bg, stride, padding, dilation, ks)
+        finish = _group_epilogue(epilogue, g, cout_g)
         if act_qparams is None:
-            conv2d_implicit_triton(x[:, g * cin_g:(g + 1) * cin_g], wg, out[:, g * cout_g:(g + 1) * cout_g], *geometry)
+            conv2d_implicit_triton(x[:, g * cin_g:(g + 1) * cin_g], wg, out[:, g * cout_g:(g + 1) * cout_g], *geometry,
+                                   epilogue=finish)
         else:
             w8a8_conv2d_implicit_triton(codes[:, g * cin_g:(g + 1) * cin_g], scale, offset, wg,
-                                        out[:, g * cout_g:(g + 1) * cout_g], *geometry)
+                                        out[:, g * cout_g:(g + 1) * cout_g], *geometry, epilogue=finish)
     return out
 
 
@@ -217,13 +235,16 @@ def conv2d(
     kernel_size: Pair = 3,
     activation_bits: int | None = None,
     act_qparams: tuple[float, float] | None = None,
+    epilogue: Epilogue | None = None,
 ) -> Tensor:
     """``F.conv2d`` with a compressed ``(Cout, Cin/groups*kh*kw)`` weight matrix (see :func:`conv2d_weight_matrix`).
+    ``epilogue``: ``act(conv * scale + bias)`` per output channel instead (a folded batch norm and the activation
+    after it), in the kernels' epilogue on the Triton backend and in torch otherwise.
 
-    Triton backend: implicit GEMM (:func:`conv2d_implicit`); reference backend: dequantize + ``F.conv2d``
-    (``activation_bits=8`` always takes the im2col GEMM form :func:`conv2d_gemm`, whose int8 activations the
-    reference cannot mimic;
-    ``act_qparams``: a static activation grid, see :func:`~gansurvey.kernels.dispatch.w8a8_matmul`).
+    Triton backend: implicit GEMM (:func:`conv2d_implicit`), W8A8 included when ``act_qparams`` gives a static
+    activation grid (see :func:`~gansurvey.kernels.dispatch.w8a8_matmul`); reference backend: dequantize +
+    ``F.conv2d``. Other ``activation_bits=8`` calls take the im2col GEMM form :func:`conv2d_gemm`, whose int8
+    activations the float reference cannot mimic.
 
     >>> from gansurvey.kernels.formats import quantize_weight
     >>> w = quantize_weight(conv2d_weight_matrix(torch.randn(8, 3, 3, 3)), bits=8)
@@ -232,11 +253,14 @@ def conv2d(
     """
     ks, args = _conv2d_args(x, w, stride, padding, dilation, groups, kernel_size)
     if _implicit_w8a8(x, w, activation_bits, act_qparams):
-        return conv2d_implicit(x, w, bias, *args, groups, ks, act_qparams)
+        return conv2d_implicit(x, w, bias, *args, groups, ks, act_qparams, epilogue)
+    if backend(x) == "triton" and activation_bits is None:
+        return conv2d_implicit(x, w, bias, *args, groups, ks, epilogue=epilogue)
+    epilogue = check_epilogue(epilogue, w.shape[0], x.device)
+    if epilogue is not None:  # the bias joins the epilogue, after the scale
+        return _after(conv2d(x, w, None, *args, groups, ks, activation_bits, act_qparams), bias, epilogue)
     if activation_bits is not None:
         return conv2d_gemm(x, w, bias, *args, groups, ks, activation_bits, act_qparams)
-    if backend(x) == "triton":
-        return conv2d_implicit(x, w, bias, *args, groups, ks)
     return ref.conv2d_ref(x, w, bias, *args, groups, ks)
 
 
@@ -311,10 +335,11 @@ def conv_transpose2d_implicit(
     kernel_size: Pair = 4,
     out_channels: int = 1,
     act_qparams: tuple[float, float] | None = None,
+    epilogue: Epilogue | None = None,
 ) -> Tensor:
     """:func:`conv_transpose2d` as an implicit GEMM per stride phase on the Triton backend (no column tensor, no
     multiplication by inserted zeros); the output is in ``x.dtype``. ``act_qparams``: W8A8 on that static
-    activation grid (an 8-bit symmetric ``w``)."""
+    activation grid (an 8-bit symmetric ``w``); ``epilogue``: see :func:`conv2d`."""
     ks, (stride, padding, output_padding, dilation) = _conv_transpose2d_args(
         x, w, stride, padding, output_padding, dilation, groups, kernel_size, out_channels
     )
@@ -323,15 +348,17 @@ def conv_transpose2d_implicit(
     cin_g, cout_g = w.shape[1], out_channels // groups
     if act_qparams is not None:
         codes, scale, offset = _static_codes(x, act_qparams)
+    epilogue = check_epilogue(epilogue, out_channels, x.device)
     for g, wg in enumerate(_per_group(w, groups, taps=ks[0] * ks[1])):
         bg = None if bias is None else bias[g * cout_g:(g + 1) * cout_g].contiguous()
         geometry = (bg, stride, padding, dilation, ks)
+        finish = _group_epilogue(epilogue, g, cout_g)
         if act_qparams is None:
             conv_transpose2d_implicit_triton(x[:, g * cin_g:(g + 1) * cin_g], wg,
-                                             out[:, g * cout_g:(g + 1) * cout_g], *geometry)
+                                             out[:, g * cout_g:(g + 1) * cout_g], *geometry, epilogue=finish)
         else:
             w8a8_conv_transpose2d_implicit_triton(codes[:, g * cin_g:(g + 1) * cin_g], scale, offset, wg,
-                                                  out[:, g * cout_g:(g + 1) * cout_g], *geometry)
+                                                  out[:, g * cout_g:(g + 1) * cout_g], *geometry, epilogue=finish)
     return out
 
 
@@ -348,13 +375,14 @@ def conv_transpose2d(
     out_channels: int = 1,
     activation_bits: int | None = None,
     act_qparams: tuple[float, float] | None = None,
+    epilogue: Epilogue | None = None,
 ) -> Tensor:
     """``F.conv_transpose2d`` with a compressed ``(Cout*kh*kw, Cin/groups)`` weight matrix
-    (see :func:`conv_transpose2d_weight_matrix`).
+    (see :func:`conv_transpose2d_weight_matrix`); ``epilogue``: see :func:`conv2d`.
 
-    Triton backend: implicit GEMM per stride phase (:func:`conv_transpose2d_implicit`); reference backend:
-    dequantize + ``F.conv_transpose2d`` (``activation_bits=8`` always takes the GEMM + col2im form,
-    :func:`conv_transpose2d_gemm`).
+    Triton backend: implicit GEMM per stride phase (:func:`conv_transpose2d_implicit`), W8A8 included with a
+    static ``act_qparams`` grid; reference backend: dequantize + ``F.conv_transpose2d``. Other
+    ``activation_bits=8`` calls take the GEMM + col2im form, :func:`conv_transpose2d_gemm`.
 
     >>> from gansurvey.kernels.formats import quantize_weight
     >>> w = quantize_weight(conv_transpose2d_weight_matrix(torch.randn(16, 8, 4, 4)), bits=4)
@@ -364,10 +392,14 @@ def conv_transpose2d(
     ks, args = _conv_transpose2d_args(x, w, stride, padding, output_padding, dilation, groups, kernel_size,
                                       out_channels)
     if _implicit_w8a8(x, w, activation_bits, act_qparams):
-        return conv_transpose2d_implicit(x, w, bias, *args, groups, ks, out_channels, act_qparams)
+        return conv_transpose2d_implicit(x, w, bias, *args, groups, ks, out_channels, act_qparams, epilogue)
+    if backend(x) == "triton" and activation_bits is None:
+        return conv_transpose2d_implicit(x, w, bias, *args, groups, ks, out_channels, epilogue=epilogue)
+    epilogue = check_epilogue(epilogue, out_channels, x.device)
+    if epilogue is not None:  # the bias joins the epilogue, after the scale
+        return _after(conv_transpose2d(x, w, None, *args, groups, ks, out_channels, activation_bits, act_qparams),
+                      bias, epilogue)
     if activation_bits is not None:
         return conv_transpose2d_gemm(x, w, bias, *args, groups, ks, out_channels, activation_bits, act_qparams)
-    if backend(x) == "triton":
-        return conv_transpose2d_implicit(x, w, bias, *args, groups, ks, out_channels)
     stride, padding, output_padding, dilation = args
     return ref.conv_transpose2d_ref(x, w, bias, stride, padding, output_padding, dilation, groups, ks, out_channels)

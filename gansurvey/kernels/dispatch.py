@@ -5,7 +5,8 @@ on a GPU and the reference on CPU. The environment variable ``GANSURVEY_KERNELS`
 ``auto`` (default: Triton for CUDA tensors when Triton imports, else the reference), ``reference``, or
 ``triton`` (on CPU tensors this needs ``TRITON_INTERPRET=1``, the Triton interpreter).
 
-The kernels decode every code width of the formats (1 to 8 bits), add the bias and cast to ``x.dtype`` in
+The kernels decode every code width of the formats (1 to 8 bits), add the bias (after an optional per-channel
+scale, before an optional activation: :class:`~gansurvey.kernels.epilogue.Epilogue`) and cast to ``x.dtype`` in
 their epilogue. :func:`engine` names what an op runs on (``triton-weight-only``, ``triton-gemv-splitk``,
 ``triton-w8a8``, ``triton-lut`` or ``reference``), for records that must say which engine executed a format.
 """
@@ -20,6 +21,7 @@ from torch import Tensor
 from gansurvey.checks import GanSurveyError, check_choice
 
 from . import reference as ref
+from .epilogue import Epilogue, apply_epilogue, check_epilogue
 from .formats import CodebookWeight, QuantizedWeight, quantize_activations, quantize_activations_static
 from .triton_kernels import (
     GEMV_MAX_M,
@@ -102,13 +104,10 @@ def engine(w: QuantizedWeight | CodebookWeight, x: Tensor | torch.device | str, 
     return "triton-gemv-splitk" if rows is not None and rows <= GEMV_MAX_M else "triton-weight-only"
 
 
-def _bias(out: Tensor, bias: Tensor | None) -> Tensor:
-    return out if bias is None else out + bias.to(out.dtype)
-
-
-def weight_only_matmul(x: Tensor, w: QuantizedWeight, bias: Tensor | None = None) -> Tensor:
+def weight_only_matmul(x: Tensor, w: QuantizedWeight, bias: Tensor | None = None,
+                       epilogue: Epilogue | None = None) -> Tensor:
     """``x @ w.dequantize().T (+ bias)`` for ``x`` of shape ``(M, K)``; float32 accumulation, result in
-    ``x.dtype``.
+    ``x.dtype``; ``epilogue``: see :func:`linear`.
 
     >>> from gansurvey.kernels.formats import quantize_weight
     >>> weight_only_matmul(torch.ones(2, 8), quantize_weight(torch.ones(3, 8), bits=4)).shape
@@ -117,20 +116,23 @@ def weight_only_matmul(x: Tensor, w: QuantizedWeight, bias: Tensor | None = None
     _check_weight(w, QuantizedWeight, "weight_only_matmul")
     _check_x(x, w.shape[1])
     _check_device(x, w)
+    epilogue = check_epilogue(epilogue, w.shape[0], x.device)
     if backend(x) == "triton" and w.bits in KERNEL_BITS:
-        return weight_only_matmul_triton(x, w, bias, out_dtype=x.dtype)
-    return _bias(ref.weight_only_matmul_ref(x, w), bias)
+        return weight_only_matmul_triton(x, w, bias, out_dtype=x.dtype, epilogue=epilogue)
+    return apply_epilogue(ref.weight_only_matmul_ref(x, w), bias, epilogue)
 
 
 def w8a8_matmul(
-    x: Tensor, w: QuantizedWeight, bias: Tensor | None = None, act_qparams: tuple[float, float] | None = None
+    x: Tensor, w: QuantizedWeight, bias: Tensor | None = None, act_qparams: tuple[float, float] | None = None,
+    epilogue: Epilogue | None = None,
 ) -> Tensor:
     """Quantize ``x`` to int8, multiply by an 8-bit symmetric weight with exact int32 accumulation, rescale
     (+ bias); result in ``x.dtype``, shape ``(M, N)``.
 
     ``act_qparams=None``: dynamic per-row symmetric quantization (:func:`quantize_activations`);
     ``(scale, zero_point)``: the static asymmetric uint8 grid of a calibrated layer
-    (:func:`quantize_activations_static`), whose zero point the kernel folds in exactly.
+    (:func:`quantize_activations_static`), whose zero point the kernel folds in exactly. ``epilogue``: see
+    :func:`linear`.
 
     >>> from gansurvey.kernels.formats import quantize_weight
     >>> w8a8_matmul(torch.ones(1, 4), quantize_weight(torch.ones(2, 4), bits=8)).tolist()
@@ -144,13 +146,15 @@ def w8a8_matmul(
         (x_int8, x_scale), offset = quantize_activations(x), 0
     else:
         x_int8, x_scale, offset = quantize_activations_static(x, *act_qparams)
+    epilogue = check_epilogue(epilogue, w.shape[0], x.device)
     if backend(x) == "triton":
-        return w8a8_matmul_triton(x_int8, x_scale, w, bias, out_dtype=x.dtype, x_offset=offset)
-    return _bias(ref.w8a8_matmul_ref(x_int8, x_scale, w, offset), bias).to(x.dtype)
+        return w8a8_matmul_triton(x_int8, x_scale, w, bias, out_dtype=x.dtype, x_offset=offset, epilogue=epilogue)
+    return apply_epilogue(ref.w8a8_matmul_ref(x_int8, x_scale, w, offset), bias, epilogue).to(x.dtype)
 
 
-def lut_matmul(x: Tensor, w: CodebookWeight, bias: Tensor | None = None) -> Tensor:
-    """``x @ w.dequantize().T (+ bias)`` with the codebook looked up inside the GEMM; result in ``x.dtype``.
+def lut_matmul(x: Tensor, w: CodebookWeight, bias: Tensor | None = None, epilogue: Epilogue | None = None) -> Tensor:
+    """``x @ w.dequantize().T (+ bias)`` with the codebook looked up inside the GEMM; result in ``x.dtype``;
+    ``epilogue``: see :func:`linear`.
 
     >>> from gansurvey.kernels.formats import pack_codes
     >>> w = CodebookWeight(pack_codes(torch.tensor([[0, 1]]), 1), 1, (1, 2), torch.tensor([1.0, 2.0]))
@@ -160,9 +164,10 @@ def lut_matmul(x: Tensor, w: CodebookWeight, bias: Tensor | None = None) -> Tens
     _check_weight(w, CodebookWeight, "lut_matmul")
     _check_x(x, w.shape[1])
     _check_device(x, w)
+    epilogue = check_epilogue(epilogue, w.shape[0], x.device)
     if backend(x) == "triton" and w.bits in KERNEL_BITS:
-        return lut_matmul_triton(x, w, bias, out_dtype=x.dtype)
-    return _bias(ref.lut_matmul_ref(x, w), bias)
+        return lut_matmul_triton(x, w, bias, out_dtype=x.dtype, epilogue=epilogue)
+    return apply_epilogue(ref.lut_matmul_ref(x, w), bias, epilogue)
 
 
 def linear(
@@ -171,8 +176,11 @@ def linear(
     bias: Tensor | None = None,
     activation_bits: int | None = None,
     act_qparams: tuple[float, float] | None = None,
+    epilogue: Epilogue | None = None,
 ) -> Tensor:
     """``x @ W.T + bias`` for ``x`` of shape ``(..., K)`` and a compressed ``(N, K)`` weight; returns ``(..., N)``.
+    ``epilogue``: ``act(x @ W.T * scale + bias)`` instead (a folded batch norm and the activation after it), in
+    the kernels' epilogue on the Triton backend.
 
     Dispatch on the weight: :class:`QuantizedWeight` -> :func:`weight_only_matmul`, or :func:`w8a8_matmul`
     with ``activation_bits=8`` (``act_qparams``: a static activation grid, see there); :class:`CodebookWeight`
@@ -207,13 +215,14 @@ def linear(
     if act_qparams is not None and activation_bits != 8:
         raise GanSurveyError(f"act_qparams applies to activation_bits=8 only, got activation_bits={activation_bits!r}")
     if isinstance(w, Tensor):
-        out = _bias(torch.nn.functional.linear(x2, w.to(x2.dtype)), bias)
+        dense = torch.nn.functional.linear(x2, w.to(x2.dtype))
+        out = apply_epilogue(dense, bias, check_epilogue(epilogue, n, x.device))
     elif isinstance(w, CodebookWeight):
         if activation_bits is not None:
             raise GanSurveyError("activation_bits=8 needs a QuantizedWeight; a CodebookWeight takes float activations")
-        out = lut_matmul(x2, w, bias)
+        out = lut_matmul(x2, w, bias, epilogue)
     elif activation_bits == 8:
-        out = w8a8_matmul(x2, w, bias, act_qparams)
+        out = w8a8_matmul(x2, w, bias, act_qparams, epilogue)
     else:
-        out = weight_only_matmul(x2, w, bias)
+        out = weight_only_matmul(x2, w, bias, epilogue)
     return out.reshape(*lead, n)

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from . import triton_kernels as tk
+from .epilogue import Epilogue
 from .formats import CodebookWeight, QuantizedWeight
 
 triton, tl = tk.triton, tk.tl
@@ -49,6 +50,7 @@ def _kernels(interpret: bool) -> SimpleNamespace:
 
 def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
     decode_tile, lut_table, decode_lut_tile = helpers["decode_tile"], helpers["lut_table"], helpers["decode_lut_tile"]
+    finish = helpers["finish"]
 
     # One (BLOCK_K, BLOCK_N) weight tile of either format; rows are offs_n (any row indices, stride N).
     @triton.jit
@@ -90,13 +92,14 @@ def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
     @triton.autotune(configs=tk._configs(interpret), key=["M", "N", "K", "BITS", "G", "FORMAT"])
     @triton.jit
     def conv2d_kernel(
-        x_ptr, p_ptr, s_ptr, z_ptr, b_ptr, out_ptr,
-        M, N, K, KB, G, group_size,
+        x_ptr, p_ptr, s_ptr, z_ptr, b_ptr, a_ptr, out_ptr,
+        M, N, K, KB, G, group_size, slope,
         H, W, HO, WO, KW, KHW, SH, SW, PH, PW, DH, DW,
         sxb, sxc, sxh, sxw, sob, soc, soh, sow,
         FORMAT: tl.constexpr, BITS: tl.constexpr, KMAJOR: tl.constexpr, HAS_ZEROS: tl.constexpr,
-        PER_ROW: tl.constexpr, STAGED: tl.constexpr, HAS_BIAS: tl.constexpr, UPCAST: tl.constexpr,
-        PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+        PER_ROW: tl.constexpr, STAGED: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr,
+        ACT: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):
         pid_m = tl.program_id(0)
         pid_n = tl.program_id(1)
@@ -128,21 +131,21 @@ def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
             else:
                 wt = wt.to(xt.dtype)
             acc = tl.dot(xt, wt, acc, input_precision=PRECISION)
-        if HAS_BIAS:
-            acc = acc + tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        acc = finish(acc, b_ptr, a_ptr, offs_n, mask_n, slope, HAS_BIAS, HAS_SCALE, ACT)
         out_ptrs = out_ptr + (b * sob + oh * soh + ow * sow)[:, None] + offs_n[None, :] * soc
         tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
     @triton.autotune(configs=tk._configs(interpret), key=["M", "N", "K", "BITS", "G", "FORMAT", "KHW"])
     @triton.jit
     def conv_transpose2d_kernel(
-        x_ptr, p_ptr, s_ptr, z_ptr, b_ptr, out_ptr,
-        M, N, K, KB, G, group_size,
+        x_ptr, p_ptr, s_ptr, z_ptr, b_ptr, a_ptr, out_ptr,
+        M, N, K, KB, G, group_size, slope,
         H, W, HO, WO, HQ, WQ, KH, KW, SH, SW, PH, PW, DH, DW,
         sxb, sxc, sxh, sxw, sob, soc, soh, sow,
         FORMAT: tl.constexpr, BITS: tl.constexpr, KMAJOR: tl.constexpr, HAS_ZEROS: tl.constexpr,
-        PER_ROW: tl.constexpr, STAGED: tl.constexpr, HAS_BIAS: tl.constexpr, UPCAST: tl.constexpr,
-        PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+        PER_ROW: tl.constexpr, STAGED: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr,
+        ACT: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):
         # M = B*HQ*WQ pixels of one stride phase; N = Cout; K = Cin; the weight has KH*KW*N rows, tap-major.
         pid_m = tl.program_id(0)
@@ -191,8 +194,7 @@ def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
                             else:
                                 wt = wt.to(xt.dtype)
                             acc = tl.dot(xt, wt, acc, input_precision=PRECISION)
-        if HAS_BIAS:
-            acc = acc + tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        acc = finish(acc, b_ptr, a_ptr, offs_n, mask_n, slope, HAS_BIAS, HAS_SCALE, ACT)
         out_ptrs = out_ptr + (b * sob + oh * soh + ow * sow)[:, None] + offs_n[None, :] * soc
         tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
@@ -202,11 +204,11 @@ def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
     @triton.autotune(configs=tk._configs(interpret, int8=True), key=["M", "N", "K", "G"])
     @triton.jit
     def w8a8_conv2d_kernel(
-        x_ptr, p_ptr, s_ptr, ws_ptr, b_ptr, out_ptr,
-        M, N, K, G, group_size, x_scale, x_offset,
+        x_ptr, p_ptr, s_ptr, ws_ptr, b_ptr, a_ptr, out_ptr,
+        M, N, K, G, group_size, x_scale, x_offset, slope,
         H, W, HO, WO, KW, KHW, SH, SW, PH, PW, DH, DW,
         sxb, sxc, sxh, sxw, sob, soc, soh, sow,
-        HAS_OFFSET: tl.constexpr, HAS_BIAS: tl.constexpr,
+        HAS_OFFSET: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr, ACT: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):
         pid_m = tl.program_id(0)
@@ -237,19 +239,18 @@ def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
                 acc_i += x_offset * tl.load(ws_ptr + g * N + offs_n, mask=mask_n, other=0)[None, :]
             w_scale = tl.load(s_ptr + g * N + offs_n, mask=mask_n, other=0.0)
             acc = acc + (acc_i.to(tl.float32) * x_scale) * w_scale[None, :]
-        if HAS_BIAS:
-            acc = acc + tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        acc = finish(acc, b_ptr, a_ptr, offs_n, mask_n, slope, HAS_BIAS, HAS_SCALE, ACT)
         out_ptrs = out_ptr + (b * sob + oh * soh + ow * sow)[:, None] + offs_n[None, :] * soc
         tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
     @triton.autotune(configs=tk._configs(interpret, int8=True), key=["M", "N", "K", "G", "KH", "KW"])
     @triton.jit
     def w8a8_conv_transpose2d_kernel(
-        x_ptr, p_ptr, s_ptr, ws_ptr, b_ptr, out_ptr,
-        M, N, K, G, group_size, x_scale, x_offset,
+        x_ptr, p_ptr, s_ptr, ws_ptr, b_ptr, a_ptr, out_ptr,
+        M, N, K, G, group_size, x_scale, x_offset, slope,
         H, W, HO, WO, HQ, WQ, KH, KW, SH, SW, PH, PW, DH, DW,
         sxb, sxc, sxh, sxw, sob, soc, soh, sow,
-        HAS_OFFSET: tl.constexpr, HAS_BIAS: tl.constexpr,
+        HAS_OFFSET: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr, ACT: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):
         pid_m = tl.program_id(0)
@@ -297,8 +298,7 @@ def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
                                 acc_i += x_offset * tl.load(ws_ptr + g * rows_n + rows, mask=mask_n, other=0)[None, :]
                             w_scale = tl.load(s_ptr + g * rows_n + rows, mask=mask_n, other=0.0)
                             acc = acc + (acc_i.to(tl.float32) * x_scale) * w_scale[None, :]
-        if HAS_BIAS:
-            acc = acc + tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        acc = finish(acc, b_ptr, a_ptr, offs_n, mask_n, slope, HAS_BIAS, HAS_SCALE, ACT)
         out_ptrs = out_ptr + (b * sob + oh * soh + ow * sow)[:, None] + offs_n[None, :] * soc
         tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
@@ -346,6 +346,7 @@ def conv2d_implicit_triton(
     dilation: tuple[int, int],
     kernel_size: tuple[int, int],
     upcast: bool | None = None,
+    epilogue: Epilogue | None = None,
 ) -> Tensor:
     """Write ``F.conv2d(x, W, bias)`` into ``out`` (``(B, Cout, Hout, Wout)``, any strides) for one group:
     ``x`` is ``(B, Cin, H, W)`` (any strides) and ``w`` the ``(Cout, Cin*kh*kw)`` matrix."""
@@ -358,12 +359,13 @@ def conv2d_implicit_triton(
     upcast, precision = tk._float_options(x, upcast)
     pointers, formats = _format_args(w)
     groups, group_size = _groups_of(w)
+    (a_arg, slope), flags = tk.epilogue_args(epilogue, n, pointers[1])
     _kernels(tk.interpret_mode()).conv2d[tk._grid(m, n)](
-        x, *pointers, pointers[1] if bias is None else bias, out,
-        m, n, k, w.packed.shape[1], groups, group_size,
+        x, *pointers, pointers[1] if bias is None else bias, a_arg, out,
+        m, n, k, w.packed.shape[1], groups, group_size, slope,
         h, wd, ho, wo, kw, kh * kw, *stride, *padding, *dilation,
         *x.stride(), *out.stride(),
-        HAS_BIAS=bias is not None, UPCAST=upcast, PRECISION=precision, **formats,
+        HAS_BIAS=bias is not None, UPCAST=upcast, PRECISION=precision, **formats, **flags,
     )
     return out
 
@@ -378,6 +380,7 @@ def conv_transpose2d_implicit_triton(
     dilation: tuple[int, int],
     kernel_size: tuple[int, int],
     upcast: bool | None = None,
+    epilogue: Epilogue | None = None,
 ) -> Tensor:
     """Write ``F.conv_transpose2d(x, W, bias)`` into ``out`` (``(B, Cout, Hout, Wout)``, any strides; its size
     carries the output padding) for one group: ``x`` is ``(B, Cin, H, W)`` and ``w_tap_major`` the
@@ -394,12 +397,13 @@ def conv_transpose2d_implicit_triton(
     pointers, formats = _format_args(w_tap_major)
     groups, group_size = _groups_of(w_tap_major)
     grid = lambda meta: (triton.cdiv(m, meta["BLOCK_M"]), triton.cdiv(n, meta["BLOCK_N"]), stride[0] * stride[1])  # noqa: E731
+    (a_arg, slope), flags = tk.epilogue_args(epilogue, n, pointers[1])
     _kernels(tk.interpret_mode()).conv_transpose2d[grid](
-        x, *pointers, pointers[1] if bias is None else bias, out,
-        m, n, k, w_tap_major.packed.shape[1], groups, group_size,
+        x, *pointers, pointers[1] if bias is None else bias, a_arg, out,
+        m, n, k, w_tap_major.packed.shape[1], groups, group_size, slope,
         h, wd, ho, wo, hq, wq, kh, kw, *stride, *padding, *dilation,
         *x.stride(), *out.stride(),
-        HAS_BIAS=bias is not None, UPCAST=upcast, PRECISION=precision, **formats,
+        HAS_BIAS=bias is not None, UPCAST=upcast, PRECISION=precision, **formats, **flags,
     )
     return out
 
@@ -423,6 +427,7 @@ def w8a8_conv2d_implicit_triton(
     padding: tuple[int, int],
     dilation: tuple[int, int],
     kernel_size: tuple[int, int],
+    epilogue: Epilogue | None = None,
 ) -> Tensor:
     """Write the W8A8 ``conv2d`` of static int8 activation codes into ``out`` for one group: ``x_codes`` holds
     ``q - 128`` of the input's uint8 grid ``(B, Cin, H, W)`` (any strides), ``x_offset = 128 - zero_point``
@@ -434,12 +439,13 @@ def w8a8_conv2d_implicit_triton(
     ho, wo = out.shape[2:]
     m = bsz * ho * wo
     packed, scales, sums = _w8a8_args(x_codes, w, x_offset)
+    (a_arg, slope), flags = tk.epilogue_args(epilogue, n, scales)
     _kernels(tk.interpret_mode()).w8a8_conv2d[tk._grid(m, n)](
-        x_codes, packed, scales, sums, scales if bias is None else bias, out,
-        m, n, k, w.num_groups, w.group_size, float(x_scale), x_offset,
+        x_codes, packed, scales, sums, scales if bias is None else bias, a_arg, out,
+        m, n, k, w.num_groups, w.group_size, float(x_scale), x_offset, slope,
         h, wd, ho, wo, kw, kh * kw, *stride, *padding, *dilation,
         *x_codes.stride(), *out.stride(),
-        HAS_OFFSET=x_offset != 0, HAS_BIAS=bias is not None,
+        HAS_OFFSET=x_offset != 0, HAS_BIAS=bias is not None, **flags,
         enable_fp_fusion=False,  # the rescale rounds as the reference does
     )
     return out
@@ -456,6 +462,7 @@ def w8a8_conv_transpose2d_implicit_triton(
     padding: tuple[int, int],
     dilation: tuple[int, int],
     kernel_size: tuple[int, int],
+    epilogue: Epilogue | None = None,
 ) -> Tensor:
     """Write the W8A8 ``conv_transpose2d`` of static int8 activation codes into ``out`` for one group (see
     :func:`w8a8_conv2d_implicit_triton` for the codes, :func:`conv_transpose2d_implicit_triton` for the rest)."""
@@ -469,12 +476,13 @@ def w8a8_conv_transpose2d_implicit_triton(
     m = bsz * hq * wq
     packed, scales, sums = _w8a8_args(x_codes, w_tap_major, x_offset)
     grid = lambda meta: (triton.cdiv(m, meta["BLOCK_M"]), triton.cdiv(n, meta["BLOCK_N"]), stride[0] * stride[1])  # noqa: E731
+    (a_arg, slope), flags = tk.epilogue_args(epilogue, n, scales)
     _kernels(tk.interpret_mode()).w8a8_conv_transpose2d[grid](
-        x_codes, packed, scales, sums, scales if bias is None else bias, out,
-        m, n, k, w_tap_major.num_groups, w_tap_major.group_size, float(x_scale), x_offset,
+        x_codes, packed, scales, sums, scales if bias is None else bias, a_arg, out,
+        m, n, k, w_tap_major.num_groups, w_tap_major.group_size, float(x_scale), x_offset, slope,
         h, wd, ho, wo, hq, wq, kh, kw, *stride, *padding, *dilation,
         *x_codes.stride(), *out.stride(),
-        HAS_OFFSET=x_offset != 0, HAS_BIAS=bias is not None, enable_fp_fusion=False,
+        HAS_OFFSET=x_offset != 0, HAS_BIAS=bias is not None, **flags, enable_fp_fusion=False,
     )
     return out
 

@@ -47,6 +47,7 @@ from types import SimpleNamespace
 import torch
 from torch import Tensor
 
+from .epilogue import Epilogue, apply_epilogue
 from .formats import CodebookWeight, QuantizedWeight, bytes_per_row
 
 try:  # pragma: no cover - depends on the installation
@@ -219,7 +220,26 @@ def _define(interpret: bool) -> SimpleNamespace:  # noqa: C901 - one place for e
     def add(a, b):  # tl.sum is a triton.language.standard helper (see the module docstring): reduce by hand
         return a + b
 
-    helpers = dict(decode_tile=decode_tile, lut_table=lut_table, decode_lut_tile=decode_lut_tile, add=add)
+    # The epilogue (kernels.epilogue): act(acc * scale[n] + bias[n]) in float32, before the one cast and store.
+    @triton.jit
+    def finish(acc, b_ptr, a_ptr, offs_n, mask_n, slope,
+               HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr, ACT: tl.constexpr):
+        if HAS_SCALE:
+            acc = acc * tl.load(a_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        if HAS_BIAS:
+            acc = acc + tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        if ACT == 1:
+            acc = tl.maximum(acc, 0.0)
+        elif ACT == 2:
+            acc = tl.where(acc >= 0.0, acc, acc * slope)
+        elif ACT == 3:  # tanh from exp, a core builtin (see the module docstring); saturates to +-1
+            acc = 1.0 - 2.0 / (tl.exp(2.0 * acc) + 1.0)
+        elif ACT == 4:
+            acc = 1.0 / (1.0 + tl.exp(-acc))
+        return acc
+
+    helpers = dict(decode_tile=decode_tile, lut_table=lut_table, decode_lut_tile=decode_lut_tile, add=add,
+                   finish=finish)
     if interpret:
         # The compiler resolves a kernel's closure variables, the interpreter only its module globals.
         publish_for_interpreter(globals(), helpers)
@@ -227,10 +247,10 @@ def _define(interpret: bool) -> SimpleNamespace:  # noqa: C901 - one place for e
     @triton.autotune(configs=_configs(interpret), key=["M", "N", "K", "BITS", "G"])
     @triton.jit
     def weight_only_kernel(
-        x_ptr, p_ptr, s_ptr, z_ptr, b_ptr, out_ptr,
-        M, N, K, KB, G, group_size,
+        x_ptr, p_ptr, s_ptr, z_ptr, b_ptr, a_ptr, out_ptr,
+        M, N, K, KB, G, group_size, slope,
         BITS: tl.constexpr, KMAJOR: tl.constexpr, HAS_ZEROS: tl.constexpr, HAS_BIAS: tl.constexpr,
-        UPCAST: tl.constexpr, PRECISION: tl.constexpr,
+        HAS_SCALE: tl.constexpr, ACT: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):
         pid_m = tl.program_id(0)
@@ -257,8 +277,7 @@ def _define(interpret: bool) -> SimpleNamespace:  # noqa: C901 - one place for e
             else:
                 wt = wt.to(xt.dtype)
             acc = tl.dot(xt, wt, acc, input_precision=PRECISION)
-        if HAS_BIAS:
-            acc = acc + tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        acc = finish(acc, b_ptr, a_ptr, offs_n, mask_n, slope, HAS_BIAS, HAS_SCALE, ACT)
         out_ptrs = out_ptr + offs_m[:, None] * N + offs_n[None, :]
         tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
@@ -307,9 +326,9 @@ def _define(interpret: bool) -> SimpleNamespace:  # noqa: C901 - one place for e
     @triton.autotune(configs=_configs(interpret, int8=True), key=["M", "N", "K", "G"])
     @triton.jit
     def w8a8_kernel(
-        x_ptr, xs_ptr, p_ptr, s_ptr, ws_ptr, b_ptr, out_ptr,
-        M, N, K, G, group_size, x_offset,
-        HAS_OFFSET: tl.constexpr, HAS_BIAS: tl.constexpr,
+        x_ptr, xs_ptr, p_ptr, s_ptr, ws_ptr, b_ptr, a_ptr, out_ptr,
+        M, N, K, G, group_size, x_offset, slope,
+        HAS_OFFSET: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr, ACT: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):
         pid_m = tl.program_id(0)
@@ -340,18 +359,18 @@ def _define(interpret: bool) -> SimpleNamespace:  # noqa: C901 - one place for e
                 acc_i += x_offset * tl.load(ws_ptr + g * N + offs_n, mask=mask_n, other=0)[None, :]
             # Same rounding order as the reference: ((acc * x_scale) * w_scale), then added to the running sum.
             acc = acc + (acc_i.to(tl.float32) * x_scale[:, None]) * w_scale[None, :]
-        if HAS_BIAS:
-            acc = acc + tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        acc = finish(acc, b_ptr, a_ptr, offs_n, mask_n, slope, HAS_BIAS, HAS_SCALE, ACT)
         out_ptrs = out_ptr + offs_m[:, None] * N + offs_n[None, :]
         tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
     @triton.autotune(configs=_configs(interpret), key=["M", "N", "K", "BITS"])
     @triton.jit
     def lut_kernel(
-        x_ptr, p_ptr, cb_ptr, b_ptr, out_ptr,
-        M, N, K, KB,
+        x_ptr, p_ptr, cb_ptr, b_ptr, a_ptr, out_ptr,
+        M, N, K, KB, slope,
         BITS: tl.constexpr, KMAJOR: tl.constexpr, PER_ROW: tl.constexpr, STAGED: tl.constexpr,
-        HAS_BIAS: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr,
+        HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr, ACT: tl.constexpr, UPCAST: tl.constexpr,
+        PRECISION: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):
         pid_m = tl.program_id(0)
@@ -377,8 +396,7 @@ def _define(interpret: bool) -> SimpleNamespace:  # noqa: C901 - one place for e
             else:
                 wt = wt.to(xt.dtype)
             acc = tl.dot(xt, wt, acc, input_precision=PRECISION)
-        if HAS_BIAS:
-            acc = acc + tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        acc = finish(acc, b_ptr, a_ptr, offs_n, mask_n, slope, HAS_BIAS, HAS_SCALE, ACT)
         out_ptrs = out_ptr + offs_m[:, None] * N + offs_n[None, :]
         tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
@@ -439,6 +457,18 @@ def _float_options(x: Tensor, upcast: bool | None) -> tuple[bool, str]:
     return upcast, "ieee" if upcast else "tf32"
 
 
+def epilogue_args(epilogue: Epilogue | None, n: int, unused: Tensor) -> tuple[tuple[Tensor, float], dict]:
+    """The kernels' epilogue arguments ``(a_ptr, slope)`` and constexprs ``HAS_SCALE``, ``ACT`` (``unused``: a
+    pointer to pass when there is no scale)."""
+    if epilogue is None:
+        return (unused, 0.0), dict(HAS_SCALE=False, ACT=0)
+    scale = epilogue.scale
+    assert scale is None or (scale.dtype == torch.float32 and tuple(scale.shape) == (n,)
+                             and scale.device == unused.device), f"epilogue scale must be ({n},) float32"
+    return ((unused if scale is None else scale.contiguous()), float(epilogue.slope)), dict(
+        HAS_SCALE=scale is not None, ACT=epilogue.code)
+
+
 def _kmajor(bits: int) -> bool:
     return bits in ALIGNED_BITS
 
@@ -454,6 +484,7 @@ def weight_only_matmul_triton(
     out_dtype: torch.dtype | None = None,
     upcast: bool | None = None,
     gemv: bool | None = None,
+    epilogue: Epilogue | None = None,
 ) -> Tensor:
     """Fused dequantize + GEMM ``x @ w.dequantize().T (+ bias)`` for ``bits`` 1 to 8; ``(M, N)`` in ``out_dtype``
     (float32 by default).
@@ -461,7 +492,8 @@ def weight_only_matmul_triton(
     ``gemv``: ``None`` takes the split-K GEMV kernel for ``M <= GEMV_MAX_M``; ``True``/``False`` force it or the
     tiled GEMM (tests use both). ``upcast``: ``None`` computes in float32 under the interpreter and for float32
     ``x``, else in ``x.dtype`` on the tensor cores; ``False`` forces the half-precision branch (fp16 only is
-    right in the interpreter).
+    right in the interpreter). ``epilogue``: ``act(acc * scale + bias)`` in the tiled GEMM's epilogue; the GEMV
+    sums its K slices atomically, so there it follows the sum, in torch.
     """
     assert w.bits in KERNEL_BITS, f"the weight-only kernel reads bits {KERNEL_BITS}, got {w.bits}"
     _check_common(x, w.packed, w.shape, w.bits)
@@ -479,16 +511,20 @@ def weight_only_matmul_triton(
         assert m <= 16, f"the GEMV kernel takes at most 16 rows, got {m}"
         acc = torch.zeros(m, n, dtype=torch.float32, device=x.device)
         block_m = max(1, triton.next_power_of_2(m))
+        in_kernel = bias if epilogue is None else None  # a scale must apply before the bias: after the sum
         kernels.gemv[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), meta["SPLIT_K"])](
-            x, packed, scales, zeros, b_arg, acc, m, n, k, kb, w.num_groups, w.group_size,
-            BLOCK_M=block_m, **common,
+            x, packed, scales, zeros, scales if in_kernel is None else in_kernel, acc, m, n, k, kb, w.num_groups,
+            w.group_size, BLOCK_M=block_m, **{**common, "HAS_BIAS": in_kernel is not None},
         )
+        if epilogue is not None:
+            acc = apply_epilogue(acc, bias, epilogue)
         return acc if out_dtype == torch.float32 else acc.to(out_dtype)
     use_upcast, precision = _float_options(x, upcast)
     out = torch.empty(m, n, dtype=out_dtype, device=x.device)
+    (a_arg, slope), flags = epilogue_args(epilogue, n, scales)
     kernels.weight_only[_grid(m, n)](
-        x, packed, scales, zeros, b_arg, out, m, n, k, kb, w.num_groups, w.group_size,
-        UPCAST=use_upcast, PRECISION=precision, **common,
+        x, packed, scales, zeros, b_arg, a_arg, out, m, n, k, kb, w.num_groups, w.group_size, slope,
+        UPCAST=use_upcast, PRECISION=precision, **common, **flags,
     )
     return out
 
@@ -500,8 +536,10 @@ def w8a8_matmul_triton(
     bias: Tensor | None = None,
     out_dtype: torch.dtype | None = None,
     x_offset: int = 0,
+    epilogue: Epilogue | None = None,
 ) -> Tensor:
-    """Int8 x int8 GEMM with int32 accumulation per scale group and fused rescale (+ bias); ``(M, N)`` out.
+    """Int8 x int8 GEMM with int32 accumulation per scale group and fused rescale (+ bias, + ``epilogue``);
+    ``(M, N)`` out.
 
     ``x_offset``: an integer added to every activation code (static asymmetric activations stored as
     ``code - 128`` in int8 use ``128 - zero_point``), folded in exactly through per-group weight sums.
@@ -516,10 +554,11 @@ def w8a8_matmul_triton(
     out = torch.empty(m, n, dtype=out_dtype or torch.float32, device=x_int8.device)
     scales = w.scales_kmajor()
     wsum = w.int8_group_sums() if x_offset else scales
+    (a_arg, slope), flags = epilogue_args(epilogue, n, scales)
     _kernels(interpret_mode()).w8a8[_grid(m, n)](
-        x_int8, x_scale, w.packed_kmajor(), scales, wsum, scales if bias is None else bias, out,
-        m, n, k, w.num_groups, w.group_size, x_offset,
-        HAS_OFFSET=x_offset != 0, HAS_BIAS=bias is not None,
+        x_int8, x_scale, w.packed_kmajor(), scales, wsum, scales if bias is None else bias, a_arg, out,
+        m, n, k, w.num_groups, w.group_size, x_offset, slope,
+        HAS_OFFSET=x_offset != 0, HAS_BIAS=bias is not None, **flags,
         enable_fp_fusion=False,  # keep the rescale's rounding identical to the reference
     )
     return out
@@ -531,8 +570,10 @@ def lut_matmul_triton(
     bias: Tensor | None = None,
     out_dtype: torch.dtype | None = None,
     upcast: bool | None = None,
+    epilogue: Epilogue | None = None,
 ) -> Tensor:
-    """Codebook lookup fused in the GEMM inner loop (+ bias), for ``bits`` 1 to 8; ``(M, N)`` in ``out_dtype``."""
+    """Codebook lookup fused in the GEMM inner loop (+ bias, + ``epilogue``), for ``bits`` 1 to 8; ``(M, N)`` in
+    ``out_dtype``."""
     assert w.bits in KERNEL_BITS, f"the LUT kernel reads bits {KERNEL_BITS}, got {w.bits}"
     _check_common(x, w.packed, w.shape, w.bits)
     assert w.codebook.is_contiguous() and w.codebook.shape[-1] == 2**w.bits
@@ -540,10 +581,11 @@ def lut_matmul_triton(
     m, (n, k) = x.shape[0], w.shape
     bias = _check_bias(bias, n, x.device)
     out = torch.empty(m, n, dtype=out_dtype or torch.float32, device=x.device)
+    (a_arg, slope), flags = epilogue_args(epilogue, n, w.codebook)
     _kernels(interpret_mode()).lut[_grid(m, n)](
-        x, _packed_for_kernel(w), w.codebook, w.codebook if bias is None else bias, out,
-        m, n, k, w.packed.shape[1],
+        x, _packed_for_kernel(w), w.codebook, w.codebook if bias is None else bias, a_arg, out,
+        m, n, k, w.packed.shape[1], slope,
         BITS=w.bits, KMAJOR=_kmajor(w.bits), PER_ROW=w.per_row, STAGED=2**w.bits <= STAGED_CODEBOOK,
-        HAS_BIAS=bias is not None, UPCAST=use_upcast, PRECISION=precision,
+        HAS_BIAS=bias is not None, UPCAST=use_upcast, PRECISION=precision, **flags,
     )
     return out

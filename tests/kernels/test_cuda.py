@@ -147,3 +147,25 @@ def test_implicit_w8a8_convs_match_the_reference(device, monkeypatch, case):
     got = conv2d(x.to(device), wd, None, stride, pad, 1, 1, ks, 8, grid) if kind == "conv2d" else \
         conv_transpose2d(x.to(device), wd, None, stride, pad, opad, 1, 1, ks, cout, 8, grid)
     torch.testing.assert_close(got.cpu(), want, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh"])
+def test_epilogue_native_half(device, activation):
+    from gansurvey.kernels import Epilogue, conv_transpose2d, conv_transpose2d_weight_matrix, linear
+    from gansurvey.kernels.epilogue import apply_epilogue
+
+    g = torch.Generator().manual_seed(4)
+    ep = Epilogue((torch.rand(64, generator=g) + 0.5).to(device), activation, 0.2)
+    bias = torch.randn(64, generator=g).to(device)
+    x, weight = _data(33, 64, 96, device)
+    w = quantize_weight(weight, 4, group_size=32)
+    dtype = DTYPES[-1]
+    want = apply_epilogue(x.to(dtype).float() @ w.dequantize().T, bias, ep)
+    assert sqnr(want, linear(x.to(dtype), w, bias, epilogue=ep).float()) >= MIN_SQNR[dtype]
+    xt = torch.randn(2, 12, 5, 5, generator=g).to(device, dtype)
+    wt = torch.randn(12, 64, 4, 4, generator=g) * 0.05
+    qt = quantize_weight(conv_transpose2d_weight_matrix(wt).to(device), 8)
+    dense = qt.dequantize().T.reshape(12, 64, 4, 4)
+    want_t = apply_epilogue(torch.nn.functional.conv_transpose2d(xt.float(), dense, None, 2, 1), bias, ep, 1)
+    got_t = conv_transpose2d(xt, qt, bias, 2, 1, 0, 1, 1, 4, 64, epilogue=ep)
+    assert sqnr(want_t, got_t.float()) >= MIN_SQNR[dtype]

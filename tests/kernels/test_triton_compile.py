@@ -13,6 +13,8 @@ from gansurvey.kernels import triton_kernels
 pytestmark = pytest.mark.skipif(not triton_kernels.HAS_TRITON, reason="triton is not installed")
 
 INTS = dict.fromkeys(("M", "N", "K"), "i32")
+#: The epilogue's arguments (a per-channel scale, the leaky slope) every GEMM and convolution kernel takes.
+EPILOGUE_ARGS = {"a_ptr": "*fp32", "slope": "fp32"}
 FLOAT_ARGS = {"p_ptr": "*u8", "s_ptr": "*fp32", "z_ptr": "*fp32", "b_ptr": "*fp32", **INTS, "KB": "i32", "G": "i32",
               "group_size": "i32"}
 
@@ -43,10 +45,11 @@ def _compile(fn, signature, constexprs, warps=4):
 @pytest.mark.parametrize("out", ["bf16", "fp16"])
 def test_weight_only_gemm_uses_tensor_cores_and_writes_x_dtype(bits, out):
     kernels = triton_kernels._kernels(False)
-    sig = {"x_ptr": f"*{out}", **FLOAT_ARGS, "out_ptr": f"*{out}"}
+    sig = {"x_ptr": f"*{out}", **FLOAT_ARGS, **EPILOGUE_ARGS, "out_ptr": f"*{out}"}
     compiled = _compile(kernels.weight_only, sig, {
         "BITS": bits, "KMAJOR": bits in triton_kernels.ALIGNED_BITS, "HAS_ZEROS": True, "HAS_BIAS": True,
-        "UPCAST": False, "PRECISION": "tf32", "BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 128})
+        "HAS_SCALE": True, "ACT": 3, "UPCAST": False, "PRECISION": "tf32", "BLOCK_M": 16, "BLOCK_N": 64,
+        "BLOCK_K": 128})
     ptx = compiled.asm["ptx"]
     assert "mma" in ptx
     assert "st.global.b16" in ptx or "st.global.v" in ptx  # the epilogue stores 16-bit values (cast fused)
@@ -68,9 +71,9 @@ def test_gemv_has_no_mma_and_reduces_split_k_atomically():
 def test_w8a8_uses_int8_mma_with_int32_accumulation():
     kernels = triton_kernels._kernels(False)
     sig = {"x_ptr": "*i8", "xs_ptr": "*fp32", "p_ptr": "*u8", "s_ptr": "*fp32", "ws_ptr": "*i32", "b_ptr": "*fp32",
-           "out_ptr": "*fp16", **INTS, "G": "i32", "group_size": "i32", "x_offset": "i32"}
-    compiled = _compile(kernels.w8a8, sig, {"HAS_OFFSET": True, "HAS_BIAS": True, "BLOCK_M": 64, "BLOCK_N": 64,
-                                            "BLOCK_K": 64})
+           "out_ptr": "*fp16", **INTS, "G": "i32", "group_size": "i32", "x_offset": "i32", **EPILOGUE_ARGS}
+    compiled = _compile(kernels.w8a8, sig, {"HAS_OFFSET": True, "HAS_BIAS": True, "HAS_SCALE": False, "ACT": 1,
+                                            "BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 64})
     assert ".s32.s8.s8" in compiled.asm["ptx"]  # int8 (wg)MMA with int32 accumulation
 
 
@@ -78,11 +81,12 @@ def test_w8a8_uses_int8_mma_with_int32_accumulation():
 def test_lut_compiles_with_a_staged_or_global_codebook(bits, per_row):
     kernels = triton_kernels._kernels(False)
     sig = {"x_ptr": "*fp16", "p_ptr": "*u8", "cb_ptr": "*fp32", "b_ptr": "*fp32", "out_ptr": "*fp16", **INTS,
-           "KB": "i32"}
+           "KB": "i32", **EPILOGUE_ARGS}
     staged = 2**bits <= triton_kernels.STAGED_CODEBOOK
     compiled = _compile(kernels.lut, sig, {
         "BITS": bits, "KMAJOR": bits in triton_kernels.ALIGNED_BITS, "PER_ROW": per_row, "STAGED": staged,
-        "HAS_BIAS": False, "UPCAST": False, "PRECISION": "tf32", "BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 64})
+        "HAS_BIAS": False, "HAS_SCALE": False, "ACT": 0, "UPCAST": False, "PRECISION": "tf32", "BLOCK_M": 16,
+        "BLOCK_N": 64, "BLOCK_K": 64})
     assert "mma" in compiled.asm["ptx"]
 
 
@@ -98,11 +102,12 @@ def test_implicit_convs_use_tensor_cores_and_write_x_dtype(kernel, fmt):
     kernels = triton_conv._kernels(False)
     taps = ("KW", "KHW") if kernel == "conv2d" else ("HQ", "WQ", "KH", "KW")
     geometry = dict.fromkeys((*CONV_GEOMETRY, *taps, "SH", "SW", "PH", "PW", "DH", "DW", *STRIDES), "i32")
-    sig = {"x_ptr": "*fp16", **FLOAT_ARGS, "out_ptr": "*fp16", **geometry}
+    sig = {"x_ptr": "*fp16", **FLOAT_ARGS, **EPILOGUE_ARGS, "out_ptr": "*fp16", **geometry}
     lut = fmt == "lut"
     compiled = _compile(getattr(kernels, kernel), sig, {
         "FORMAT": int(lut), "BITS": 4, "KMAJOR": True, "HAS_ZEROS": not lut, "PER_ROW": lut, "STAGED": lut,
-        "HAS_BIAS": True, "UPCAST": False, "PRECISION": "tf32", "BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 64})
+        "HAS_BIAS": True, "HAS_SCALE": True, "ACT": 2, "UPCAST": False, "PRECISION": "tf32", "BLOCK_M": 64,
+        "BLOCK_N": 64, "BLOCK_K": 64})
     ptx = compiled.asm["ptx"]
     assert "mma" in ptx
     assert "st.global.b16" in ptx or "st.global.v" in ptx
@@ -116,7 +121,7 @@ def test_implicit_w8a8_convs_use_int8_mma(kernel):
     taps = ("KW", "KHW") if kernel == "w8a8_conv2d" else ("HQ", "WQ", "KH", "KW")
     geometry = dict.fromkeys((*CONV_GEOMETRY, *taps, "SH", "SW", "PH", "PW", "DH", "DW", *STRIDES), "i32")
     sig = {"x_ptr": "*i8", "p_ptr": "*u8", "s_ptr": "*fp32", "ws_ptr": "*i32", "b_ptr": "*fp32", "out_ptr": "*fp16",
-           **INTS, "G": "i32", "group_size": "i32", "x_scale": "fp32", "x_offset": "i32", **geometry}
-    compiled = _compile(getattr(kernels, kernel), sig, {"HAS_OFFSET": True, "HAS_BIAS": True, "BLOCK_M": 64,
-                                                        "BLOCK_N": 64, "BLOCK_K": 64})
+           **INTS, "G": "i32", "group_size": "i32", "x_scale": "fp32", "x_offset": "i32", **EPILOGUE_ARGS, **geometry}
+    compiled = _compile(getattr(kernels, kernel), sig, {"HAS_OFFSET": True, "HAS_BIAS": True, "HAS_SCALE": True,
+                                                        "ACT": 1, "BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 64})
     assert ".s32.s8.s8" in compiled.asm["ptx"]
