@@ -179,15 +179,17 @@ def engine_forms(model: nn.Module, bench: Benchmark, device: torch.device) -> di
     (:func:`~gansurvey.compress.fusion.fuse_epilogues`), checked on that device. A form an engine cannot build is
     left out."""
     forms = {execution_engines(model, device): model}
-    check = bench.example_input(FORM_CHECK_BATCH)
     if kernels.backend(device) == "triton":
         fused, count = fuse_epilogues(model)
-        on_device = [copy.deepcopy(m).to(device) for m in (model, fused)]
-        if count and output_sqnr(*on_device, check.to(device)) >= MIN_ENGINE_SQNR_DB:
-            forms.setdefault(execution_engines(fused, device), fused)
+        if count:
+            on_device = [copy.deepcopy(m).to(device) for m in (model, fused)]
+            check = bench.example_input(bench.eval_sample_count(FORM_CHECK_BATCH)).to(device)
+            if output_sqnr(*on_device, check) >= MIN_ENGINE_SQNR_DB:
+                forms.setdefault(execution_engines(fused, device), fused)
     if device.type != "cpu" or not any(isinstance(m, QuantizedLayer) for m in model.modules()):
         return forms
-    calibration = bench.eval_inputs(64, seed=1)
+    calibration = bench.eval_inputs(bench.eval_sample_count(64), seed=1)
+    check = bench.example_input(bench.eval_sample_count(FORM_CHECK_BATCH))
     builds = (lambda: to_integer_engine(model, calibration, CPU_ENGINE),
               lambda: to_fused_engine(model, calibration, CPU_ENGINE), lambda: to_int4_cpu_engine(model))
     for build in builds:

@@ -1,5 +1,6 @@
 """Shared test set-up: one torch thread count, a private artifacts folder, the tiny generators several test
-modules build, and the quick profile with test-sized settings."""
+modules build, the quick profile with test-sized settings, and the kernels' backends (the Triton interpreter on
+CPU tensors, or the plain-torch reference)."""
 
 import dataclasses
 import os
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from gansurvey.config import profile_settings
+from gansurvey.kernels import triton_kernels
 from gansurvey.models import generators
 
 #: The two profiles' settings, as the notebooks resolve them once and pass them down.
@@ -80,3 +82,21 @@ def quick_profile(monkeypatch, artifacts):
         return settings
 
     return patch
+
+
+# gansurvey.kernels defines its Triton kernels on first use, once per value of TRITON_INTERPRET, so setting the
+# variable per test works even if another test imported the package earlier.
+@pytest.fixture
+def triton_backend(monkeypatch):
+    """Force the Triton path and run it through the interpreter (CPU tensors)."""
+    if not triton_kernels.HAS_TRITON:
+        pytest.skip("triton is not installed")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setenv("GANSURVEY_KERNELS", "triton")
+    return "triton"
+
+
+@pytest.fixture
+def reference_backend(monkeypatch):
+    monkeypatch.setenv("GANSURVEY_KERNELS", "reference")
+    return "reference"

@@ -148,15 +148,10 @@ def test_speedups_time_every_arm_interleaved_with_the_reference_on_its_engine(qu
         speedups(teacher, {}, bench, profile=settings)
 
 
-def test_on_the_triton_path_a_quantized_model_is_also_timed_with_its_epilogues_fused(monkeypatch):
+def test_on_the_triton_path_a_quantized_model_is_also_timed_with_its_epilogues_fused(triton_backend, monkeypatch):
     from gansurvey import measuring
     from gansurvey.compress import FusedEpilogue, QuantConfig, quantize, sqnr_db
-    from gansurvey.kernels import triton_kernels
 
-    if not triton_kernels.HAS_TRITON:
-        pytest.skip("triton is not installed")
-    monkeypatch.setenv("TRITON_INTERPRET", "1")  # the Triton path on CPU tensors
-    monkeypatch.setenv("GANSURVEY_KERNELS", "triton")
     monkeypatch.setattr(measuring, "FORM_CHECK_BATCH", 2)  # the interpreter is slow
 
     def refuse(*args):

@@ -85,7 +85,37 @@ def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
                        other=128)
         return (byte.to(tl.int32) - 128).to(tl.int8)
 
-    helpers = {**helpers, "weight_tile": weight_tile, "conv2d_x_tile": conv2d_x_tile, "int8_tile": int8_tile}
+    # A conv2d tile's output pixels: batch index, output row and column, and the input corner each one reads from.
+    @triton.jit
+    def conv2d_pixels(offs_m, HO, WO, SH, SW, PH, PW):
+        b = offs_m // (HO * WO)
+        pix = offs_m % (HO * WO)
+        oh = pix // WO
+        ow = pix % WO
+        return b, oh, ow, oh * SH - PH, ow * SW - PW
+
+    # A transposed conv tile's output pixels in stride phase (ph, pw): (b, i, j) index the phase's grid, and
+    # (oh, ow) = (ph + i*SH, pw + j*SW) the output; the mask leaves out rows past M and pixels past the output.
+    @triton.jit
+    def phase_pixels(offs_m, M, phase, HO, WO, HQ, WQ, SH, SW):
+        ph = phase // SW
+        pw = phase % SW
+        b = offs_m // (HQ * WQ)
+        q = offs_m % (HQ * WQ)
+        i = q // WQ
+        j = q % WQ
+        oh = ph + i * SH
+        ow = pw + j * SW
+        return ph, pw, b, i, j, oh, ow, (offs_m < M) & (oh < HO) & (ow < WO)
+
+    # The one store of a tile into the NCHW output (any strides), in the output's dtype.
+    @triton.jit
+    def store_nchw(out_ptr, acc, b, oh, ow, offs_n, mask_m, mask_n, sob, soc, soh, sow):
+        out_ptrs = out_ptr + (b * sob + oh * soh + ow * sow)[:, None] + offs_n[None, :] * soc
+        tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+
+    helpers = {**helpers, "weight_tile": weight_tile, "conv2d_x_tile": conv2d_x_tile, "int8_tile": int8_tile,
+               "conv2d_pixels": conv2d_pixels, "phase_pixels": phase_pixels, "store_nchw": store_nchw}
     if interpret:
         tk.publish_for_interpreter(globals(), helpers)
 
@@ -107,12 +137,7 @@ def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_m = offs_m < M
         mask_n = offs_n < N
-        b = offs_m // (HO * WO)
-        pix = offs_m % (HO * WO)
-        oh = pix // WO
-        ow = pix % WO
-        ih0 = oh * SH - PH
-        iw0 = ow * SW - PW
+        b, oh, ow, ih0, iw0 = conv2d_pixels(offs_m, HO, WO, SH, SW, PH, PW)
         if FORMAT == 1 and STAGED:
             table = lut_table(s_ptr, offs_n, mask_n, BITS, PER_ROW, BLOCK_N)
         else:
@@ -132,8 +157,7 @@ def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
                 wt = wt.to(xt.dtype)
             acc = tl.dot(xt, wt, acc, input_precision=PRECISION)
         acc = finish(acc, b_ptr, a_ptr, offs_n, mask_n, slope, HAS_BIAS, HAS_SCALE, ACT)
-        out_ptrs = out_ptr + (b * sob + oh * soh + ow * sow)[:, None] + offs_n[None, :] * soc
-        tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+        store_nchw(out_ptr, acc, b, oh, ow, offs_n, mask_m, mask_n, sob, soc, soh, sow)
 
     @triton.autotune(configs=tk._configs(interpret), key=["M", "N", "K", "BITS", "G", "FORMAT", "KHW"])
     @triton.jit
@@ -150,19 +174,10 @@ def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
         # M = B*HQ*WQ pixels of one stride phase; N = Cout; K = Cin; the weight has KH*KW*N rows, tap-major.
         pid_m = tl.program_id(0)
         pid_n = tl.program_id(1)
-        phase = tl.program_id(2)
-        ph = phase // SW
-        pw = phase % SW
         offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_n = offs_n < N
-        b = offs_m // (HQ * WQ)
-        q = offs_m % (HQ * WQ)
-        i = q // WQ
-        j = q % WQ
-        oh = ph + i * SH
-        ow = pw + j * SW
-        mask_m = (offs_m < M) & (oh < HO) & (ow < WO)
+        ph, pw, b, i, j, oh, ow, mask_m = phase_pixels(offs_m, M, tl.program_id(2), HO, WO, HQ, WQ, SH, SW)
         rows_n = N * KH * KW
         acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.float32)
         for r in range(0, KH):
@@ -195,8 +210,7 @@ def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
                                 wt = wt.to(xt.dtype)
                             acc = tl.dot(xt, wt, acc, input_precision=PRECISION)
         acc = finish(acc, b_ptr, a_ptr, offs_n, mask_n, slope, HAS_BIAS, HAS_SCALE, ACT)
-        out_ptrs = out_ptr + (b * sob + oh * soh + ow * sow)[:, None] + offs_n[None, :] * soc
-        tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+        store_nchw(out_ptr, acc, b, oh, ow, offs_n, mask_m, mask_n, sob, soc, soh, sow)
 
     # W8A8 on static activations: x holds the int8 codes (q - 128) of the whole input and x_offset = 128 - zero
     # point, so a padded or missing input pixel (the float 0.0, code zero point) is the int8 value -x_offset; the
@@ -217,12 +231,7 @@ def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_m = offs_m < M
         mask_n = offs_n < N
-        b = offs_m // (HO * WO)
-        pix = offs_m % (HO * WO)
-        oh = pix // WO
-        ow = pix % WO
-        ih0 = oh * SH - PH
-        iw0 = ow * SW - PW
+        b, oh, ow, ih0, iw0 = conv2d_pixels(offs_m, HO, WO, SH, SW, PH, PW)
         acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.float32)
         for g in range(0, G):
             k_start = g * group_size
@@ -240,8 +249,7 @@ def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
             w_scale = tl.load(s_ptr + g * N + offs_n, mask=mask_n, other=0.0)
             acc = acc + (acc_i.to(tl.float32) * x_scale) * w_scale[None, :]
         acc = finish(acc, b_ptr, a_ptr, offs_n, mask_n, slope, HAS_BIAS, HAS_SCALE, ACT)
-        out_ptrs = out_ptr + (b * sob + oh * soh + ow * sow)[:, None] + offs_n[None, :] * soc
-        tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+        store_nchw(out_ptr, acc, b, oh, ow, offs_n, mask_m, mask_n, sob, soc, soh, sow)
 
     @triton.autotune(configs=tk._configs(interpret, int8=True), key=["M", "N", "K", "G", "KH", "KW"])
     @triton.jit
@@ -255,19 +263,10 @@ def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
     ):
         pid_m = tl.program_id(0)
         pid_n = tl.program_id(1)
-        phase = tl.program_id(2)
-        ph = phase // SW
-        pw = phase % SW
         offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_n = offs_n < N
-        b = offs_m // (HQ * WQ)
-        q = offs_m % (HQ * WQ)
-        i = q // WQ
-        j = q % WQ
-        oh = ph + i * SH
-        ow = pw + j * SW
-        mask_m = (offs_m < M) & (oh < HO) & (ow < WO)
+        ph, pw, b, i, j, oh, ow, mask_m = phase_pixels(offs_m, M, tl.program_id(2), HO, WO, HQ, WQ, SH, SW)
         rows_n = N * KH * KW
         acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.float32)
         for r in range(0, KH):
@@ -299,8 +298,7 @@ def _define(interpret: bool, helpers: dict) -> SimpleNamespace:
                             w_scale = tl.load(s_ptr + g * rows_n + rows, mask=mask_n, other=0.0)
                             acc = acc + (acc_i.to(tl.float32) * x_scale) * w_scale[None, :]
         acc = finish(acc, b_ptr, a_ptr, offs_n, mask_n, slope, HAS_BIAS, HAS_SCALE, ACT)
-        out_ptrs = out_ptr + (b * sob + oh * soh + ow * sow)[:, None] + offs_n[None, :] * soc
-        tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+        store_nchw(out_ptr, acc, b, oh, ow, offs_n, mask_m, mask_n, sob, soc, soh, sow)
 
     return SimpleNamespace(conv2d=conv2d_kernel, conv_transpose2d=conv_transpose2d_kernel,
                            w8a8_conv2d=w8a8_conv2d_kernel, w8a8_conv_transpose2d=w8a8_conv_transpose2d_kernel)

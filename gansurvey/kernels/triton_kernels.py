@@ -130,13 +130,12 @@ def _kernels(interpret: bool) -> SimpleNamespace:
 
 
 def _define(interpret: bool) -> SimpleNamespace:  # noqa: C901 - one place for every jitted function
-    # Shared decode of a (BLOCK_K, BLOCK_N) weight tile; inlined by the jit (helpers called from kernels are
-    # jit functions themselves, defined here so they follow the interpreter setting too).
+    # The (BLOCK_K, BLOCK_N) tile of integer codes (or codebook indices) of rows offs_n, columns offs_k; inlined by
+    # the jit (helpers called from kernels are jit functions themselves, defined here so they follow the
+    # interpreter setting too).
     @triton.jit
-    def decode_tile(p_ptr, s_ptr, z_ptr, offs_k, offs_n, k0, mask_k, mask_n, N, KB, group_size,
-                    BITS: tl.constexpr, KMAJOR: tl.constexpr, HAS_ZEROS: tl.constexpr, ONE_GROUP: tl.constexpr,
-                    BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr):
-        mask_kn = mask_k[:, None] & mask_n[None, :]
+    def unpack_tile(p_ptr, offs_k, offs_n, k0, mask_k, mask_n, N, KB,
+                    BITS: tl.constexpr, KMAJOR: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr):
         if KMAJOR:
             # Whole codes per byte: load each byte of the tile once (contiguous along N), split it in registers.
             PER: tl.constexpr = 8 // BITS
@@ -151,11 +150,21 @@ def _define(interpret: bool) -> SimpleNamespace:  # noqa: C901 - one place for e
                 code = tl.reshape(code, (BLOCK_K, BLOCK_N))
         else:
             # Row bitstream: code k holds bits k*BITS.. of its row and may straddle two bytes.
+            mask_kn = mask_k[:, None] & mask_n[None, :]
             bit = offs_k[:, None] * BITS
             b0 = tl.load(p_ptr + offs_n[None, :] * KB + bit // 8, mask=mask_kn, other=0).to(tl.int32)
             b1 = tl.load(p_ptr + offs_n[None, :] * KB + bit // 8 + 1, mask=mask_kn & (bit // 8 + 1 < KB),
                          other=0).to(tl.int32)
             code = ((b0 | (b1 << 8)) >> (bit % 8)) & ((1 << BITS) - 1)
+        return code
+
+    # Shared decode of a (BLOCK_K, BLOCK_N) weight tile: codes to (code - zero) * scale.
+    @triton.jit
+    def decode_tile(p_ptr, s_ptr, z_ptr, offs_k, offs_n, k0, mask_k, mask_n, N, KB, group_size,
+                    BITS: tl.constexpr, KMAJOR: tl.constexpr, HAS_ZEROS: tl.constexpr, ONE_GROUP: tl.constexpr,
+                    BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr):
+        mask_kn = mask_k[:, None] & mask_n[None, :]
+        code = unpack_tile(p_ptr, offs_k, offs_n, k0, mask_k, mask_n, N, KB, BITS, KMAJOR, BLOCK_K, BLOCK_N)
         if ONE_GROUP:  # BLOCK_K divides the group size: one scale (and zero) per column of the tile
             g = k0 // group_size
             scale = tl.load(s_ptr + g * N + offs_n, mask=mask_n, other=0.0)[None, :]
@@ -191,23 +200,7 @@ def _define(interpret: bool) -> SimpleNamespace:  # noqa: C901 - one place for e
                         BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr):
         ENTRIES: tl.constexpr = 1 << BITS
         mask_kn = mask_k[:, None] & mask_n[None, :]
-        if KMAJOR:
-            PER: tl.constexpr = 8 // BITS
-            offs_kb = k0 // PER + tl.arange(0, BLOCK_K // PER)
-            byte = tl.load(p_ptr + offs_kb[:, None] * N + offs_n[None, :],
-                           mask=(offs_kb[:, None] < KB) & mask_n[None, :], other=0).to(tl.int32)
-            if PER == 1:
-                idx = byte
-            else:
-                shifts = tl.arange(0, PER) * BITS
-                idx = (byte[:, None, :] >> shifts[None, :, None]) & (ENTRIES - 1)
-                idx = tl.reshape(idx, (BLOCK_K, BLOCK_N))
-        else:
-            bit = offs_k[:, None] * BITS
-            b0 = tl.load(p_ptr + offs_n[None, :] * KB + bit // 8, mask=mask_kn, other=0).to(tl.int32)
-            b1 = tl.load(p_ptr + offs_n[None, :] * KB + bit // 8 + 1, mask=mask_kn & (bit // 8 + 1 < KB),
-                         other=0).to(tl.int32)
-            idx = ((b0 | (b1 << 8)) >> (bit % 8)) & (ENTRIES - 1)
+        idx = unpack_tile(p_ptr, offs_k, offs_n, k0, mask_k, mask_n, N, KB, BITS, KMAJOR, BLOCK_K, BLOCK_N)
         if STAGED:
             wt = tl.gather(table, idx, 0)
         elif PER_ROW:
@@ -238,8 +231,8 @@ def _define(interpret: bool) -> SimpleNamespace:  # noqa: C901 - one place for e
             acc = 1.0 / (1.0 + tl.exp(-acc))
         return acc
 
-    helpers = dict(decode_tile=decode_tile, lut_table=lut_table, decode_lut_tile=decode_lut_tile, add=add,
-                   finish=finish)
+    helpers = dict(unpack_tile=unpack_tile, decode_tile=decode_tile, lut_table=lut_table,
+                   decode_lut_tile=decode_lut_tile, add=add, finish=finish)
     if interpret:
         # The compiler resolves a kernel's closure variables, the interpreter only its module globals.
         publish_for_interpreter(globals(), helpers)

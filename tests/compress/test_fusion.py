@@ -10,7 +10,7 @@ from torch import nn
 from gansurvey.checks import GanSurveyError
 from gansurvey.compress import EncodeConfig, FusedEpilogue, QuantConfig, compress, fuse_epilogues, quantize
 from gansurvey.kernels import conv as conv_module
-from gansurvey.kernels import dispatch, triton_kernels
+from gansurvey.kernels import dispatch
 from gansurvey.measuring import execution_engines
 
 from ..conftest import tiny_generator
@@ -18,14 +18,6 @@ from ..kernels.conftest import sqnr
 
 CONFIGS = {"w4": QuantConfig(4, granularity="per-group", group_size=8), "w8": QuantConfig(8),
            "codebook": EncodeConfig(bits=4, coder=None)}
-
-
-@pytest.fixture
-def triton_path(monkeypatch):
-    if not triton_kernels.HAS_TRITON:
-        pytest.skip("triton is not installed")
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    monkeypatch.setenv("GANSURVEY_KERNELS", "triton")
 
 
 def _with_statistics(model: nn.Module) -> nn.Module:
@@ -68,7 +60,7 @@ def _spy_epilogues(monkeypatch) -> list:
 
 @pytest.mark.parametrize("config", list(CONFIGS))
 @pytest.mark.parametrize(("kind", "fusable"), [("dcgan", 4), ("resnet", 3 + 2 * 2 + 2 + 1)])
-def test_fused_generators_compute_the_same_images_with_epilogues_in_the_kernels(triton_path, monkeypatch, kind,
+def test_fused_generators_compute_the_same_images_with_epilogues_in_the_kernels(triton_backend, monkeypatch, kind,
                                                                                  fusable, config):
     model, x = _compressed(kind, config)
     with torch.no_grad():
@@ -89,7 +81,7 @@ def test_fused_generators_compute_the_same_images_with_epilogues_in_the_kernels(
 
 
 @pytest.mark.parametrize("config", ["w8", "codebook"])
-def test_off_the_triton_path_a_fused_model_runs_its_modules_as_they_were(monkeypatch, config):
+def test_off_the_triton_backend_a_fused_model_runs_its_modules_as_they_were(monkeypatch, config):
     monkeypatch.setenv("GANSURVEY_KERNELS", "reference")
     model, x = _compressed("dcgan", config)
     if config == "codebook":
@@ -102,7 +94,7 @@ def test_off_the_triton_path_a_fused_model_runs_its_modules_as_they_were(monkeyp
     assert "+epilogue" not in execution_engines(fused, "cpu")
 
 
-def test_int8_activation_layers_fuse_too(triton_path):
+def test_int8_activation_layers_fuse_too(triton_backend):
     model = _with_statistics(tiny_generator("dcgan"))
     x = model.sample_inputs(2, torch.Generator().manual_seed(1))
     q = quantize(model, QuantConfig(8, activation_bits=8), x)
@@ -113,7 +105,7 @@ def test_int8_activation_layers_fuse_too(triton_path):
 
 
 @pytest.mark.parametrize("kind", ["linear", "conv"])
-def test_a_biased_layer_folds_its_bias_through_the_norm(triton_path, kind):
+def test_a_biased_layer_folds_its_bias_through_the_norm(triton_backend, kind):
     g = torch.Generator().manual_seed(2)
     if kind == "linear":
         body, norm, x = nn.Linear(12, 10), nn.BatchNorm1d(10), torch.randn(5, 12, generator=g)
